@@ -1,0 +1,95 @@
+//! Account credentials: argon2id password hashes and the rules a new account must meet.
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+pub const USERNAME_MAX: usize = 64;
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 128;
+
+/// Checks a username for registration; the message is shown to the person registering.
+pub fn validate_username(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("username must not be empty".into());
+    }
+    if name.chars().count() > USERNAME_MAX {
+        return Err(format!("username must be at most {USERNAME_MAX} characters"));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        return Err("username may contain only letters, digits, '.', '_' and '-'".into());
+    }
+    Ok(())
+}
+
+pub fn validate_password(password: &str, username: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if n < PASSWORD_MIN {
+        return Err(format!("password must be at least {PASSWORD_MIN} characters"));
+    }
+    if n > PASSWORD_MAX {
+        return Err(format!("password must be at most {PASSWORD_MAX} characters"));
+    }
+    if password.eq_ignore_ascii_case(username) {
+        return Err("password must differ from the username".into());
+    }
+    if password.chars().all(|c| c == password.chars().next().unwrap_or(' ')) {
+        return Err("password must not be one repeated character".into());
+    }
+    Ok(())
+}
+
+/// Hashes with argon2id and the crate's default (OWASP-recommended) parameters.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters cannot fail")
+        .to_string()
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash of a random password, verified against when the user does not exist so that
+/// "unknown user" and "wrong password" take the same time.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&uuid::Uuid::now_v7().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_round_trip_uses_argon2id() {
+        let h = hash_password("correct horse");
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("correct horsE", &h));
+        assert!(!verify_password("x", "not a hash"));
+        assert_ne!(h, hash_password("correct horse"), "salted");
+    }
+
+    #[test]
+    fn username_rules() {
+        assert!(validate_username("alice.b-c_1").is_ok());
+        assert!(validate_username("").is_err());
+        assert!(validate_username(&"a".repeat(65)).is_err());
+        assert!(validate_username("../etc").is_err());
+        assert!(validate_username("a b").is_err());
+        assert!(validate_username("bob\n").is_err());
+    }
+
+    #[test]
+    fn password_rules() {
+        assert!(validate_password("s3cret-pass", "alice").is_ok());
+        assert!(validate_password("short", "alice").is_err());
+        assert!(validate_password("aaaaaaaaaa", "alice").is_err());
+        assert!(validate_password("AliceAlice", "alicealice").is_err());
+        assert!(validate_password(&"x1".repeat(65), "alice").is_err());
+    }
+}

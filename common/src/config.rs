@@ -1,0 +1,205 @@
+//! One typed configuration from `gallery.toml` (or `$GALLERY_CONFIG`) plus `GALLERY_*`
+//! environment variables, the latter winning.
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `mysql://user:password@host:port/database`.
+    pub database_url: String,
+    /// A directory path, or `s3://bucket[/prefix]`. Defaults to `<data_dir>/objects`.
+    pub store: Option<String>,
+    /// Endpoint for S3-compatible servers other than AWS itself.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    /// Where the worker keeps its secret key (and, by default, the photos).
+    pub data_dir: PathBuf,
+    pub address: IpAddr,
+    pub port: u16,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Largest accepted decoded width or height, in pixels.
+    pub max_image_side: u32,
+    /// Largest accepted decoded image, in pixels (width × height).
+    pub max_image_pixels: u64,
+    /// Hex or base64 secret shared by every worker of a deployment (cookies and media URLs).
+    /// When unset, one is generated on first run and kept in `<data_dir>/secret.key`.
+    pub secret_key: Option<String>,
+    pub model_path: PathBuf,
+    /// Threads for detector inference inside one job.
+    pub detector_threads: usize,
+    /// Uploads processed at once; 0 means one per core.
+    pub pipeline_workers: usize,
+    /// Uploads allowed to wait for a processing slot before the worker answers 503.
+    pub pipeline_queue: usize,
+    /// Lifetime of a signed or presigned media URL, in seconds.
+    pub media_url_ttl_secs: u64,
+    /// Photos per page in a user's grid.
+    pub page_size: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: String::new(),
+            store: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            data_dir: PathBuf::from(".data"),
+            address: IpAddr::from([127, 0, 0, 1]),
+            port: 8000,
+            max_upload_bytes: 20 * 1024 * 1024,
+            max_image_side: 20_000,
+            max_image_pixels: 50_000_000,
+            secret_key: None,
+            model_path: PathBuf::from("models/ch_PP-OCRv4_det_infer.onnx"),
+            detector_threads: 1,
+            pipeline_workers: 0,
+            pipeline_queue: 16,
+            media_url_ttl_secs: 300,
+            page_size: 24,
+        }
+    }
+}
+
+/// Where the store lives, parsed from [`Config::store`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Dir(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `$GALLERY_CONFIG` (default `gallery.toml`, optional) and `GALLERY_*` variables.
+    pub fn load() -> Result<Config, ConfigError> {
+        let file = std::env::var("GALLERY_CONFIG").unwrap_or_else(|_| "gallery.toml".into());
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::file(file))
+                .merge(Env::prefixed("GALLERY_").ignore(&["CONFIG"])),
+        )
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(one_line(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("`{key}` {why}")));
+        if self.database_url.trim().is_empty() {
+            return bad("database_url", "is missing (set GALLERY_DATABASE_URL, e.g. mysql://user:pass@127.0.0.1:3306/gallery)");
+        }
+        if !self.database_url.starts_with("mysql://") {
+            return bad("database_url", "must start with mysql://");
+        }
+        if self.max_upload_bytes == 0 {
+            return bad("max_upload_bytes", "must be greater than 0");
+        }
+        if self.max_image_side < 64 {
+            return bad("max_image_side", "must be at least 64");
+        }
+        if self.max_image_pixels < 4096 {
+            return bad("max_image_pixels", "must be at least 4096");
+        }
+        if self.media_url_ttl_secs == 0 {
+            return bad("media_url_ttl_secs", "must be greater than 0");
+        }
+        if self.page_size == 0 || self.page_size > 500 {
+            return bad("page_size", "must be between 1 and 500");
+        }
+        if self.detector_threads == 0 {
+            return bad("detector_threads", "must be at least 1");
+        }
+        self.store_location()?;
+        Ok(())
+    }
+
+    pub fn store_location(&self) -> Result<StoreLocation, ConfigError> {
+        match self.store.as_deref() {
+            None | Some("") => Ok(StoreLocation::Dir(self.data_dir.join("objects"))),
+            Some(s) if s.starts_with("s3://") => {
+                let rest = &s["s3://".len()..];
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(ConfigError::Invalid(format!("`store` {s:?} names no bucket")));
+                }
+                let prefix = prefix.trim_matches('/');
+                let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+                Ok(StoreLocation::S3 { bucket: bucket.into(), prefix })
+            }
+            Some(s) if s.contains("://") => Err(ConfigError::Invalid(format!(
+                "`store` {s:?} is neither a directory nor s3://bucket/prefix"
+            ))),
+            Some(dir) => Ok(StoreLocation::Dir(PathBuf::from(dir))),
+        }
+    }
+
+    pub fn pipeline_workers(&self) -> usize {
+        if self.pipeline_workers > 0 {
+            self.pipeline_workers
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+}
+
+fn one_line(e: &figment::Error) -> String {
+    e.to_string().replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figment(toml: &str) -> Figment {
+        Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml))
+    }
+
+    #[test]
+    fn missing_database_url_is_named() {
+        let err = Config::from_figment(figment("")).unwrap_err().to_string();
+        assert!(err.contains("database_url"), "{err}");
+    }
+
+    #[test]
+    fn bad_types_and_unknown_keys_are_named() {
+        let err = Config::from_figment(figment("database_url='mysql://x'\nport='eighty'"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("port"), "{err}");
+        let err = Config::from_figment(figment("database_url='mysql://x'\nprot=80"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn store_locations() {
+        let c = Config::from_figment(figment("database_url='mysql://x'\ndata_dir='/d'")).unwrap();
+        assert_eq!(c.store_location().unwrap(), StoreLocation::Dir("/d/objects".into()));
+        let c = Config::from_figment(figment("database_url='mysql://x'\nstore='s3://b/p/q/'")).unwrap();
+        assert_eq!(
+            c.store_location().unwrap(),
+            StoreLocation::S3 { bucket: "b".into(), prefix: "p/q/".into() }
+        );
+        let c = Config::from_figment(figment("database_url='mysql://x'\nstore='s3://b'")).unwrap();
+        assert_eq!(c.store_location().unwrap(), StoreLocation::S3 { bucket: "b".into(), prefix: "".into() });
+        assert!(Config::from_figment(figment("database_url='mysql://x'\nstore='s3://'")).is_err());
+        assert!(Config::from_figment(figment("database_url='mysql://x'\nstore='gs://b'")).is_err());
+    }
+}

@@ -1,0 +1,252 @@
+//! MySQL/MariaDB access: pool, embedded versioned migrations, typed queries.
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, Pool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("database: {0}")]
+    Mysql(#[from] mysql_async::Error),
+    #[error("database URL: {0}")]
+    Url(#[from] mysql_async::UrlError),
+    #[error("database migrations are locked by another process")]
+    MigrationLock,
+}
+
+/// Migrations in order; a version is never edited once released, only added after.
+const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    r"
+    CREATE TABLE accounts (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        username VARCHAR(64) NOT NULL,
+        password_hash VARCHAR(255) NOT NULL,
+        created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+        UNIQUE KEY accounts_username (username)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+    CREATE TABLE photos (
+        id CHAR(32) NOT NULL PRIMARY KEY,
+        owner_id BIGINT UNSIGNED NOT NULL,
+        file_name VARCHAR(255) NOT NULL,
+        content_type VARCHAR(64) NOT NULL,
+        ext VARCHAR(8) NOT NULL,
+        width INT UNSIGNED NOT NULL,
+        height INT UNSIGNED NOT NULL,
+        bytes BIGINT UNSIGNED NOT NULL,
+        boxes INT UNSIGNED NOT NULL,
+        created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+        KEY photos_owner_created (owner_id, created_at),
+        CONSTRAINT photos_owner FOREIGN KEY (owner_id) REFERENCES accounts (id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    ",
+)];
+
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: u64,
+    pub username: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Photo {
+    pub id: String,
+    pub owner_id: u64,
+    pub file_name: String,
+    pub content_type: String,
+    pub ext: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    pub boxes: u32,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: i64,
+}
+
+impl Photo {
+    pub fn original_key(&self) -> String {
+        original_key(&self.id, &self.ext)
+    }
+    pub fn annotated_key(&self) -> String {
+        annotated_key(&self.id)
+    }
+    pub fn thumbnail_key(&self) -> String {
+        thumbnail_key(&self.id)
+    }
+}
+
+pub fn original_key(id: &str, ext: &str) -> String {
+    format!("photos/{id}.{ext}")
+}
+pub fn annotated_key(id: &str) -> String {
+    format!("annotated/{id}.jpg")
+}
+pub fn thumbnail_key(id: &str) -> String {
+    format!("thumbnails/{id}.jpg")
+}
+
+const PHOTO_COLUMNS: &str = "id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, \
+     CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED)";
+
+type PhotoRow = (String, u64, String, String, String, u32, u32, u64, u32, i64);
+
+fn photo_from_row(r: PhotoRow) -> Photo {
+    Photo {
+        id: r.0,
+        owner_id: r.1,
+        file_name: r.2,
+        content_type: r.3,
+        ext: r.4,
+        width: r.5,
+        height: r.6,
+        bytes: r.7,
+        boxes: r.8,
+        created_ms: r.9,
+    }
+}
+
+impl Db {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
+        let opts = Opts::from_url(url)?;
+        let db = Db { pool: Pool::new(opts) };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn conn(&self) -> Result<Conn, DbError> {
+        Ok(self.pool.get_conn().await?)
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        // Workers start together; the lock makes exactly one of them run each migration.
+        let locked: Option<i64> = conn.query_first("SELECT GET_LOCK('gallery_migrations', 60)").await?;
+        if locked != Some(1) {
+            return Err(DbError::MigrationLock);
+        }
+        let result = async {
+            conn.query_drop(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version INT UNSIGNED NOT NULL PRIMARY KEY,
+                    applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+            )
+            .await?;
+            let applied: Vec<u32> = conn.query("SELECT version FROM schema_migrations").await?;
+            for (version, sql) in MIGRATIONS {
+                if applied.contains(version) {
+                    continue;
+                }
+                tracing::info!(version, "applying database migration");
+                // MySQL commits DDL implicitly, so each statement runs on its own.
+                for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    conn.query_drop(stmt).await?;
+                }
+                conn.exec_drop("INSERT INTO schema_migrations (version) VALUES (?)", (version,)).await?;
+            }
+            Ok::<_, DbError>(())
+        }
+        .await;
+        conn.query_drop("DO RELEASE_LOCK('gallery_migrations')").await?;
+        result
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        conn.ping().await?;
+        Ok(())
+    }
+
+    pub async fn create_account(&self, username: &str, password_hash: &str) -> Result<u64, DbError> {
+        let mut conn = self.conn().await?;
+        let res = conn
+            .exec_drop(
+                "INSERT INTO accounts (username, password_hash) VALUES (?, ?)",
+                (username, password_hash),
+            )
+            .await;
+        match res {
+            Ok(()) => Ok(conn.last_insert_id().expect("auto-increment id")),
+            Err(mysql_async::Error::Server(e)) if e.code == 1062 => Err(DbError::UsernameTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn account_by_name(&self, username: &str) -> Result<Option<Account>, DbError> {
+        let mut conn = self.conn().await?;
+        let row: Option<(u64, String, String)> = conn
+            .exec_first("SELECT id, username, password_hash FROM accounts WHERE username = ?", (username,))
+            .await?;
+        Ok(row.map(|(id, username, password_hash)| Account { id, username, password_hash }))
+    }
+
+    pub async fn account_by_id(&self, id: u64) -> Result<Option<Account>, DbError> {
+        let mut conn = self.conn().await?;
+        let row: Option<(u64, String, String)> = conn
+            .exec_first("SELECT id, username, password_hash FROM accounts WHERE id = ?", (id,))
+            .await?;
+        Ok(row.map(|(id, username, password_hash)| Account { id, username, password_hash }))
+    }
+
+    pub async fn insert_photo(&self, p: &Photo) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (&p.id, p.owner_id, &p.file_name, &p.content_type, &p.ext, p.width, p.height, p.bytes, p.boxes),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The owner's photos, newest first.
+    pub async fn photos_of(&self, owner_id: u64, limit: u32, offset: u64) -> Result<Vec<Photo>, DbError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<PhotoRow> = conn
+            .exec(
+                format!(
+                    "SELECT {PHOTO_COLUMNS} FROM photos WHERE owner_id = ?
+                     ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+                ),
+                (owner_id, limit, offset),
+            )
+            .await?;
+        Ok(rows.into_iter().map(photo_from_row).collect())
+    }
+
+    pub async fn count_photos_of(&self, owner_id: u64) -> Result<u64, DbError> {
+        let mut conn = self.conn().await?;
+        let n: Option<u64> = conn.exec_first("SELECT COUNT(*) FROM photos WHERE owner_id = ?", (owner_id,)).await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// A photo only if it belongs to `owner_id`: other users' photos do not exist for them.
+    pub async fn photo_of(&self, owner_id: u64, id: &str) -> Result<Option<Photo>, DbError> {
+        let mut conn = self.conn().await?;
+        let row: Option<PhotoRow> = conn
+            .exec_first(format!("SELECT {PHOTO_COLUMNS} FROM photos WHERE id = ? AND owner_id = ?"), (id, owner_id))
+            .await?;
+        Ok(row.map(photo_from_row))
+    }
+
+    pub async fn photo(&self, id: &str) -> Result<Option<Photo>, DbError> {
+        let mut conn = self.conn().await?;
+        let row: Option<PhotoRow> =
+            conn.exec_first(format!("SELECT {PHOTO_COLUMNS} FROM photos WHERE id = ?"), (id,)).await?;
+        Ok(row.map(photo_from_row))
+    }
+
+    pub async fn count_rows(&self) -> Result<(u64, u64), DbError> {
+        let mut conn = self.conn().await?;
+        let accounts: Option<u64> = conn.query_first("SELECT COUNT(*) FROM accounts").await?;
+        let photos: Option<u64> = conn.query_first("SELECT COUNT(*) FROM photos").await?;
+        Ok((accounts.unwrap_or(0), photos.unwrap_or(0)))
+    }
+}

@@ -1,0 +1,6 @@
+//! What the gallery worker and the manager share.
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod signing;
+pub mod store;

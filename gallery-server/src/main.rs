@@ -1,0 +1,85 @@
+//! `gallery-server` runs a worker; `gallery-server detect [--json] FILE...` prints the text
+//! boxes the detector finds.
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use common::config::Config;
+use gallery_server::detect::{DbNetParams, Detector, TextDetector};
+
+const USAGE: &str = "usage: gallery-server [serve]\n       gallery-server detect [--json] FILE...";
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rocket=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None | Some("serve") => serve(),
+        Some("detect") => detect(&args[1..]),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gallery-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_detector(config: &Config) -> anyhow::Result<TextDetector> {
+    Ok(TextDetector::load(&config.model_path, config.detector_threads, DbNetParams::default())?)
+}
+
+#[rocket::main]
+async fn serve() -> anyhow::Result<()> {
+    let config = Config::load()?;
+    let detector: Arc<dyn Detector> = Arc::new(load_detector(&config)?);
+    let rocket = gallery_server::build(config, detector).await?;
+    let rocket = rocket.ignite().await?;
+    let cfg = rocket.config();
+    // Scripts and the control plane wait for this line.
+    tracing::info!("listening on http://{}:{}", cfg.address, cfg.port);
+    rocket.launch().await?;
+    Ok(())
+}
+
+fn detect(args: &[String]) -> anyhow::Result<()> {
+    let json = args.iter().any(|a| a == "--json");
+    let files: Vec<PathBuf> = args.iter().filter(|a| *a != "--json").map(PathBuf::from).collect();
+    anyhow::ensure!(!files.is_empty(), "no files given\n{USAGE}");
+    // Only the model path matters here; the database need not be configured.
+    let mut config: Config = figment::Figment::from(figment::providers::Serialized::defaults(Config::default()))
+        .merge(figment::providers::Env::prefixed("GALLERY_").only(&["MODEL_PATH", "DETECTOR_THREADS"]))
+        .extract()?;
+    if config.detector_threads == 0 {
+        config.detector_threads = 1;
+    }
+    let detector = load_detector(&config)?;
+    let limits = gallery_server::pipeline::DecodeLimits { max_side: config.max_image_side, max_pixels: config.max_image_pixels };
+    let mut all = Vec::new();
+    for file in &files {
+        let data = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let (img, _) = gallery_server::pipeline::decode(&data, limits).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let boxes = detector.detect(&img.to_rgb8())?;
+        if !json {
+            println!("{}: {} boxes", file.display(), boxes.len());
+            for b in &boxes {
+                println!("  ({}, {}) – ({}, {})  score {:.2}", b.x0, b.y0, b.x1, b.y1, b.score);
+            }
+        }
+        all.push(boxes);
+    }
+    if json {
+        println!("{}", serde_json::to_string(&all)?);
+    }
+    Ok(())
+}

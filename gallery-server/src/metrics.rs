@@ -1,0 +1,65 @@
+//! Prometheus metrics of one worker: requests by route and status, upload stage durations,
+//! and process CPU time (which the control plane turns into CPU %).
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::{Request, Response};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub stages: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered, by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let stages = HistogramVec::new(
+            HistogramOpts::new("upload_stage_seconds", "Time spent in each upload pipeline stage")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["stage"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(requests.clone())).expect("unique metric");
+        registry.register(Box::new(stages.clone())).expect("unique metric");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("unique metric");
+        Metrics { registry, requests, stages }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts every answered request under its route pattern (bounded label values).
+pub struct RequestCounter(pub std::sync::Arc<Metrics>);
+
+#[rocket::async_trait]
+impl Fairing for RequestCounter {
+    fn info(&self) -> Info {
+        Info { name: "request counter", kind: Kind::Response }
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        let route = req.route().map(|r| r.uri.origin.path().as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+        self.0
+            .requests
+            .with_label_values(&[route.as_str(), req.method().as_str(), &res.status().code.to_string()])
+            .inc();
+    }
+}

@@ -1,0 +1,311 @@
+//! One upload: decode → orient → detect → annotate → thumbnail (CPU, on the bounded pool),
+//! then store the three objects and insert the row (I/O). A photo row exists only when its
+//! three objects do; any failure removes what was written.
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::db::{self, Db, Photo};
+use common::store::SharedStore;
+use image::codecs::jpeg::JpegEncoder;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Rgb, RgbImage};
+use imageproc::drawing::draw_hollow_rect_mut;
+use imageproc::rect::Rect;
+use tokio::sync::Semaphore;
+
+use crate::detect::{DetectError, Detection, Detector};
+
+pub const THUMBNAIL_SIDE: u32 = 256;
+const ANNOTATED_QUALITY: u8 = 85;
+const THUMBNAIL_QUALITY: u8 = 80;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file is not an image (supported: JPEG, PNG, WebP, GIF, BMP, TIFF)")]
+    NotAnImage,
+    #[error("{0} images are not supported (supported: JPEG, PNG, WebP, GIF, BMP, TIFF)")]
+    Unsupported(String),
+    #[error("the image is {w}×{h} pixels; the limit is {max_side} pixels per side and {max_pixels} pixels in all")]
+    TooManyPixels { w: u32, h: u32, max_side: u32, max_pixels: u64 },
+    #[error("the image could not be decoded: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    pub max_side: u32,
+    pub max_pixels: u64,
+}
+
+/// What the CPU stages produce for one upload.
+pub struct Processed {
+    pub ext: &'static str,
+    pub content_type: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub boxes: Vec<Detection>,
+    pub annotated: Vec<u8>,
+    pub thumbnail: Vec<u8>,
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+fn format_info(format: ImageFormat) -> Option<(&'static str, &'static str)> {
+    Some(match format {
+        ImageFormat::Jpeg => ("jpg", "image/jpeg"),
+        ImageFormat::Png => ("png", "image/png"),
+        ImageFormat::WebP => ("webp", "image/webp"),
+        ImageFormat::Gif => ("gif", "image/gif"),
+        ImageFormat::Bmp => ("bmp", "image/bmp"),
+        ImageFormat::Tiff => ("tiff", "image/tiff"),
+        _ => return None,
+    })
+}
+
+/// Decodes by content (never by file name), refusing images whose header promises more
+/// pixels than allowed before any pixel memory is allocated, and applies EXIF orientation.
+pub fn decode(data: &[u8], limits: DecodeLimits) -> Result<(DynamicImage, ImageFormat), PipelineError> {
+    if data.is_empty() {
+        return Err(PipelineError::Empty);
+    }
+    let format = image::guess_format(data).map_err(|_| PipelineError::NotAnImage)?;
+    if format_info(format).is_none() {
+        return Err(PipelineError::Unsupported(format!("{format:?}").to_uppercase()));
+    }
+    let corrupt = |e: image::ImageError| PipelineError::Corrupt(e.to_string());
+    let (w, h) = ImageReader::with_format(Cursor::new(data), format).into_dimensions().map_err(corrupt)?;
+    if w == 0 || h == 0 || w > limits.max_side || h > limits.max_side || w as u64 * h as u64 > limits.max_pixels {
+        return Err(PipelineError::TooManyPixels { w, h, max_side: limits.max_side, max_pixels: limits.max_pixels });
+    }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(data) {
+        return Err(PipelineError::Corrupt("the JPEG data is truncated".into()));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(data), format);
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_side);
+    decoder_limits.max_image_height = Some(limits.max_side);
+    decoder_limits.max_alloc = Some(limits.max_pixels * 8 + (64 << 20));
+    reader.limits(decoder_limits);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let orientation = decoder.orientation().map_err(corrupt)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    img.apply_orientation(orientation);
+    Ok((img, format))
+}
+
+/// The JPEG decoder fills a cut-off file with grey instead of failing; a complete file ends
+/// with the EOI marker (possibly followed by padding some cameras append).
+fn jpeg_is_complete(data: &[u8]) -> bool {
+    let tail = &data[data.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Flattens onto white so transparent areas do not turn black.
+fn to_rgb(img: &DynamicImage) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.to_rgb8();
+    }
+    let rgba = img.to_rgba8();
+    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let p = rgba.get_pixel(x, y);
+        let a = p[3] as u32;
+        Rgb([0, 1, 2].map(|c| ((p[c] as u32 * a + 255 * (255 - a)) / 255) as u8))
+    })
+}
+
+fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PipelineError> {
+    let mut out = Vec::with_capacity(img.as_raw().len() / 8);
+    JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(img)
+        .map_err(|e| PipelineError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
+/// Rectangles a few pixels thick, scaled with the photo so they stay visible.
+pub fn annotate(img: &mut RgbImage, boxes: &[Detection]) {
+    let thickness = (img.width().max(img.height()) / 500).max(2);
+    let colour = Rgb([255, 40, 40]);
+    for b in boxes {
+        for t in 0..thickness {
+            let (x0, y0) = (b.x0 as i32 - t as i32, b.y0 as i32 - t as i32);
+            let (w, h) = ((b.x1 - b.x0) + 2 * t, (b.y1 - b.y0) + 2 * t);
+            if w > 0 && h > 0 {
+                draw_hollow_rect_mut(img, Rect::at(x0, y0).of_size(w, h), colour);
+            }
+        }
+    }
+}
+
+pub fn process(data: &[u8], detector: &dyn Detector, limits: DecodeLimits) -> Result<Processed, PipelineError> {
+    let mut timings = Vec::with_capacity(4);
+    let t = Instant::now();
+    let (img, format) = decode(data, limits)?;
+    let (ext, content_type) = format_info(format).expect("checked in decode");
+    let mut rgb = to_rgb(&img);
+    drop(img);
+    timings.push(("decode", t.elapsed()));
+
+    let t = Instant::now();
+    let boxes = detector.detect(&rgb)?;
+    timings.push(("detect", t.elapsed()));
+
+    let t = Instant::now();
+    let (tw, th) = fit_within(rgb.width(), rgb.height(), THUMBNAIL_SIDE);
+    let thumb = image::imageops::thumbnail(&rgb, tw, th);
+    let thumbnail = encode_jpeg(&thumb, THUMBNAIL_QUALITY)?;
+    timings.push(("thumbnail", t.elapsed()));
+
+    let t = Instant::now();
+    let (width, height) = rgb.dimensions();
+    annotate(&mut rgb, &boxes);
+    let annotated = encode_jpeg(&rgb, ANNOTATED_QUALITY)?;
+    timings.push(("annotate", t.elapsed()));
+
+    Ok(Processed { ext, content_type, width, height, boxes, annotated, thumbnail, timings })
+}
+
+/// Size keeping the aspect ratio with the long side at most `side`.
+pub fn fit_within(w: u32, h: u32, side: u32) -> (u32, u32) {
+    if w.max(h) <= side {
+        return (w, h);
+    }
+    if w >= h {
+        (side, ((h as u64 * side as u64 + w as u64 / 2) / w as u64).max(1) as u32)
+    } else {
+        (((w as u64 * side as u64 + h as u64 / 2) / h as u64).max(1) as u32, side)
+    }
+}
+
+/// Bounds CPU work: `workers` jobs run at once, at most `queue` more wait; beyond that the
+/// caller is told to come back later instead of piling up memory and latency.
+#[derive(Clone)]
+pub struct JobPool {
+    admitted: Arc<Semaphore>,
+    running: Arc<Semaphore>,
+}
+
+#[derive(Debug)]
+pub struct Busy;
+
+impl JobPool {
+    pub fn new(workers: usize, queue: usize) -> Self {
+        JobPool { admitted: Arc::new(Semaphore::new(workers + queue)), running: Arc::new(Semaphore::new(workers)) }
+    }
+
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<Result<T, tokio::task::JoinError>, Busy> {
+        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| Busy)?;
+        let _running = self.running.clone().acquire_owned().await.expect("semaphore never closed");
+        Ok(tokio::task::spawn_blocking(job).await)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Store(#[from] common::store::StoreError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+}
+
+/// Writes the three objects, then the row. Runs as its own task so that a client hanging up
+/// mid-way cannot cancel it between the writes and the clean-up.
+pub async fn commit(
+    store: SharedStore,
+    db: Db,
+    photo: Photo,
+    original: Bytes,
+    processed: Processed,
+) -> Result<Photo, CommitError> {
+    tokio::spawn(async move {
+        let objects = [
+            (photo.original_key(), original, photo.content_type.clone()),
+            (photo.annotated_key(), Bytes::from(processed.annotated), "image/jpeg".to_string()),
+            (photo.thumbnail_key(), Bytes::from(processed.thumbnail), "image/jpeg".to_string()),
+        ];
+        let keys: Vec<String> = objects.iter().map(|o| o.0.clone()).collect();
+        let mut result: Result<(), CommitError> = Ok(());
+        for (key, data, content_type) in objects {
+            if let Err(e) = store.put(&key, data, &content_type).await {
+                result = Err(e.into());
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = match db.insert_photo(&photo).await {
+                Ok(()) => Ok(()),
+                // The insert may have committed before the connection broke: if the row is
+                // there, the photo is saved and its objects must stay.
+                Err(e) => match db.photo(&photo.id).await {
+                    Ok(Some(_)) => Ok(()),
+                    _ => Err(e.into()),
+                },
+            };
+        }
+        if let Err(e) = result {
+            for key in &keys {
+                if let Err(del) = store.delete(key).await {
+                    tracing::error!(%key, error = %del, "could not remove object of a failed upload");
+                }
+            }
+            return Err(e);
+        }
+        Ok(photo)
+    })
+    .await
+    .expect("commit task panicked")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_within_keeps_aspect() {
+        assert_eq!(fit_within(1600, 1200, 256), (256, 192));
+        assert_eq!(fit_within(1200, 1600, 256), (192, 256));
+        assert_eq!(fit_within(100, 50, 256), (100, 50));
+        assert_eq!(fit_within(10000, 10, 256), (256, 1));
+    }
+
+    #[test]
+    fn annotate_draws_visible_box_edges() {
+        let mut img = RgbImage::from_pixel(100, 100, Rgb([0, 0, 0]));
+        annotate(&mut img, &[Detection { x0: 20, y0: 20, x1: 60, y1: 50, score: 1.0, label: None }]);
+        assert_eq!(img.get_pixel(20, 30), &Rgb([255, 40, 40]));
+        assert_eq!(img.get_pixel(40, 50), &Rgb([255, 40, 40]));
+        assert_eq!(img.get_pixel(40, 35), &Rgb([0, 0, 0]), "inside stays untouched");
+    }
+
+    #[tokio::test]
+    async fn job_pool_refuses_beyond_queue() {
+        let pool = JobPool::new(1, 1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let r1 = rx.clone();
+        let p1 = pool.clone();
+        let first = tokio::spawn(async move { p1.run(move || r1.lock().unwrap().recv().unwrap()).await });
+        let r2 = rx.clone();
+        let p2 = pool.clone();
+        let second = tokio::spawn(async move { p2.run(move || r2.lock().unwrap().recv().unwrap()).await });
+        // Wait until both are admitted (one running, one queued) before the third tries.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool.admitted.available_permits() > 0 {
+            assert!(Instant::now() < deadline, "jobs were not admitted");
+            tokio::task::yield_now().await;
+        }
+        assert!(pool.run(|| ()).await.is_err(), "third job must be refused");
+        tx.send(()).unwrap();
+        tx.send(()).unwrap();
+        assert!(first.await.unwrap().is_ok());
+        assert!(second.await.unwrap().is_ok());
+    }
+}

