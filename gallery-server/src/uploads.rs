@@ -69,7 +69,9 @@ pub async fn save(state: &AppState, owner_id: u64, file: &mut TempFile<'_>) -> R
 pub fn form_error(errors: rocket::form::Errors<'_>, max_upload: u64) -> Error {
     use rocket::form::error::ErrorKind;
     use rocket::http::Status;
-    if errors.status() == Status::PayloadTooLarge {
+    let too_large = errors.status() == Status::PayloadTooLarge
+        || errors.iter().any(|e| matches!(e.kind, ErrorKind::InvalidLength { max: Some(_), .. }));
+    if too_large {
         return Error::new(
             Status::PayloadTooLarge,
             format!("the upload is larger than the {} limit", human_bytes(max_upload)),
@@ -83,7 +85,7 @@ pub fn form_error(errors: rocket::form::Errors<'_>, max_upload: u64) -> Error {
         Some(kind) => format!("field `{field}`: {kind}"),
         None => "malformed form".into(),
     };
-    Error::new(if errors.status().code >= 500 { Status::BadRequest } else { errors.status() }, message)
+    Error::bad_request(message)
 }
 
 pub fn human_bytes(n: u64) -> String {

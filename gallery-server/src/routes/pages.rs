@@ -19,6 +19,9 @@ pub fn routes() -> Vec<Route> {
 
 type Page = Result<Redirect, (Status, Markup)>;
 
+/// Rocket's `form` limit set in `build`, for the message when a login form is oversized.
+const FORM_LIMIT: u64 = 64 * 1024;
+
 const STYLE: &str = r#"
 body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
 header{display:flex;gap:1rem;align-items:center;padding:.6rem 1.2rem;background:#1f2933;color:#fff}
@@ -154,7 +157,7 @@ async fn register(
     form: Result<Form<CredentialsForm<'_>>, Errors<'_>>,
 ) -> Page {
     let fail = |e: Error, name: &str| (e.status, layout("Register", None, &csrf, credentials_form("/register", "Register", &csrf, name, Some(&e.message))));
-    let form = form.map_err(|e| fail(form_error(e, 0), ""))?;
+    let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT), ""))?;
     csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
     let id = create_account(state, form.username, form.password).await.map_err(|e| fail(e, form.username))?;
     log_in(cookies, id);
@@ -174,7 +177,7 @@ async fn login(
     form: Result<Form<CredentialsForm<'_>>, Errors<'_>>,
 ) -> Page {
     let fail = |e: Error, name: &str| (e.status, layout("Log in", None, &csrf, credentials_form("/login", "Log in", &csrf, name, Some(&e.message))));
-    let form = form.map_err(|e| fail(form_error(e, 0), ""))?;
+    let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT), ""))?;
     csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
     let id = authenticate(state, form.username, form.password).await.map_err(|e| fail(e, form.username))?;
     log_in(cookies, id);

@@ -1,0 +1,170 @@
+//! The browser's view: register, log in and out, upload from the page, the grid, the photo
+//! page and its signed media URLs, CSRF, and privacy between users.
+mod support;
+
+use rocket::http::{ContentType, Status};
+use rocket::local::asynchronous::Client;
+use support::{body, hidden_value, image_sources, images, multipart, testdata, Part, TestApp};
+
+const PW: &str = "pass-word-1";
+
+async fn csrf(client: &Client, page: &str) -> String {
+    hidden_value(&body(client.get(page).dispatch().await).await, "csrf")
+}
+
+async fn register(client: &Client, user: &str) {
+    let token = csrf(client, "/register").await;
+    let res = client
+        .post("/register")
+        .header(ContentType::Form)
+        .body(format!("csrf={token}&username={user}&password={PW}"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.headers().get_one("Location"), Some("/"));
+}
+
+async fn upload(client: &Client, name: &str, data: &[u8]) -> (Status, Option<String>, String) {
+    let token = csrf(client, "/upload").await;
+    let (ct, body) = multipart(&[Part::Text("csrf", &token), Part::File("file", name, data)]);
+    let res = client.post("/upload").header(ct).body(body).dispatch().await;
+    let location = res.headers().get_one("Location").map(str::to_owned);
+    (res.status(), location, res.into_string().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_new_user_registers_uploads_and_sees_thumbnail_original_and_annotated() {
+    let app = TestApp::new().await;
+    let c = &app.client;
+    let landing = body(c.get("/").dispatch().await).await;
+    assert!(landing.contains("Create an account"));
+
+    register(c, "mia").await;
+    let home = body(c.get("/").dispatch().await).await;
+    assert!(home.contains("No photos yet") && home.contains("mia"), "{home}");
+
+    let photo = std::fs::read(testdata("photo000.jpg")).unwrap();
+    let (status, location, _) = upload(c, "photo000.jpg", &photo).await;
+    assert_eq!(status, Status::SeeOther);
+    let location = location.unwrap();
+    assert!(location.starts_with("/photos/"));
+
+    let home = body(c.get("/").dispatch().await).await;
+    let thumbs = image_sources(&home);
+    assert_eq!(thumbs.len(), 1, "{home}");
+    let thumb = c.get(thumbs[0].clone()).dispatch().await;
+    assert_eq!(thumb.status(), Status::Ok);
+    assert_eq!(thumb.content_type(), Some(ContentType::JPEG));
+    let thumb = image::load_from_memory(&thumb.into_bytes().await.unwrap()).unwrap();
+    assert_eq!(thumb.width().max(thumb.height()), 256);
+
+    let page = body(c.get(location.clone()).dispatch().await).await;
+    assert!(page.contains("photo000.jpg") && page.contains("1600×1200"), "{page}");
+    let srcs = image_sources(&page);
+    assert_eq!(srcs.len(), 2, "original and annotated: {page}");
+    let original = c.get(srcs[0].clone()).dispatch().await.into_bytes().await.unwrap();
+    assert_eq!(original, photo, "the original is served unchanged");
+    let annotated = c.get(srcs[1].clone()).dispatch().await.into_bytes().await.unwrap();
+    let annotated = image::load_from_memory(&annotated).unwrap().to_rgb8();
+    assert_eq!(annotated.dimensions(), (1600, 1200));
+    let red = annotated.pixels().filter(|p| p[0] > 200 && p[1] < 90 && p[2] < 90).count();
+    assert!(red > 1000, "boxes are drawn on the annotated copy ({red} red pixels)");
+}
+
+#[tokio::test]
+async fn login_logout_and_wrong_password() {
+    let app = TestApp::new().await;
+    let c = &app.client;
+    register(c, "nora").await;
+    let token = csrf(c, "/").await;
+    let res = c.post("/logout").header(ContentType::Form).body(format!("csrf={token}")).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let res = c.get("/upload").dispatch().await;
+    assert_eq!((res.status(), res.headers().get_one("Location")), (Status::SeeOther, Some("/login")));
+
+    let token = csrf(c, "/login").await;
+    let res = c.post("/login").header(ContentType::Form).body(format!("csrf={token}&username=nora&password=nope-nope")).dispatch().await;
+    assert_eq!(res.status(), Status::Unauthorized);
+    let page = body(res).await;
+    assert!(page.contains("wrong username or password") && page.contains("value=\"nora\""), "{page}");
+
+    let res = c.post("/login").header(ContentType::Form).body(format!("csrf={token}&username=nora&password={PW}")).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(c.get("/upload").dispatch().await.status(), Status::Ok);
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_are_refused() {
+    let app = TestApp::new().await;
+    let c = &app.client;
+    let res = c.post("/register").header(ContentType::Form).body(format!("csrf=forged&username=olga&password={PW}")).dispatch().await;
+    assert_eq!(res.status(), Status::Forbidden);
+    assert!(app.db.account_by_name("olga").await.unwrap().is_none());
+
+    register(c, "olga").await;
+    let (ct, body) = multipart(&[Part::Text("csrf", "forged"), Part::File("file", "a.jpg", &images::rgb_jpeg(32, 32))]);
+    let res = c.post("/upload").header(ct).body(body).dispatch().await;
+    assert_eq!(res.status(), Status::Forbidden);
+    app.assert_nothing_stored().await;
+}
+
+#[tokio::test]
+async fn page_upload_errors_are_shown_on_the_form() {
+    let app = TestApp::new().await;
+    register(&app.client, "pia").await;
+    let (status, _, page) = upload(&app.client, "notes.jpg", b"hello").await;
+    assert_eq!(status, Status::UnsupportedMediaType);
+    assert!(page.contains("not an image") && page.contains("type=\"file\""), "{page}");
+    app.assert_nothing_stored().await;
+}
+
+#[tokio::test]
+async fn other_users_photos_do_not_exist_for_you_and_media_links_expire() {
+    let app = TestApp::with(|c| c.media_url_ttl_secs = 600).await;
+    let c = &app.client;
+    register(c, "quinn").await;
+    let (_, location, _) = upload(c, "q.jpg", &images::rgb_jpeg(120, 90)).await;
+    let location = location.unwrap();
+    let page = body(c.get(location.clone()).dispatch().await).await;
+    let src = image_sources(&page)[0].clone();
+
+    // Tampering with any part of a signed link is refused.
+    let tampered_sig = format!("{}0", &src[..src.len() - 1]);
+    let tampered_key = src.replacen("/media/photos/", "/media/annotated/", 1);
+    let (path, query) = src.split_once('?').unwrap();
+    let exp: u64 = query.split('&').next().unwrap()["exp=".len()..].parse().unwrap();
+    let extended = src.replacen(&format!("exp={exp}"), &format!("exp={}", exp + 3600), 1);
+    let expired = format!("{path}?exp=1000&sig={}", app.client.rocket().state::<gallery_server::AppState>().unwrap().signer.sign(&path["/media/".len()..], 1000));
+    for bad in [tampered_sig, tampered_key, extended, expired] {
+        let res = c.get(bad.clone()).dispatch().await;
+        assert_eq!(res.status(), Status::Forbidden, "{bad}");
+    }
+    assert_eq!(c.get(src).dispatch().await.status(), Status::Ok);
+
+    // A second user, in a second browser (on another worker), gets 404 for the photo.
+    let other = app.second_browser().await;
+    register(&other, "rosa").await;
+    let res = other.get(location.clone()).dispatch().await;
+    assert_eq!(res.status(), Status::NotFound);
+    assert!(body(res).await.contains("no such photo"));
+}
+
+#[tokio::test]
+async fn the_grid_is_newest_first_and_paginated() {
+    let app = TestApp::with(|c| c.page_size = 2).await;
+    let c = &app.client;
+    register(c, "sam").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (status, location, _) = upload(c, &format!("p{i}.jpg"), &images::rgb_jpeg(40 + i, 30)).await;
+        assert_eq!(status, Status::SeeOther);
+        ids.push(location.unwrap()["/photos/".len()..].to_string());
+    }
+    let first = body(c.get("/").dispatch().await).await;
+    assert!(first.contains("Page 1 of 2"), "{first}");
+    let pos = |html: &str, id: &str| html.find(&format!("/photos/{id}"));
+    assert!(pos(&first, &ids[2]).unwrap() < pos(&first, &ids[1]).unwrap(), "newest first");
+    assert!(pos(&first, &ids[0]).is_none());
+    let second = body(c.get("/?page=2").dispatch().await).await;
+    assert!(pos(&second, &ids[0]).is_some() && pos(&second, &ids[2]).is_none());
+}
