@@ -87,8 +87,19 @@ impl Config {
         Self::from_figment(
             Figment::from(Serialized::defaults(Config::default()))
                 .merge(Toml::file(file))
-                .merge(Env::prefixed("GALLERY_").ignore(&["CONFIG"])),
+                .merge(Self::env()),
         )
+    }
+
+    /// `GALLERY_<SETTING>` for each setting. Other `GALLERY_*` variables belong to scripts
+    /// and tests (`GALLERY_CONFIG`, `GALLERY_DB_PORT`, …) and are not settings, so only known
+    /// keys are taken here; unknown keys in the file are still an error.
+    pub fn env() -> Env {
+        let known: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => unreachable!("Config serialises to an object"),
+        };
+        Env::prefixed("GALLERY_").filter(move |key| known.iter().any(|k| key == k.as_str()))
     }
 
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
@@ -186,6 +197,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn environment_sets_known_keys_and_leaves_others_alone() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GALLERY_DATABASE_URL", "mysql://u:p@h/db");
+            jail.set_env("GALLERY_PORT", "9000");
+            jail.set_env("GALLERY_DB_PORT", "3307");
+            jail.set_env("GALLERY_SERVER_BIN", "/x");
+            let c = Config::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Config::env()))
+                .map_err(|e| e.to_string())?;
+            assert_eq!((c.database_url.as_str(), c.port), ("mysql://u:p@h/db", 9000));
+            jail.set_env("GALLERY_PORT", "nine");
+            let err = Config::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Config::env()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("PORT") || err.contains("port"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

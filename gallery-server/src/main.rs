@@ -58,7 +58,7 @@ fn detect(args: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(!files.is_empty(), "no files given\n{USAGE}");
     // Only the model path matters here; the database need not be configured.
     let mut config: Config = figment::Figment::from(figment::providers::Serialized::defaults(Config::default()))
-        .merge(figment::providers::Env::prefixed("GALLERY_").only(&["MODEL_PATH", "DETECTOR_THREADS"]))
+        .merge(Config::env().only(&["model_path", "detector_threads"]))
         .extract()?;
     if config.detector_threads == 0 {
         config.detector_threads = 1;

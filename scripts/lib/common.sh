@@ -36,10 +36,13 @@ remember_pid() { echo "$1" >> "$RUN_DIR/pids"; }
 stop_all() {
   [ -f "$RUN_DIR/pids" ] || return 0
   local pid
-  while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$RUN_DIR/pids"
+  # Only our own servers: a pid left by a run that was killed hard may since be reused.
   while read -r pid; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    grep -qaE 'mariadbd|weed|gallery-server|manager-tui' "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null || true
+  done < "$RUN_DIR/pids"
+  while read -r pid; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    grep -qaE 'mariadbd|weed|gallery-server|manager-tui' "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
   done < "$RUN_DIR/pids"
   rm -f "$RUN_DIR/pids"
 }

@@ -127,7 +127,7 @@ async fn index(state: &State<AppState>, user: Option<User>, csrf: CsrfToken, pag
         @if total == 0 {
             p { "No photos yet. " a href="/upload" { "Upload your first one." } }
         } @else {
-            p.meta { (total) " photos" }
+            p.meta { (total) @if total == 1 { " photo" } @else { " photos" } }
             div.grid {
                 @for (p, url) in &thumbs {
                     a href={ "/photos/" (p.id) } title=(p.file_name) { img src=(url) alt=(p.file_name) loading="lazy"; }
