@@ -129,7 +129,7 @@ fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PipelineError> {
 
 /// Rectangles a few pixels thick, scaled with the photo so they stay visible.
 pub fn annotate(img: &mut RgbImage, boxes: &[Detection]) {
-    let thickness = (img.width().max(img.height()) / 500).max(2);
+    let thickness = (img.width().max(img.height()) / 320).max(2);
     let colour = Rgb([255, 40, 40]);
     for b in boxes {
         for t in 0..thickness {

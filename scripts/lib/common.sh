@@ -119,3 +119,22 @@ JSON
   # An unsigned request is refused (403) once the S3 gateway is up.
   wait_for 60 "SeaweedFS S3" bash -c "curl -s -o /dev/null -w '%{http_code}' $S3_ENDPOINT/ | grep -q 403"
 }
+
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] || apt_install chromium
+  command -v node >/dev/null 2>&1 || apt_install nodejs npm
+}
+
+# browser_walk DATABASE_URL: a headless Chromium walks the pages of a fresh worker.
+browser_walk() {
+  local db=$1 port dir
+  port=$(free_port); dir=$RUN_DIR/walk
+  mkdir -p "$dir"
+  (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --silent)
+  GALLERY_DATABASE_URL=$db GALLERY_DATA_DIR=$dir GALLERY_PORT=$port GALLERY_CONFIG=$dir/none.toml \
+    "$GALLERY_SERVER_BIN" serve 2>"$dir/worker.log" &
+  remember_pid $!
+  wait_for 60 "the worker for the browser walk" curl -sf "http://127.0.0.1:$port/healthz"
+  node "$ROOT/tests/browser/walk.mjs" "http://127.0.0.1:$port" "$GALLERY_TESTDATA/photo000.jpg" \
+    || { tail -20 "$dir/worker.log" >&2; return 1; }
+}
