@@ -1,5 +1,6 @@
 //! What the gallery worker and the manager share.
 pub mod auth;
+pub mod autoscale;
 pub mod config;
 pub mod db;
 pub mod signing;
