@@ -233,3 +233,106 @@ mod tests {
         assert!(Config::from_figment(figment("database_url='mysql://x'\nstore='gs://b'")).is_err());
     }
 }
+
+/// The control plane's configuration: `manager.toml` (or `$GALLERY_MANAGER_CONFIG`) plus the
+/// `GALLERY_*` variables that name its settings. Workers it launches inherit its
+/// environment, so one `GALLERY_DATABASE_URL` serves both.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagerConfig {
+    pub database_url: String,
+    /// `local` (worker processes behind the built-in balancer) or `aws`.
+    pub provider: String,
+    pub data_dir: PathBuf,
+    pub control_address: IpAddr,
+    pub control_port: u16,
+    pub balancer_address: IpAddr,
+    pub balancer_port: u16,
+    /// The `gallery-server` binary; by default the one beside `manager-tui`.
+    pub worker_bin: Option<PathBuf>,
+    pub health_interval_secs: f64,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+    pub sample_interval_secs: f64,
+    /// How long a draining worker may finish its requests before it is told to stop.
+    pub drain_timeout_secs: f64,
+    /// A worker not healthy this long after launch is replaced.
+    pub start_timeout_secs: f64,
+    /// Operator e-mail addresses allowed to log in.
+    pub operators: Vec<String>,
+    pub otp_validity_secs: u64,
+    pub token_ttl_secs: u64,
+    /// One-time-password requests allowed per address and per client in `otp_window_secs`.
+    pub otp_max_requests: u32,
+    pub otp_window_secs: u64,
+    /// Starting policy; once the operator changes it, the stored one wins.
+    pub policy: crate::autoscale::Policy,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            database_url: String::new(),
+            provider: "local".into(),
+            data_dir: PathBuf::from(".data"),
+            control_address: IpAddr::from([127, 0, 0, 1]),
+            control_port: 5000,
+            balancer_address: IpAddr::from([127, 0, 0, 1]),
+            balancer_port: 8080,
+            worker_bin: None,
+            health_interval_secs: 2.0,
+            unhealthy_threshold: 2,
+            healthy_threshold: 2,
+            sample_interval_secs: 5.0,
+            drain_timeout_secs: 30.0,
+            start_timeout_secs: 120.0,
+            operators: Vec::new(),
+            otp_validity_secs: 60,
+            token_ttl_secs: 12 * 3600,
+            otp_max_requests: 5,
+            otp_window_secs: 600,
+            policy: crate::autoscale::Policy::default(),
+        }
+    }
+}
+
+impl ManagerConfig {
+    pub fn load() -> Result<ManagerConfig, ConfigError> {
+        let file = std::env::var("GALLERY_MANAGER_CONFIG").unwrap_or_else(|_| "manager.toml".into());
+        Self::from_figment(
+            Figment::from(Serialized::defaults(ManagerConfig::default()))
+                .merge(Toml::file(file))
+                .merge(Self::env()),
+        )
+    }
+
+    pub fn env() -> Env {
+        let known: Vec<String> = match serde_json::to_value(ManagerConfig::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => unreachable!("ManagerConfig serialises to an object"),
+        };
+        Env::prefixed("GALLERY_").filter(move |key| known.iter().any(|k| key == k.as_str()))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<ManagerConfig, ConfigError> {
+        let config: ManagerConfig = figment.extract().map_err(|e| ConfigError::Invalid(one_line(&e)))?;
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("`{key}` {why}")));
+        if config.database_url.trim().is_empty() {
+            return bad("database_url", "is missing (set GALLERY_DATABASE_URL)");
+        }
+        if config.provider != "local" && config.provider != "aws" {
+            return bad("provider", "must be \"local\" or \"aws\"");
+        }
+        if config.health_interval_secs <= 0.0 || config.sample_interval_secs <= 0.0 {
+            return bad("health_interval_secs/sample_interval_secs", "must be greater than 0");
+        }
+        if config.unhealthy_threshold == 0 || config.healthy_threshold == 0 {
+            return bad("healthy_threshold/unhealthy_threshold", "must be at least 1");
+        }
+        if let Some(bad_mail) = config.operators.iter().find(|m| !m.contains('@')) {
+            return Err(ConfigError::Invalid(format!("`operators`: {bad_mail:?} is not an e-mail address")));
+        }
+        config.policy.validate().map_err(|e| ConfigError::Invalid(format!("`policy`: {e}")))?;
+        Ok(config)
+    }
+}

@@ -41,6 +41,41 @@ const MIGRATIONS: &[(u32, &str)] = &[(
         CONSTRAINT photos_owner FOREIGN KEY (owner_id) REFERENCES accounts (id)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
     ",
+), (
+    2,
+    r"
+    CREATE TABLE manager_settings (
+        id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+        policy TEXT NOT NULL,
+        autoscaler_enabled BOOLEAN NOT NULL,
+        desired_workers INT UNSIGNED NOT NULL,
+        updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
+    ) ENGINE=InnoDB;
+
+    CREATE TABLE worker_count_history (
+        at TIMESTAMP(3) NOT NULL,
+        desired INT UNSIGNED NOT NULL,
+        healthy INT UNSIGNED NOT NULL,
+        KEY worker_count_history_at (at)
+    ) ENGINE=InnoDB;
+
+    CREATE TABLE scaling_events (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+        from_count INT UNSIGNED NOT NULL,
+        to_count INT UNSIGNED NOT NULL,
+        reason VARCHAR(255) NOT NULL
+    ) ENGINE=InnoDB;
+
+    CREATE TABLE operator_tokens (
+        token_hash CHAR(64) NOT NULL PRIMARY KEY,
+        email VARCHAR(255) NOT NULL,
+        kind VARCHAR(16) NOT NULL,
+        name VARCHAR(128) NOT NULL DEFAULT '',
+        created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+        expires_at TIMESTAMP(3) NULL
+    ) ENGINE=InnoDB;
+    ",
 )];
 
 #[derive(Clone)]
@@ -241,6 +276,98 @@ impl Db {
         let row: Option<PhotoRow> =
             conn.exec_first(format!("SELECT {PHOTO_COLUMNS} FROM photos WHERE id = ?"), (id,)).await?;
         Ok(row.map(photo_from_row))
+    }
+
+    /// The manager's persisted settings: (policy JSON, autoscaler enabled, desired workers).
+    pub async fn manager_settings(&self) -> Result<Option<(String, bool, u32)>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(conn
+            .query_first("SELECT policy, autoscaler_enabled, desired_workers FROM manager_settings WHERE id = 1")
+            .await?)
+    }
+
+    pub async fn save_manager_settings(&self, policy: &str, enabled: bool, desired: u32) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "INSERT INTO manager_settings (id, policy, autoscaler_enabled, desired_workers) VALUES (1, ?, ?, ?)
+             ON DUPLICATE KEY UPDATE policy = VALUES(policy), autoscaler_enabled = VALUES(autoscaler_enabled),
+             desired_workers = VALUES(desired_workers)",
+            (policy, enabled, desired),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_worker_count(&self, desired: u32, healthy: u32) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("INSERT INTO worker_count_history (at, desired, healthy) VALUES (NOW(3), ?, ?)", (desired, healthy))
+            .await?;
+        // History older than a day is never shown.
+        conn.query_drop("DELETE FROM worker_count_history WHERE at < NOW(3) - INTERVAL 1 DAY").await?;
+        Ok(())
+    }
+
+    /// (unix seconds, desired, healthy), oldest first.
+    pub async fn worker_counts_since(&self, seconds: u64) -> Result<Vec<(i64, u32, u32)>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(conn
+            .exec(
+                "SELECT CAST(UNIX_TIMESTAMP(at) AS SIGNED), desired, healthy FROM worker_count_history
+                 WHERE at >= NOW(3) - INTERVAL ? SECOND ORDER BY at",
+                (seconds,),
+            )
+            .await?)
+    }
+
+    pub async fn record_scaling_event(&self, from: u32, to: u32, reason: &str) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "INSERT INTO scaling_events (from_count, to_count, reason) VALUES (?, ?, ?)",
+            (from, to, reason.chars().take(255).collect::<String>()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// (unix seconds, from, to, reason), newest first.
+    pub async fn scaling_events(&self, limit: u32) -> Result<Vec<(i64, u32, u32, String)>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(conn
+            .exec(
+                "SELECT CAST(UNIX_TIMESTAMP(at) AS SIGNED), from_count, to_count, reason FROM scaling_events
+                 ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+            .await?)
+    }
+
+    pub async fn insert_operator_token(
+        &self,
+        token_hash: &str,
+        email: &str,
+        kind: &str,
+        name: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "INSERT INTO operator_tokens (token_hash, email, kind, name, expires_at)
+             VALUES (?, ?, ?, ?, IF(? IS NULL, NULL, NOW(3) + INTERVAL ? SECOND))",
+            (token_hash, email, kind, name, ttl_secs, ttl_secs),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The operator's e-mail when the token is known and not expired.
+    pub async fn operator_for_token(&self, token_hash: &str) -> Result<Option<String>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(conn
+            .exec_first(
+                "SELECT email FROM operator_tokens WHERE token_hash = ? AND (expires_at IS NULL OR expires_at > NOW(3))",
+                (token_hash,),
+            )
+            .await?)
     }
 
     pub async fn count_rows(&self) -> Result<(u64, u64), DbError> {

@@ -1,7 +1,9 @@
 //! What the gallery worker and the manager share.
+pub mod api;
 pub mod auth;
 pub mod autoscale;
 pub mod config;
 pub mod db;
+pub mod metrics;
 pub mod signing;
 pub mod store;

@@ -1,0 +1,142 @@
+//! Control-API request and response types, shared by the control plane (`manager-tui
+//! serve`) and its clients (the dashboard, `--once`). Times are Unix seconds.
+use serde::{Deserialize, Serialize};
+
+use crate::autoscale::{Phase, Policy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    Starting,
+    Healthy,
+    Unhealthy,
+    Draining,
+    Stopped,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Starting => "starting",
+            WorkerState::Healthy => "healthy",
+            WorkerState::Unhealthy => "unhealthy",
+            WorkerState::Draining => "draining",
+            WorkerState::Stopped => "stopped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerStatus {
+    pub id: String,
+    pub address: String,
+    pub state: WorkerState,
+    pub started_at: f64,
+    /// Latest CPU use, 0–1 of the worker's machine.
+    pub cpu: Option<f64>,
+    /// Latest request rate, per second.
+    pub request_rate: Option<f64>,
+    /// Last 30 minutes, one point per sample: (time, CPU 0–1).
+    pub cpu_series: Vec<(f64, f64)>,
+    /// Last 30 minutes, one point per sample: (time, requests per second).
+    pub request_series: Vec<(f64, f64)>,
+    /// Requests currently being served through the balancer.
+    pub in_flight: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PoolCounts {
+    pub desired: u32,
+    pub starting: u32,
+    pub healthy: u32,
+    pub unhealthy: u32,
+    pub draining: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AutoscalerStatus {
+    pub enabled: bool,
+    pub phase: Phase,
+    /// Seconds until the cooldown ends or the resize times out.
+    pub seconds_left: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CountPoint {
+    pub at: i64,
+    pub desired: u32,
+    pub healthy: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScalingEvent {
+    pub at: i64,
+    pub from: u32,
+    pub to: u32,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Totals {
+    pub accounts: u64,
+    pub photos: u64,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub deployment: String,
+    pub balancer: String,
+    pub now: f64,
+    pub workers: Vec<WorkerStatus>,
+    pub pool: PoolCounts,
+    pub policy: Policy,
+    pub autoscaler: AutoscalerStatus,
+    /// Worker counts of the last 30 minutes.
+    pub history: Vec<CountPoint>,
+    /// Newest first.
+    pub events: Vec<ScalingEvent>,
+    /// `None` when the database or store could not be read.
+    pub totals: Option<Totals>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OtpRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OtpReply {
+    pub challenge: String,
+    pub expires_in: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyRequest {
+    pub challenge: String,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenReply {
+    pub token: String,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PoolReply {
+    pub desired: u32,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub error: String,
+}

@@ -1,0 +1,131 @@
+//! Time series kept in memory and pruned by age (like bottom's), and per-process CPU
+//! sampling from /proc.
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+/// One value per sample time, oldest first, never older than `max_age` seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Series {
+    points: VecDeque<(f64, f64)>,
+    #[serde(skip)]
+    max_age: f64,
+}
+
+impl Series {
+    pub fn new(max_age: f64) -> Self {
+        Series { points: VecDeque::new(), max_age }
+    }
+
+    pub fn push(&mut self, at: f64, value: f64) {
+        self.points.push_back((at, value));
+        while self.points.front().is_some_and(|(t, _)| at - t > self.max_age) {
+            self.points.pop_front();
+        }
+    }
+
+    pub fn last(&self) -> Option<(f64, f64)> {
+        self.points.back().copied()
+    }
+
+    pub fn points(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        self.points.iter().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Mean per whole minute (bucketed by `floor(t / 60)`), oldest first.
+    pub fn per_minute(&self) -> Vec<(f64, f64)> {
+        let mut out: Vec<(f64, f64, u32)> = Vec::new();
+        for (t, v) in self.points() {
+            let minute = (t / 60.0).floor() * 60.0;
+            match out.last_mut() {
+                Some(last) if last.0 == minute => {
+                    last.1 += v;
+                    last.2 += 1;
+                }
+                _ => out.push((minute, v, 1)),
+            }
+        }
+        out.into_iter().map(|(m, sum, n)| (m, sum / n as f64)).collect()
+    }
+}
+
+/// CPU time (user + system) a process has used so far, in seconds.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+/// Sum of every `http_requests_total` sample in a Prometheus text exposition.
+pub fn total_requests(exposition: &str) -> Option<f64> {
+    let mut total = None;
+    for line in exposition.lines() {
+        if let Some(rest) = line.strip_prefix("http_requests_total") {
+            if rest.starts_with('{') || rest.starts_with(' ') {
+                let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+                *total.get_or_insert(0.0) += value;
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_prunes_by_age_and_buckets_per_minute() {
+        let mut s = Series::new(120.0);
+        for t in 0..40 {
+            s.push(t as f64 * 5.0, t as f64);
+        }
+        // 195 s now; kept: 75..=195.
+        assert_eq!(s.points().next(), Some((75.0, 15.0)));
+        assert_eq!(s.last(), Some((195.0, 39.0)));
+        let m = s.per_minute();
+        assert_eq!(m.iter().map(|p| p.0).collect::<Vec<_>>(), vec![60.0, 120.0, 180.0]);
+        assert_eq!(m[0].1, (15.0 + 16.0 + 17.0 + 18.0 + 19.0 + 20.0 + 21.0 + 22.0 + 23.0) / 9.0);
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        let before = process_cpu_seconds(std::process::id()).unwrap();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(process_cpu_seconds(std::process::id()).unwrap() >= before);
+        assert_eq!(process_cpu_seconds(u32::MAX), None);
+    }
+
+    #[test]
+    fn request_totals_from_prometheus_text() {
+        let text = "# HELP http_requests_total x\n# TYPE http_requests_total counter\n\
+            http_requests_total{method=\"GET\",route=\"/\",status=\"200\"} 3\n\
+            http_requests_total{method=\"POST\",route=\"/api/upload\",status=\"200\"} 4\n\
+            http_requests_total_other 100\nprocess_cpu_seconds_total 1.5\n";
+        assert_eq!(total_requests(text), Some(7.0));
+        assert_eq!(total_requests("process_cpu_seconds_total 1\n"), None);
+    }
+}

@@ -1,0 +1,338 @@
+//! The single actuator of the pool: desired size (from the operator or the autoscaler), the
+//! reconciler that launches and drains to reach it, and the state that survives restarts
+//! (policy, enabled flag, desired size in MySQL; history and events too).
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::api::{AutoscalerStatus, CountPoint, PoolCounts, ScalingEvent, Status, Totals, WorkerState};
+use common::autoscale::{self, Phase, Policy, PoolView, Sample};
+use common::config::ManagerConfig;
+use common::db::Db;
+use common::metrics::Series;
+use common::store::SharedStore;
+use tokio::sync::Notify;
+
+use super::local::{LocalPool, SERIES_AGE};
+use super::now;
+
+struct State {
+    desired: u32,
+    policy: Policy,
+    enabled: bool,
+    phase: Phase,
+    /// Mean CPU of healthy workers, one point per sample.
+    samples: Series,
+    last_history: f64,
+    last_recorded: (u32, u32),
+}
+
+pub struct ControlPlane {
+    pub config: Arc<ManagerConfig>,
+    pub pool: Arc<LocalPool>,
+    pub db: Db,
+    pub store: Option<SharedStore>,
+    state: Mutex<State>,
+    /// Wakes the reconciler after a change of desired size.
+    wake: Notify,
+    pub shutdown: Notify,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] common::db::DbError),
+}
+
+impl ControlPlane {
+    /// Restores the persisted settings (or stores the configured ones on first start).
+    pub async fn new(
+        config: Arc<ManagerConfig>,
+        pool: Arc<LocalPool>,
+        db: Db,
+        store: Option<SharedStore>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let (policy, enabled, desired) = match db.manager_settings().await? {
+            Some((json, enabled, desired)) => {
+                let policy: Policy = serde_json::from_str(&json).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "stored policy unreadable; using the configured one");
+                    config.policy.clone()
+                });
+                (policy, enabled, desired)
+            }
+            None => (config.policy.clone(), true, config.policy.min_workers),
+        };
+        let desired = policy.clamp(desired);
+        db.save_manager_settings(&serde_json::to_string(&policy)?, enabled, desired).await?;
+        tracing::info!(desired, enabled, "control plane state restored");
+        Ok(Arc::new(ControlPlane {
+            config,
+            pool,
+            db,
+            store,
+            state: Mutex::new(State {
+                desired,
+                policy,
+                enabled,
+                phase: Phase::Idle,
+                samples: Series::new(SERIES_AGE),
+                last_history: 0.0,
+                last_recorded: (u32::MAX, u32::MAX),
+            }),
+            wake: Notify::new(),
+            shutdown: Notify::new(),
+        }))
+    }
+
+    async fn persist(&self) -> Result<(), ControlError> {
+        let (policy, enabled, desired) = {
+            let s = self.state.lock().unwrap();
+            (serde_json::to_string(&s.policy).expect("policy serialises"), s.enabled, s.desired)
+        };
+        self.db.save_manager_settings(&policy, enabled, desired).await?;
+        Ok(())
+    }
+
+    /// Sets the desired size (bounded by the policy) and records why.
+    pub async fn resize(&self, to: u32, reason: &str) -> Result<u32, ControlError> {
+        let (from, to) = {
+            let mut s = self.state.lock().unwrap();
+            let from = s.desired;
+            let to = s.policy.clamp(to);
+            s.desired = to;
+            (from, to)
+        };
+        if from != to {
+            tracing::info!(from, to, reason, "resizing pool");
+            self.db.record_scaling_event(from, to, reason).await?;
+            self.persist().await?;
+            self.wake.notify_one();
+        }
+        Ok(to)
+    }
+
+    /// The operator's +1 / −1. An operator's resize starts a cooldown so the autoscaler
+    /// does not undo it at once.
+    pub async fn grow_or_shrink(&self, delta: i32) -> Result<u32, ControlError> {
+        let (current, policy) = {
+            let s = self.state.lock().unwrap();
+            (s.desired, s.policy.clone())
+        };
+        let target = (current as i64 + delta as i64).max(0) as u32;
+        if target > policy.max_workers {
+            return Err(ControlError::Invalid(format!("the pool is at its maximum of {} workers", policy.max_workers)));
+        }
+        if target < policy.min_workers {
+            return Err(ControlError::Invalid(format!("the pool is at its minimum of {} workers", policy.min_workers)));
+        }
+        let reason = if delta > 0 { "operator: grow by one" } else { "operator: shrink by one" };
+        let to = self.resize(target, reason).await?;
+        self.state.lock().unwrap().phase = Phase::Resizing { target: to, since: now() };
+        Ok(to)
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.state.lock().unwrap().policy.clone()
+    }
+
+    pub async fn set_policy(&self, policy: Policy) -> Result<Policy, ControlError> {
+        policy.validate().map_err(ControlError::Invalid)?;
+        let desired = {
+            let mut s = self.state.lock().unwrap();
+            s.policy = policy.clone();
+            s.desired
+        };
+        self.persist().await?;
+        let bounded = policy.clamp(desired);
+        if bounded != desired {
+            self.resize(bounded, "policy bounds changed").await?;
+        }
+        Ok(policy)
+    }
+
+    pub async fn set_enabled(&self, enabled: bool) -> Result<(), ControlError> {
+        {
+            let mut s = self.state.lock().unwrap();
+            s.enabled = enabled;
+            if enabled {
+                s.phase = Phase::Idle;
+            }
+        }
+        self.persist().await
+    }
+
+    pub fn desired(&self) -> u32 {
+        self.state.lock().unwrap().desired
+    }
+
+    /// Launches or drains until the pool matches the desired size. Starting and draining
+    /// workers are counted, so a slow start never causes a second launch.
+    pub async fn reconcile(self: &Arc<Self>) {
+        let desired = self.desired();
+        let active = self.pool.active_count();
+        if active < desired {
+            for _ in active..desired {
+                if let Err(e) = self.pool.launch() {
+                    tracing::error!(error = %e, "could not launch a worker");
+                    break;
+                }
+            }
+        } else if active > desired {
+            for id in self.pool.pick_and_mark_draining(active - desired) {
+                let this = self.clone();
+                tokio::spawn(async move { this.pool.drain_and_stop(&id).await });
+            }
+        }
+    }
+
+    pub async fn reconcile_loop(self: Arc<Self>) {
+        loop {
+            self.reconcile().await;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    pub async fn health_loop(self: Arc<Self>) {
+        let every = Duration::from_secs_f64(self.config.health_interval_secs);
+        loop {
+            self.pool.check_health().await;
+            self.wake.notify_one();
+            self.record_history(false).await;
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Samples the workers, then lets the autoscaler decide.
+    pub async fn sample_loop(self: Arc<Self>) {
+        let every = Duration::from_secs_f64(self.config.sample_interval_secs);
+        loop {
+            tokio::time::sleep(every).await;
+            let mean = self.pool.sample().await;
+            let t = now();
+            let view = PoolView {
+                desired: self.desired(),
+                healthy: self.pool.count(WorkerState::Healthy),
+                starting: self.pool.count(WorkerState::Starting),
+            };
+            let decision = {
+                let mut s = self.state.lock().unwrap();
+                if let Some(cpu) = mean {
+                    s.samples.push(t, cpu);
+                }
+                if !s.enabled {
+                    continue;
+                }
+                let samples: Vec<Sample> = s.samples.points().map(|(at, cpu)| Sample { at, cpu }).collect();
+                let d = autoscale::step(s.phase, view, &samples, &s.policy, t);
+                s.phase = d.phase;
+                d
+            };
+            if let Some(r) = decision.resize {
+                if let Err(e) = self.resize(r.to, &format!("autoscaler: {}", r.reason)).await {
+                    tracing::error!(error = %e, "could not record a resize");
+                }
+            }
+        }
+    }
+
+    /// One history point a minute, and one on every change.
+    async fn record_history(&self, force: bool) {
+        let t = now();
+        let point = (self.desired(), self.pool.count(WorkerState::Healthy));
+        let due = {
+            let mut s = self.state.lock().unwrap();
+            let due = force || t - s.last_history >= 60.0 || point != s.last_recorded;
+            if due {
+                s.last_history = t;
+                s.last_recorded = point;
+            }
+            due
+        };
+        if due {
+            if let Err(e) = self.db.record_worker_count(point.0, point.1).await {
+                tracing::warn!(error = %e, "could not record worker count");
+            }
+        }
+    }
+
+    pub async fn totals(&self) -> Option<Totals> {
+        let (accounts, photos) = self.db.count_rows().await.ok()?;
+        let objects = match &self.store {
+            Some(store) => store.list("").await.ok()?,
+            None => Vec::new(),
+        };
+        Some(Totals { accounts, photos, objects: objects.len() as u64, bytes: objects.iter().map(|o| o.size).sum() })
+    }
+
+    pub async fn status(&self) -> Status {
+        let workers = self.pool.status();
+        let count = |st: WorkerState| workers.iter().filter(|w| w.state == st).count() as u32;
+        let (policy, enabled, phase, desired) = {
+            let s = self.state.lock().unwrap();
+            (s.policy.clone(), s.enabled, s.phase, s.desired)
+        };
+        let t = now();
+        let seconds_left = match phase {
+            Phase::Idle => None,
+            Phase::Resizing { since, .. } => Some((since + policy.resize_timeout_secs - t).max(0.0)),
+            Phase::Cooldown { until } => Some((until - t).max(0.0)),
+        };
+        let history = self
+            .db
+            .worker_counts_since(SERIES_AGE as u64)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(at, desired, healthy)| CountPoint { at, desired, healthy })
+            .collect();
+        let events = self
+            .db
+            .scaling_events(50)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(at, from, to, reason)| ScalingEvent { at, from, to, reason })
+            .collect();
+        Status {
+            deployment: self.config.provider.clone(),
+            balancer: format!("{}:{}", self.config.balancer_address, self.config.balancer_port),
+            now: t,
+            pool: PoolCounts {
+                desired,
+                starting: count(WorkerState::Starting),
+                healthy: count(WorkerState::Healthy),
+                unhealthy: count(WorkerState::Unhealthy),
+                draining: count(WorkerState::Draining),
+            },
+            workers,
+            policy,
+            autoscaler: AutoscalerStatus { enabled, phase, seconds_left },
+            history,
+            events,
+            totals: self.totals().await,
+        }
+    }
+
+    /// Drains and stops every worker, then lets the control plane exit.
+    pub async fn stop_everything(self: &Arc<Self>) {
+        {
+            let mut s = self.state.lock().unwrap();
+            s.enabled = false;
+            s.desired = 0;
+        }
+        let ids = self.pool.pick_and_mark_draining(u32::MAX);
+        let mut tasks = Vec::new();
+        for id in ids {
+            let this = self.clone();
+            tasks.push(tokio::spawn(async move { this.pool.drain_and_stop(&id).await }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        self.shutdown.notify_waiters();
+    }
+}
