@@ -30,6 +30,8 @@ impl WorkerState {
 pub struct WorkerStatus {
     pub id: String,
     pub address: String,
+    /// Process id (local provider) for operators who need to look at one worker.
+    pub pid: Option<u32>,
     pub state: WorkerState,
     pub started_at: f64,
     /// Latest CPU use, 0–1 of the worker's machine.
@@ -139,4 +141,73 @@ pub struct PoolReply {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorReply {
     pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Page<T> {
+    pub total: u64,
+    pub offset: u64,
+    pub items: Vec<T>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccountRow {
+    pub id: u64,
+    pub username: String,
+    pub created_at: i64,
+    pub photos: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PhotoRow {
+    pub id: String,
+    pub owner_id: u64,
+    pub owner: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    pub boxes: u32,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectRow {
+    pub key: String,
+    pub size: u64,
+}
+
+/// Files and bytes of one kind (originals, annotated copies or thumbnails).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KindUsage {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Like the seed's "user details": photos, files and bytes per kind for one account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserUsage {
+    pub id: u64,
+    pub username: String,
+    pub photos: u64,
+    pub originals: KindUsage,
+    pub annotated: KindUsage,
+    pub thumbnails: KindUsage,
+}
+
+impl UserUsage {
+    pub fn files(&self) -> u64 {
+        self.originals.files + self.annotated.files + self.thumbnails.files
+    }
+    pub fn bytes(&self) -> u64 {
+        self.originals.bytes + self.annotated.bytes + self.thumbnails.bytes
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeleteReply {
+    pub photos: u64,
+    pub objects: u64,
+    pub accounts: u64,
 }

@@ -370,6 +370,68 @@ impl Db {
             .await?)
     }
 
+    /// (id, username, created unix seconds, photo count), by id.
+    pub async fn accounts_page(&self, limit: u32, offset: u64) -> Result<Vec<(u64, String, i64, u64)>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(conn
+            .exec(
+                "SELECT a.id, a.username, CAST(UNIX_TIMESTAMP(a.created_at) AS SIGNED),
+                        (SELECT COUNT(*) FROM photos p WHERE p.owner_id = a.id)
+                 FROM accounts a ORDER BY a.id LIMIT ? OFFSET ?",
+                (limit, offset),
+            )
+            .await?)
+    }
+
+    /// All users' photos, newest first, with the owner's name.
+    pub async fn photos_page(&self, limit: u32, offset: u64) -> Result<Vec<(Photo, String)>, DbError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<(String, u64, String, String, String, u32, u32, u64, u32, i64, String)> = conn
+            .exec(
+                "SELECT p.id, p.owner_id, p.file_name, p.content_type, p.ext, p.width, p.height, p.bytes, p.boxes,
+                        CAST(UNIX_TIMESTAMP(p.created_at) * 1000 AS SIGNED), a.username
+                 FROM photos p JOIN accounts a ON a.id = p.owner_id
+                 ORDER BY p.created_at DESC, p.id DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (photo_from_row((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9)), r.10))
+            .collect())
+    }
+
+    /// (photo id, owner id, ext) of every photo: maps object keys to owners.
+    pub async fn photo_owners(&self) -> Result<Vec<(String, u64, String)>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(conn.query("SELECT id, owner_id, ext FROM photos").await?)
+    }
+
+    /// Deletes the rows of `owner_id`'s photos (all photos when `None`) and returns them, so
+    /// the caller can delete their objects after: a row never points at a missing object.
+    pub async fn delete_photo_rows(&self, owner_id: Option<u64>) -> Result<Vec<Photo>, DbError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+        let (sql, params): (String, mysql_async::Params) = match owner_id {
+            Some(id) => (format!("SELECT {PHOTO_COLUMNS} FROM photos WHERE owner_id = ? FOR UPDATE"), (id,).into()),
+            None => (format!("SELECT {PHOTO_COLUMNS} FROM photos FOR UPDATE"), mysql_async::Params::Empty),
+        };
+        let rows: Vec<PhotoRow> = tx.exec(sql, params).await?;
+        match owner_id {
+            Some(id) => tx.exec_drop("DELETE FROM photos WHERE owner_id = ?", (id,)).await?,
+            None => tx.query_drop("DELETE FROM photos").await?,
+        }
+        tx.commit().await?;
+        Ok(rows.into_iter().map(photo_from_row).collect())
+    }
+
+    /// Deletes every account (their photos' rows must be gone already); returns how many.
+    pub async fn delete_accounts(&self) -> Result<u64, DbError> {
+        let mut conn = self.conn().await?;
+        conn.query_drop("DELETE FROM accounts").await?;
+        Ok(conn.affected_rows())
+    }
+
     pub async fn count_rows(&self) -> Result<(u64, u64), DbError> {
         let mut conn = self.conn().await?;
         let accounts: Option<u64> = conn.query_first("SELECT COUNT(*) FROM accounts").await?;

@@ -33,17 +33,18 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 
 remember_pid() { echo "$1" >> "$RUN_DIR/pids"; }
 
+# Stops what was started, newest first: the control plane drains its workers while the
+# database they commit to is still up.
 stop_all() {
   [ -f "$RUN_DIR/pids" ] || return 0
   local pid
   # Only our own servers: a pid left by a run that was killed hard may since be reused.
-  while read -r pid; do
-    grep -qaE 'mariadbd|weed|gallery-server|manager-tui' "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null || true
-  done < "$RUN_DIR/pids"
-  while read -r pid; do
+  for pid in $(tac "$RUN_DIR/pids"); do
+    grep -qaE 'mariadbd|weed|gallery-server|manager-tui' "/proc/$pid/cmdline" 2>/dev/null || continue
+    kill "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    grep -qaE 'mariadbd|weed|gallery-server|manager-tui' "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-  done < "$RUN_DIR/pids"
+    kill -9 "$pid" 2>/dev/null || true
+  done
   rm -f "$RUN_DIR/pids"
 }
 

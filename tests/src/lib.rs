@@ -103,3 +103,120 @@ impl Drop for Worker {
         let _ = self.child.wait();
     }
 }
+
+/// A `manager-tui serve` process (control plane, balancer, workers); killed when dropped.
+pub struct ControlPlane {
+    pub child: Child,
+    pub api_port: u16,
+    pub lb_port: u16,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+}
+
+impl ControlPlane {
+    /// Starts a control plane with `manager_toml` as its configuration file.
+    pub fn spawn(database_url: &str, data_dir: &Path, manager_toml: &str) -> ControlPlane {
+        Self::spawn_on(database_url, data_dir, manager_toml, free_port(), free_port())
+    }
+
+    pub fn spawn_on(database_url: &str, data_dir: &Path, manager_toml: &str, api_port: u16, lb_port: u16) -> ControlPlane {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let config = data_dir.join("manager.toml");
+        std::fs::write(&config, manager_toml).unwrap();
+        let bin = env("GALLERY_MANAGER_BIN");
+        let child = Command::new(bin)
+            .arg("serve")
+            .env("GALLERY_MANAGER_CONFIG", &config)
+            .env("GALLERY_CONFIG", data_dir.join("none.toml"))
+            .env("GALLERY_DATABASE_URL", database_url)
+            .env("GALLERY_DATA_DIR", data_dir)
+            .env("GALLERY_CONTROL_PORT", api_port.to_string())
+            .env("GALLERY_BALANCER_PORT", lb_port.to_string())
+            .env("GALLERY_WORKER_BIN", env("GALLERY_SERVER_BIN"))
+            .env("GALLERY_MODEL_PATH", env("GALLERY_MODEL_PATH"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("manager-tui binary (built by scripts/test)");
+        ControlPlane { child, api_port, lb_port, data_dir: data_dir.to_owned(), database_url: database_url.to_owned() }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.api_port)
+    }
+
+    pub fn lb(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.lb_port)
+    }
+
+    pub async fn wait_api(&mut self, http: &reqwest::Client) {
+        let url = self.api("/status");
+        let child = &mut self.child;
+        wait_until("the control API", Duration::from_secs(60), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("manager-tui exited early: {status}");
+            }
+            let req = http.get(&url).send();
+            async move { req.await.ok().map(|_| ()) }
+        })
+        .await
+    }
+
+    /// Files in the outbox, by name.
+    pub fn outbox(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.data_dir.join("outbox"))
+            .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "eml")).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Asks for a code and returns (challenge, the code from the newly written mail if any).
+    pub async fn request_code(&self, http: &reqwest::Client, email: &str) -> (reqwest::StatusCode, Option<String>, Option<String>) {
+        let before = self.outbox();
+        let res = http.post(self.api("/auth/otp")).json(&serde_json::json!({ "email": email })).send().await.unwrap();
+        let status = res.status();
+        let body: serde_json::Value = res.json().await.unwrap();
+        let challenge = body["challenge"].as_str().map(str::to_owned);
+        let new: Vec<PathBuf> = self.outbox().into_iter().filter(|p| !before.contains(p)).collect();
+        let code = new.first().map(|p| {
+            let mail = std::fs::read_to_string(p).unwrap();
+            let at = mail.find("control plane is ").expect("code in mail") + "control plane is ".len();
+            mail[at..at + 6].to_owned()
+        });
+        (status, challenge, code)
+    }
+
+    /// Logs in as `email` (which must be an operator) and returns the bearer token.
+    pub async fn login(&self, http: &reqwest::Client, email: &str) -> String {
+        let (_, challenge, code) = self.request_code(http, email).await;
+        let res = http
+            .post(self.api("/auth/verify"))
+            .json(&serde_json::json!({ "challenge": challenge.unwrap(), "code": code.expect("a mail with the code") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn status(&self, http: &reqwest::Client, token: &str) -> common::api::Status {
+        http.get(self.api("/status")).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let child = &mut self.child;
+        wait_until("the control plane to exit after SIGTERM", Duration::from_secs(60), || {
+            let status = child.try_wait().unwrap();
+            async move { status }
+        })
+        .await
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

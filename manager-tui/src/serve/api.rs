@@ -2,16 +2,20 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use common::api::{ApiKeyRequest, ErrorReply, OtpReply, OtpRequest, PoolReply, Status, TokenReply, VerifyRequest};
+use common::api::{
+    AccountRow, ApiKeyRequest, DeleteReply, ErrorReply, ObjectRow, OtpReply, OtpRequest, Page, PhotoRow, PoolReply, Status,
+    TokenReply, UserUsage, VerifyRequest,
+};
 use common::autoscale::Policy;
 use rocket::http::Status as Http;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
-use rocket::{catch, catchers, get, post, put, routes, Build, Rocket, State};
+use rocket::{catch, catchers, delete, get, post, put, routes, Build, Rocket, State};
 
 use super::auth::{hash_token, Auth, AuthError};
 use super::control::{ControlError, ControlPlane};
+use super::data::{self, DataError};
 
 #[derive(Debug)]
 pub struct ApiError(Http, String);
@@ -49,7 +53,18 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError(Http::InternalServerError, "internal error; see the control plane's log".into())
 }
 
+impl From<DataError> for ApiError {
+    fn from(e: DataError) -> Self {
+        match e {
+            DataError::NoStore => ApiError(Http::ServiceUnavailable, e.to_string()),
+            other => internal(other),
+        }
+    }
+}
+
 type Result<T> = std::result::Result<Json<T>, ApiError>;
+
+const PAGE_MAX: u32 = 1000;
 
 /// An authenticated operator (session token or API key).
 pub struct Operator {
@@ -148,6 +163,60 @@ async fn stop_autoscaler(_op: Operator, control: &State<Arc<ControlPlane>>) -> R
     Ok(Json(PoolReply { desired: control.desired(), message: "autoscaler stopped".into() }))
 }
 
+#[get("/accounts?<offset>&<limit>")]
+async fn accounts(_op: Operator, control: &State<Arc<ControlPlane>>, offset: Option<u64>, limit: Option<u32>) -> Result<Page<AccountRow>> {
+    Ok(Json(data::accounts(&control.db, offset.unwrap_or(0), limit.unwrap_or(100).min(PAGE_MAX)).await?))
+}
+
+#[get("/photos?<offset>&<limit>")]
+async fn photos(_op: Operator, control: &State<Arc<ControlPlane>>, offset: Option<u64>, limit: Option<u32>) -> Result<Page<PhotoRow>> {
+    Ok(Json(data::photos(&control.db, offset.unwrap_or(0), limit.unwrap_or(100).min(PAGE_MAX)).await?))
+}
+
+#[get("/objects?<prefix>&<offset>&<limit>")]
+async fn objects(
+    _op: Operator,
+    control: &State<Arc<ControlPlane>>,
+    prefix: Option<&str>,
+    offset: Option<u64>,
+    limit: Option<u32>,
+) -> Result<Page<ObjectRow>> {
+    let page = data::objects(control.store.as_ref(), prefix.unwrap_or(""), offset.unwrap_or(0), limit.unwrap_or(100).min(PAGE_MAX));
+    Ok(Json(page.await?))
+}
+
+#[get("/users")]
+async fn users(_op: Operator, control: &State<Arc<ControlPlane>>) -> Result<Vec<UserUsage>> {
+    Ok(Json(data::usage(&control.db, control.store.as_ref()).await?))
+}
+
+#[get("/users/<id>")]
+async fn user(_op: Operator, control: &State<Arc<ControlPlane>>, id: u64) -> Result<UserUsage> {
+    let all = data::usage(&control.db, control.store.as_ref()).await?;
+    all.into_iter().find(|u| u.id == id).map(Json).ok_or_else(|| ApiError(Http::NotFound, format!("no account with id {id}")))
+}
+
+#[delete("/users/<id>/photos")]
+async fn delete_user_photos(op: Operator, control: &State<Arc<ControlPlane>>, id: u64) -> Result<DeleteReply> {
+    let reply = data::delete_user_photos(&control.db, control.store.as_ref(), id).await?;
+    tracing::warn!(operator = %op.email, user = id, photos = reply.photos, "deleted a user's photos");
+    Ok(Json(reply))
+}
+
+#[delete("/photos")]
+async fn delete_photos(op: Operator, control: &State<Arc<ControlPlane>>) -> Result<DeleteReply> {
+    let reply = data::delete_all_photos(&control.db, control.store.as_ref()).await?;
+    tracing::warn!(operator = %op.email, photos = reply.photos, objects = reply.objects, "deleted all photos");
+    Ok(Json(reply))
+}
+
+#[delete("/everything")]
+async fn delete_everything(op: Operator, control: &State<Arc<ControlPlane>>) -> Result<DeleteReply> {
+    let reply = data::delete_everything(&control.db, control.store.as_ref()).await?;
+    tracing::warn!(operator = %op.email, photos = reply.photos, accounts = reply.accounts, "deleted everything");
+    Ok(Json(reply))
+}
+
 /// Drains and stops every worker, then the control plane exits.
 #[post("/stop")]
 fn stop(op: Operator, control: &State<Arc<ControlPlane>>) -> Json<PoolReply> {
@@ -183,7 +252,27 @@ pub fn build(control: Arc<ControlPlane>, auth: Auth) -> Rocket<Build> {
         .manage(auth)
         .mount(
             "/",
-            routes![otp, verify, api_key, status, grow, shrink, get_policy, put_policy, start, stop_autoscaler, stop],
+            routes![
+                otp,
+                verify,
+                api_key,
+                status,
+                grow,
+                shrink,
+                get_policy,
+                put_policy,
+                start,
+                stop_autoscaler,
+                stop,
+                accounts,
+                photos,
+                objects,
+                users,
+                user,
+                delete_user_photos,
+                delete_photos,
+                delete_everything
+            ],
         )
         .register("/", catchers![default_catcher])
 }

@@ -351,6 +351,7 @@ impl LocalPool {
             .map(|w| WorkerStatus {
                 id: w.id.clone(),
                 address: w.addr.to_string(),
+                pid: Some(w.pid),
                 state: w.state,
                 started_at: w.started_at,
                 cpu: w.cpu.last().map(|p| p.1),

@@ -3,6 +3,7 @@ mod api;
 mod auth;
 mod balancer;
 mod control;
+mod data;
 mod local;
 
 use std::sync::Arc;

@@ -1,0 +1,143 @@
+//! The gallery's data as the operator sees it: tables of accounts, photos and objects,
+//! per-user usage, and the deletes. Rows go before objects, so a photo row never points at
+//! a missing file; objects whose row is gone are removed right after.
+use std::collections::HashMap;
+
+use common::api::{AccountRow, DeleteReply, KindUsage, ObjectRow, Page, PhotoRow, UserUsage};
+use common::db::{Db, DbError, Photo};
+use common::store::{SharedStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the object store is not configured for the control plane")]
+    NoStore,
+}
+
+pub const PHOTO_PREFIXES: [&str; 3] = ["photos/", "annotated/", "thumbnails/"];
+
+pub async fn accounts(db: &Db, offset: u64, limit: u32) -> Result<Page<AccountRow>, DataError> {
+    let (total, _) = db.count_rows().await?;
+    let items = db
+        .accounts_page(limit, offset)
+        .await?
+        .into_iter()
+        .map(|(id, username, created_at, photos)| AccountRow { id, username, created_at, photos })
+        .collect();
+    Ok(Page { total, offset, items })
+}
+
+pub async fn photos(db: &Db, offset: u64, limit: u32) -> Result<Page<PhotoRow>, DataError> {
+    let (_, total) = db.count_rows().await?;
+    let items = db
+        .photos_page(limit, offset)
+        .await?
+        .into_iter()
+        .map(|(p, owner)| PhotoRow {
+            id: p.id,
+            owner_id: p.owner_id,
+            owner,
+            file_name: p.file_name,
+            content_type: p.content_type,
+            width: p.width,
+            height: p.height,
+            bytes: p.bytes,
+            boxes: p.boxes,
+            created_at: p.created_ms / 1000,
+        })
+        .collect();
+    Ok(Page { total, offset, items })
+}
+
+pub async fn objects(store: Option<&SharedStore>, prefix: &str, offset: u64, limit: u32) -> Result<Page<ObjectRow>, DataError> {
+    let all = store.ok_or(DataError::NoStore)?.list(prefix).await?;
+    let total = all.len() as u64;
+    let items = all
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .map(|o| ObjectRow { key: o.key, size: o.size })
+        .collect();
+    Ok(Page { total, offset, items })
+}
+
+/// One listing of the store, attributed to owners through the photo rows.
+pub async fn usage(db: &Db, store: Option<&SharedStore>) -> Result<Vec<UserUsage>, DataError> {
+    let store = store.ok_or(DataError::NoStore)?;
+    let owners: HashMap<String, u64> = db.photo_owners().await?.into_iter().map(|(id, owner, _)| (id, owner)).collect();
+    let mut users: Vec<UserUsage> = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = db.accounts_page(500, offset).await?;
+        if page.is_empty() {
+            break;
+        }
+        offset += page.len() as u64;
+        users.extend(page.into_iter().map(|(id, username, _, photos)| UserUsage {
+            id,
+            username,
+            photos,
+            originals: KindUsage::default(),
+            annotated: KindUsage::default(),
+            thumbnails: KindUsage::default(),
+        }));
+    }
+    let index: HashMap<u64, usize> = users.iter().enumerate().map(|(i, u)| (u.id, i)).collect();
+    for object in store.list("").await? {
+        let Some((kind, file)) = object.key.split_once('/') else { continue };
+        let id = file.split('.').next().unwrap_or_default();
+        let Some(user) = owners.get(id).and_then(|owner| index.get(owner)).map(|&i| &mut users[i]) else { continue };
+        let usage = match kind {
+            "photos" => &mut user.originals,
+            "annotated" => &mut user.annotated,
+            "thumbnails" => &mut user.thumbnails,
+            _ => continue,
+        };
+        usage.files += 1;
+        usage.bytes += object.size;
+    }
+    Ok(users)
+}
+
+async fn delete_objects_of(store: &SharedStore, photos: &[Photo]) -> Result<u64, DataError> {
+    let mut n = 0;
+    for p in photos {
+        for key in [p.original_key(), p.annotated_key(), p.thumbnail_key()] {
+            store.delete(&key).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// One user's photos: rows, then their objects.
+pub async fn delete_user_photos(db: &Db, store: Option<&SharedStore>, user: u64) -> Result<DeleteReply, DataError> {
+    let store = store.ok_or(DataError::NoStore)?;
+    let photos = db.delete_photo_rows(Some(user)).await?;
+    let objects = delete_objects_of(store, &photos).await?;
+    Ok(DeleteReply { photos: photos.len() as u64, objects, accounts: 0 })
+}
+
+/// Every photo of every user: rows, then every object under the photo prefixes (which also
+/// sweeps objects a failed upload may have left).
+pub async fn delete_all_photos(db: &Db, store: Option<&SharedStore>) -> Result<DeleteReply, DataError> {
+    let store = store.ok_or(DataError::NoStore)?;
+    let photos = db.delete_photo_rows(None).await?;
+    let mut objects = 0;
+    for prefix in PHOTO_PREFIXES {
+        for o in store.list(prefix).await? {
+            store.delete(&o.key).await?;
+            objects += 1;
+        }
+    }
+    Ok(DeleteReply { photos: photos.len() as u64, objects, accounts: 0 })
+}
+
+pub async fn delete_everything(db: &Db, store: Option<&SharedStore>) -> Result<DeleteReply, DataError> {
+    let mut reply = delete_all_photos(db, store).await?;
+    reply.accounts = db.delete_accounts().await?;
+    Ok(reply)
+}

@@ -1,0 +1,324 @@
+//! The control plane end to end: real `manager-tui serve`, real workers, real MariaDB.
+//! Operator login rules; every control call refused without a token; the pool grows under
+//! upload load and shrinks after it with no failed upload; a SIGKILLed worker is replaced
+//! and only requests inside it may fail; a restart keeps policy, history and events.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::api::WorkerState;
+use gallery_tests::{fresh_database, testdata, wait_until, ControlPlane};
+use reqwest::multipart::{Form, Part};
+use reqwest::StatusCode;
+
+const OPERATOR: &str = "ops@example.com";
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(0).build().unwrap()
+}
+
+/// Small windows so a test sees grow, cooldown and shrink within a minute or two.
+const FAST_POLICY: &str = r#"
+operators = ["ops@example.com"]
+health_interval_secs = 0.5
+sample_interval_secs = 1.0
+otp_validity_secs = 3
+otp_max_requests = 6
+[policy]
+grow_cpu = 0.45
+shrink_cpu = 0.15
+expand_ratio = 1.5
+shrink_ratio = 0.5
+min_workers = 1
+max_workers = 3
+resize_timeout_secs = 60
+cooldown_secs = 3
+scale_in_window_secs = 4
+tolerance = 0.0
+max_sample_age_secs = 5
+"#;
+
+#[tokio::test]
+async fn operator_login_rules_and_token_required() {
+    let db = fresh_database("otp").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
+    let http = http();
+    cp.wait_api(&http).await;
+
+    // Every call but /auth/* needs a token.
+    for (method, path) in [
+        ("GET", "/status"),
+        ("POST", "/pool/grow"),
+        ("POST", "/pool/shrink"),
+        ("GET", "/autoscaler"),
+        ("PUT", "/autoscaler"),
+        ("POST", "/autoscaler/start"),
+        ("POST", "/autoscaler/stop"),
+        ("POST", "/api-keys"),
+        ("POST", "/stop"),
+    ] {
+        let res = http.request(method.parse().unwrap(), cp.api(path)).bearer_auth("made-up").send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
+        let res = http.request(method.parse().unwrap(), cp.api(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path} without a token");
+    }
+    let mut requests = 0;
+
+    // An address not on the allow-list gets the same reply, and no mail.
+    let (status, challenge, code) = cp.request_code(&http, "intruder@example.com").await;
+    requests += 1;
+    assert_eq!(status, StatusCode::OK);
+    assert!(challenge.is_some() && code.is_none());
+
+    // A right code works once, only for its challenge.
+    let (_, c1, code1) = cp.request_code(&http, OPERATOR).await;
+    let (_, c2, _code2) = cp.request_code(&http, OPERATOR).await;
+    requests += 2;
+    let verify = |challenge: &str, code: &str| {
+        http.post(cp.api("/auth/verify")).json(&serde_json::json!({"challenge": challenge, "code": code})).send()
+    };
+    let code1 = code1.expect("the operator got a mail");
+    assert_eq!(verify(c2.as_deref().unwrap(), &code1).await.unwrap().status(), StatusCode::UNAUTHORIZED, "other challenge");
+    let res = verify(c1.as_deref().unwrap(), &code1).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let token = res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    assert_eq!(verify(c1.as_deref().unwrap(), &code1).await.unwrap().status(), StatusCode::UNAUTHORIZED, "used twice");
+    let res = http.get(cp.api("/status")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // One wrong code kills the challenge: the right one no longer works.
+    let (_, c3, code3) = cp.request_code(&http, OPERATOR).await;
+    requests += 1;
+    let code3 = code3.unwrap();
+    let wrong = if code3 == "000000" { "000001" } else { "000000" };
+    assert_eq!(verify(c3.as_deref().unwrap(), wrong).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(verify(c3.as_deref().unwrap(), &code3).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // A code is refused once its validity (3 s here) has passed.
+    let (_, c4, code4) = cp.request_code(&http, OPERATOR).await;
+    requests += 1;
+    let issued = std::time::Instant::now();
+    wait_until("the code to expire", Duration::from_secs(10), || {
+        let expired = issued.elapsed() > Duration::from_millis(3200);
+        async move { expired.then_some(()) }
+    })
+    .await;
+    assert_eq!(verify(c4.as_deref().unwrap(), code4.as_deref().unwrap()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // An API key for scripts works as a bearer token.
+    let res = http.post(cp.api("/api-keys")).bearer_auth(&token).json(&serde_json::json!({"name": "ci"})).send().await.unwrap();
+    let key = res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    assert_eq!(http.get(cp.api("/status")).bearer_auth(&key).send().await.unwrap().status(), StatusCode::OK);
+
+    // Too many code requests from one client in the window: 429.
+    assert!(requests < 6);
+    for _ in requests..6 {
+        assert_eq!(cp.request_code(&http, "someone@example.com").await.0, StatusCode::OK);
+    }
+    assert_eq!(cp.request_code(&http, "someone@example.com").await.0, StatusCode::TOO_MANY_REQUESTS);
+}
+
+async fn upload(http: &reqwest::Client, url: &str, photo: &[u8]) -> Result<(), String> {
+    let form = Form::new()
+        .text("username", "loader")
+        .text("password", "pass-word-1")
+        .part("file", Part::bytes(photo.to_vec()).file_name("p.jpg"));
+    match http.post(url).multipart(form).send().await {
+        Ok(res) if res.status() == 200 => {
+            let body = res.text().await.unwrap_or_default();
+            if body == "/api/upload successful!" { Ok(()) } else { Err(body) }
+        }
+        Ok(res) => Err(format!("{} {}", res.status(), res.text().await.unwrap_or_default())),
+        Err(e) => Err(format!("connection: {e}")),
+    }
+}
+
+#[tokio::test]
+async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_restarts() {
+    let db = fresh_database("scale").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
+    let http = http();
+    cp.wait_api(&http).await;
+    let token = cp.login(&http, OPERATOR).await;
+    wait_until("one healthy worker", Duration::from_secs(60), || {
+        let s = cp.status(&http, &token);
+        async move { (s.await.pool.healthy == 1).then_some(()) }
+    })
+    .await;
+
+    let res = http
+        .post(cp.lb("/api/register"))
+        .multipart(Form::new().text("username", "loader").text("password", "pass-word-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "/api/register successful!");
+
+    // Three clients upload back to back through the balancer.
+    const CLIENTS: usize = 3;
+    let photo = Arc::new(std::fs::read(testdata("photo000.jpg")).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures: Arc<Mutex<Vec<(std::time::Instant, String)>>> = Arc::default();
+    let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut loaders = Vec::new();
+    for _ in 0..CLIENTS {
+        let (http, url, photo, stop, failures, ok) =
+            (http.clone(), cp.lb("/api/upload"), photo.clone(), stop.clone(), failures.clone(), ok.clone());
+        loaders.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                match upload(&http, &url, &photo).await {
+                    Ok(()) => ok.fetch_add(1, Ordering::SeqCst),
+                    Err(e) => {
+                        failures.lock().unwrap().push((std::time::Instant::now(), e));
+                        0
+                    }
+                };
+            }
+        }));
+    }
+
+    let grown = wait_until("the pool to grow under load", Duration::from_secs(120), || {
+        let s = cp.status(&http, &token);
+        async move {
+            let s = s.await;
+            (s.pool.healthy >= 2).then_some(s)
+        }
+    })
+    .await;
+    assert!(grown.events.iter().any(|e| e.reason.starts_with("autoscaler:") && e.to > e.from), "{:?}", grown.events);
+    assert!(failures.lock().unwrap().is_empty(), "no upload fails because of a resize: {:?}", failures.lock().unwrap());
+
+    // Kill one healthy worker outright; at most the requests inside it may fail.
+    let victim = grown.workers.iter().find(|w| w.state == WorkerState::Healthy).unwrap().clone();
+    unsafe { libc::kill(victim.pid.unwrap() as i32, libc::SIGKILL) };
+    let killed_at = std::time::Instant::now();
+    wait_until("the killed worker to be replaced", Duration::from_secs(90), || {
+        let s = cp.status(&http, &token);
+        let victim = victim.id.clone();
+        async move {
+            let s = s.await;
+            (s.pool.healthy >= 2 && s.workers.iter().all(|w| w.id != victim)).then_some(())
+        }
+    })
+    .await;
+    {
+        let failures = failures.lock().unwrap();
+        assert!(failures.len() <= CLIENTS, "only requests inside the killed worker may fail: {failures:?}");
+        assert!(failures.iter().all(|(t, _)| *t >= killed_at), "{failures:?}");
+    }
+    let failed_by_kill = failures.lock().unwrap().len();
+
+    stop.store(true, Ordering::SeqCst);
+    for l in loaders {
+        l.await.unwrap();
+    }
+    assert!(ok.load(Ordering::SeqCst) > 0);
+
+    let shrunk = wait_until("the pool to shrink back after the load", Duration::from_secs(120), || {
+        let s = cp.status(&http, &token);
+        async move {
+            let s = s.await;
+            (s.pool.desired == 1 && s.workers.len() == 1 && s.pool.healthy == 1).then_some(s)
+        }
+    })
+    .await;
+    assert!(shrunk.events.iter().any(|e| e.reason.starts_with("autoscaler:") && e.to < e.from), "{:?}", shrunk.events);
+    assert!(!shrunk.history.is_empty());
+    assert_eq!(failures.lock().unwrap().len(), failed_by_kill, "no failures outside the kill");
+
+    // The operator's policy and the history survive a restart of the control plane.
+    let mut policy = shrunk.policy.clone();
+    policy.max_workers = 2;
+    policy.cooldown_secs = 7.0;
+    let res = http.put(cp.api("/autoscaler")).bearer_auth(&token).json(&policy).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = http.post(cp.api("/autoscaler/stop")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let events_before = shrunk.events.len();
+    let (api_port, lb_port) = (cp.api_port, cp.lb_port);
+    assert!(cp.terminate().await.success());
+
+    let mut cp = ControlPlane::spawn_on(&db, dir.path(), FAST_POLICY, api_port, lb_port);
+    cp.wait_api(&http).await;
+    let s = wait_until("the restarted pool", Duration::from_secs(60), || {
+        let s = cp.status(&http, &token);
+        async move {
+            let s = s.await;
+            (s.pool.healthy == 1).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(s.policy, policy, "policy kept");
+    assert!(!s.autoscaler.enabled, "stopped autoscaler stays stopped");
+    assert!(s.events.len() >= events_before, "events kept");
+    assert!(s.workers.len() as u32 <= policy.max_workers);
+    // The gallery is still served through the balancer, with the photos uploaded before.
+    let res = http.get(cp.lb("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn tables_usage_and_deletes() {
+    let db = fresh_database("tables").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
+    let http = http();
+    cp.wait_api(&http).await;
+    let token = cp.login(&http, OPERATOR).await;
+    wait_until("a healthy worker", Duration::from_secs(60), || {
+        let s = cp.status(&http, &token);
+        async move { (s.await.pool.healthy >= 1).then_some(()) }
+    })
+    .await;
+    let photo = std::fs::read(testdata("photo004.jpg")).unwrap();
+    for (user, n) in [("ann", 1), ("ben", 2)] {
+        let form = Form::new().text("username", user).text("password", "pass-word-1");
+        assert_eq!(http.post(cp.lb("/api/register")).multipart(form).send().await.unwrap().status(), 200);
+        for _ in 0..n {
+            let form = Form::new()
+                .text("username", user)
+                .text("password", "pass-word-1")
+                .part("file", Part::bytes(photo.clone()).file_name("p.jpg"));
+            let res = http.post(cp.lb("/api/upload")).multipart(form).send().await.unwrap();
+            assert_eq!(res.text().await.unwrap(), "/api/upload successful!");
+        }
+    }
+    let get = |path: &str| http.get(cp.api(path)).bearer_auth(&token).send();
+    let accounts: serde_json::Value = get("/accounts").await.unwrap().json().await.unwrap();
+    assert_eq!(accounts["total"], 2);
+    let ann = accounts["items"].as_array().unwrap().iter().find(|a| a["username"] == "ann").unwrap()["id"].as_u64().unwrap();
+    let photos: serde_json::Value = get("/photos?limit=2").await.unwrap().json().await.unwrap();
+    assert_eq!((photos["total"].as_u64(), photos["items"].as_array().unwrap().len()), (Some(3), 2));
+    let objects: serde_json::Value = get("/objects?prefix=photos/").await.unwrap().json().await.unwrap();
+    assert_eq!(objects["total"], 3);
+    assert!(objects["items"].as_array().unwrap().iter().all(|o| o["size"] == photo.len() as u64));
+
+    let users: Vec<common::api::UserUsage> = get("/users").await.unwrap().json().await.unwrap();
+    let ben = users.iter().find(|u| u.username == "ben").unwrap();
+    assert_eq!((ben.photos, ben.files(), ben.originals.bytes), (2, 6, 2 * photo.len() as u64));
+    assert!(ben.thumbnails.bytes > 0 && ben.annotated.bytes > ben.thumbnails.bytes);
+    let status = cp.status(&http, &token).await;
+    assert_eq!(status.totals.map(|t| (t.accounts, t.photos, t.objects)), Some((2, 3, 9)));
+
+    let del = |path: String| http.delete(cp.api(&path)).bearer_auth(&token).send();
+    let reply: common::api::DeleteReply = del(format!("/users/{ann}/photos")).await.unwrap().json().await.unwrap();
+    assert_eq!((reply.photos, reply.objects), (1, 3));
+    let ann_usage: common::api::UserUsage = get(&format!("/users/{ann}")).await.unwrap().json().await.unwrap();
+    assert_eq!((ann_usage.photos, ann_usage.files()), (0, 0));
+    assert_eq!(get("/users/999999").await.unwrap().status(), StatusCode::NOT_FOUND);
+
+    let reply: common::api::DeleteReply = del("/photos".into()).await.unwrap().json().await.unwrap();
+    assert_eq!((reply.photos, reply.objects, reply.accounts), (2, 6, 0));
+    let status = cp.status(&http, &token).await;
+    assert_eq!(status.totals.map(|t| (t.accounts, t.photos, t.objects, t.bytes)), Some((2, 0, 0, 0)));
+
+    let reply: common::api::DeleteReply = del("/everything".into()).await.unwrap().json().await.unwrap();
+    assert_eq!(reply.accounts, 2);
+    let accounts: serde_json::Value = get("/accounts").await.unwrap().json().await.unwrap();
+    assert_eq!(accounts["total"], 0);
+    // The deleted user can no longer upload.
+    let form = Form::new().text("username", "ben").text("password", "pass-word-1").part("file", Part::bytes(photo).file_name("p.jpg"));
+    assert_eq!(http.post(cp.lb("/api/upload")).multipart(form).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
