@@ -42,6 +42,9 @@ pub struct WorkerStatus {
     pub cpu_series: Vec<(f64, f64)>,
     /// Last 30 minutes, one point per sample: (time, requests per second).
     pub request_series: Vec<(f64, f64)>,
+    /// The same, averaged per minute (time of the minute's start).
+    pub cpu_per_minute: Vec<(f64, f64)>,
+    pub requests_per_minute: Vec<(f64, f64)>,
     /// Requests currently being served through the balancer.
     pub in_flight: u64,
 }

@@ -95,11 +95,7 @@ impl Config {
     /// and tests (`GALLERY_CONFIG`, `GALLERY_DB_PORT`, …) and are not settings, so only known
     /// keys are taken here; unknown keys in the file are still an error.
     pub fn env() -> Env {
-        let known: Vec<String> = match serde_json::to_value(Config::default()) {
-            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
-            _ => unreachable!("Config serialises to an object"),
-        };
-        Env::prefixed("GALLERY_").filter(move |key| known.iter().any(|k| key == k.as_str()))
+        env_for(Config::default())
     }
 
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
@@ -167,6 +163,15 @@ impl Config {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         }
     }
+}
+
+/// `GALLERY_<KEY>` for the keys `defaults` has, and no other `GALLERY_*` variable.
+fn env_for<T: Serialize>(defaults: T) -> Env {
+    let known: Vec<String> = match serde_json::to_value(defaults) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => unreachable!("configurations serialise to objects"),
+    };
+    Env::prefixed("GALLERY_").filter(move |key| known.iter().any(|k| key == k.as_str()))
 }
 
 fn one_line(e: &figment::Error) -> String {
@@ -307,11 +312,7 @@ impl ManagerConfig {
     }
 
     pub fn env() -> Env {
-        let known: Vec<String> = match serde_json::to_value(ManagerConfig::default()) {
-            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
-            _ => unreachable!("ManagerConfig serialises to an object"),
-        };
-        Env::prefixed("GALLERY_").filter(move |key| known.iter().any(|k| key == k.as_str()))
+        env_for(ManagerConfig::default())
     }
 
     pub fn from_figment(figment: Figment) -> Result<ManagerConfig, ConfigError> {

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod autoscale;
 pub mod config;
 pub mod db;
+pub mod logging;
 pub mod metrics;
 pub mod signing;
 pub mod store;

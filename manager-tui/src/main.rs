@@ -5,17 +5,10 @@ mod serve;
 
 const USAGE: &str = "usage: manager-tui serve    run the control plane (pool, balancer, autoscaler, control API)";
 
-/// Rocket reports every failed request guard and catcher at warn level; those are answers
-/// to clients, not problems of the server, so only errors are kept from them.
 const DEFAULT_LOG: &str = "info,rocket=error,hyper=warn,manager_tui::serve::api=error";
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    common::logging::init(DEFAULT_LOG);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("serve") => common::config::ManagerConfig::load()

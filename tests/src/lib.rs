@@ -46,6 +46,16 @@ where
     }
 }
 
+async fn sigterm_and_wait(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    wait_until(&format!("{what} to exit after SIGTERM"), Duration::from_secs(60), || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await
+}
+
 /// A `gallery-server` process; killed when dropped.
 pub struct Worker {
     pub child: Child,
@@ -87,13 +97,7 @@ impl Worker {
 
     /// SIGTERM, then wait for the process to exit on its own.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let child = &mut self.child;
-        wait_until("the worker to exit after SIGTERM", Duration::from_secs(30), || {
-            let status = child.try_wait().unwrap();
-            async move { status }
-        })
-        .await
+        sigterm_and_wait(&mut self.child, "the worker").await
     }
 }
 
@@ -204,13 +208,7 @@ impl ControlPlane {
     }
 
     pub async fn terminate(mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let child = &mut self.child;
-        wait_until("the control plane to exit after SIGTERM", Duration::from_secs(60), || {
-            let status = child.try_wait().unwrap();
-            async move { status }
-        })
-        .await
+        sigterm_and_wait(&mut self.child, "the control plane").await
     }
 }
 

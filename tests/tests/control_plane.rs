@@ -189,6 +189,8 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
     .await;
     assert!(grown.events.iter().any(|e| e.reason.starts_with("autoscaler:") && e.to > e.from), "{:?}", grown.events);
     assert!(failures.lock().unwrap().is_empty(), "no upload fails because of a resize: {:?}", failures.lock().unwrap());
+    let busy = grown.workers.iter().find(|w| w.request_series.iter().any(|p| p.1 > 0.0)).expect("request rates sampled");
+    assert!(!busy.cpu_series.is_empty() && !busy.cpu_per_minute.is_empty() && !busy.requests_per_minute.is_empty());
 
     // Kill one healthy worker outright; at most the requests inside it may fail.
     let victim = grown.workers.iter().find(|w| w.state == WorkerState::Healthy).unwrap().clone();

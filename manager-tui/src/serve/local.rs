@@ -358,6 +358,8 @@ impl LocalPool {
                 request_rate: w.requests.last().map(|p| p.1),
                 cpu_series: w.cpu.points().collect(),
                 request_series: w.requests.points().collect(),
+                cpu_per_minute: w.cpu.per_minute(),
+                requests_per_minute: w.requests.per_minute(),
                 in_flight: w.in_flight.load(Ordering::Relaxed),
             })
             .collect()
