@@ -75,16 +75,18 @@ fn clock_ticks_per_second() -> f64 {
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }
 
-/// Sum of every `http_requests_total` sample in a Prometheus text exposition.
+/// Sum of the `http_requests_total` samples in a Prometheus text exposition, leaving out
+/// the control plane's own probes (`/healthz`, `/metrics`): the rate is the users' traffic.
 pub fn total_requests(exposition: &str) -> Option<f64> {
     let mut total = None;
     for line in exposition.lines() {
-        if let Some(rest) = line.strip_prefix("http_requests_total") {
-            if rest.starts_with('{') || rest.starts_with(' ') {
-                let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-                *total.get_or_insert(0.0) += value;
-            }
+        let Some(rest) = line.strip_prefix("http_requests_total") else { continue };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
         }
+        let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+        let probe = rest.contains("route=\"/healthz\"") || rest.contains("route=\"/metrics\"");
+        *total.get_or_insert(0.0) += if probe { 0.0 } else { value };
     }
     total
 }
@@ -124,8 +126,11 @@ mod tests {
         let text = "# HELP http_requests_total x\n# TYPE http_requests_total counter\n\
             http_requests_total{method=\"GET\",route=\"/\",status=\"200\"} 3\n\
             http_requests_total{method=\"POST\",route=\"/api/upload\",status=\"200\"} 4\n\
+            http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 50\n\
             http_requests_total_other 100\nprocess_cpu_seconds_total 1.5\n";
         assert_eq!(total_requests(text), Some(7.0));
+        let probes_only = "http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 9\n";
+        assert_eq!(total_requests(probes_only), Some(0.0));
         assert_eq!(total_requests("process_cpu_seconds_total 1\n"), None);
     }
 }
