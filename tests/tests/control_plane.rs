@@ -111,6 +111,34 @@ async fn operator_login_rules_and_token_required() {
     let key = res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
     assert_eq!(http.get(cp.api("/status")).bearer_auth(&key).send().await.unwrap().status(), StatusCode::OK);
 
+    // `manager-tui --once` for scripts: text, JSON, and one-line failures.
+    let once = |args: &[&str], token: Option<&str>| {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(gallery_tests::env("GALLERY_MANAGER_BIN"));
+        cmd.args(args).env("HOME", home.path()).env("XDG_CONFIG_HOME", home.path()).env_remove("GALLERY_TOKEN");
+        if let Some(t) = token {
+            cmd.env("GALLERY_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let api = cp.api("");
+    let (ok, text, _) = once(&["--once", "--api", &api], Some(&key));
+    assert!(ok && text.contains("pool: 1 desired") && text.contains("autoscaler: on"), "{text}");
+    let (ok, json, _) = once(&["--once", "--json", "--api", &api], Some(&key));
+    assert!(ok);
+    let parsed: common::api::Status = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed.pool.desired, 1);
+    for (args, token, needle) in [
+        (vec!["--once", "--api", api.as_str()], None, "no operator token"),
+        (vec!["--once", "--api", api.as_str()], Some("forged"), "expired"),
+        (vec!["--once", "--api", "http://127.0.0.1:9"], Some(key.as_str()), "cannot reach the control plane"),
+    ] {
+        let (ok, _, err) = once(&args, token);
+        assert!(!ok, "{args:?} must fail");
+        assert!(err.contains(needle) && err.trim().lines().count() == 1, "{args:?}: {err}");
+    }
+
     // Too many code requests from one client in the window: 429.
     assert!(requests < 6);
     for _ in requests..6 {

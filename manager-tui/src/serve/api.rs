@@ -229,7 +229,8 @@ fn stop(op: Operator, control: &State<Arc<ControlPlane>>) -> Json<PoolReply> {
 #[catch(default)]
 fn default_catcher(status: Http, req: &Request<'_>) -> ApiError {
     let message = match status.code {
-        401 => "log in first: this call needs an operator token".to_string(),
+        401 if req.headers().contains("Authorization") => "the token is unknown or has expired; log in again".into(),
+        401 => "log in first: this call needs an operator token".into(),
         404 => format!("no such endpoint: {} {}", req.method(), req.uri().path()),
         400 | 422 => "the request body is not valid JSON of the expected shape".to_string(),
         _ => status.reason().unwrap_or("error").to_lowercase(),
