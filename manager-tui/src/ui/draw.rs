@@ -219,9 +219,12 @@ fn draw_workers(f: &mut Frame, app: &App, theme: &Theme, status: &Status, area: 
             Metric::Requests => (&w.request_series, 0, Color::Blue),
         };
         let scale = if app.large == Metric::Cpu { 100.0 } else { 10.0 };
-        let data: Vec<u64> = series.iter().map(|(_, v)| (v * scale).round().max(0.0) as u64).collect();
-        let start = data.len().saturating_sub(spark.width as usize);
-        let mut sparkline = Sparkline::default().data(&data[start..]).style(theme.fg(colour));
+        // Newest sample at the right edge, like a time axis ending now.
+        let width = spark.width as usize;
+        let values = series.iter().map(|(_, v)| (v * scale).round().max(0.0) as u64);
+        let mut data: Vec<u64> = vec![0; width.saturating_sub(series.len())];
+        data.extend(values.skip(series.len().saturating_sub(width)));
+        let mut sparkline = Sparkline::default().data(&data).style(theme.fg(colour));
         if max > 0 {
             sparkline = sparkline.max(max);
         }
