@@ -24,6 +24,9 @@ pub struct Policy {
     pub resize_timeout_secs: f64,
     /// After a resize, no decision for this long (fresh samples must reflect the new size).
     pub cooldown_secs: f64,
+    /// Scale out on the mean CPU of this many seconds of samples (0: the latest sample), so
+    /// one noisy short sample does not launch workers.
+    pub grow_window_secs: f64,
     /// Scale in only if every sample of this many seconds is below the shrink threshold.
     pub scale_in_window_secs: f64,
     /// Thresholds must be exceeded by this much (absolute CPU) before acting.
@@ -43,6 +46,7 @@ impl Default for Policy {
             max_workers: 10,
             resize_timeout_secs: 150.0,
             cooldown_secs: 60.0,
+            grow_window_secs: 15.0,
             scale_in_window_secs: 60.0,
             tolerance: 0.02,
             max_sample_age_secs: 30.0,
@@ -82,6 +86,7 @@ impl Policy {
             ("resize timeout", self.resize_timeout_secs),
             ("cooldown", self.cooldown_secs),
             ("scale-in window", self.scale_in_window_secs),
+            ("grow window", self.grow_window_secs),
             ("sample age", self.max_sample_age_secs),
         ] {
             if !(v.is_finite() && v >= 0.0) {
@@ -168,10 +173,13 @@ fn decide(pool: PoolView, samples: &[Sample], policy: &Policy, now: f64) -> Deci
     let Some(latest) = samples.last().filter(|s| now - s.at <= policy.max_sample_age_secs) else {
         return Decision { phase: Phase::Idle, resize: None };
     };
-    if latest.cpu > policy.grow_cpu + policy.tolerance {
+    let recent: Vec<f64> =
+        samples.iter().filter(|s| s.at >= latest.at - policy.grow_window_secs).map(|s| s.cpu).collect();
+    let grow_cpu = recent.iter().sum::<f64>() / recent.len() as f64;
+    if grow_cpu > policy.grow_cpu + policy.tolerance {
         let to = policy.clamp((size as f64 * policy.expand_ratio).ceil() as u32);
         if to > size {
-            return resize(to, format!("CPU {:.0}% above {:.0}%", latest.cpu * 100.0, policy.grow_cpu * 100.0));
+            return resize(to, format!("CPU {:.0}% above {:.0}%", grow_cpu * 100.0, policy.grow_cpu * 100.0));
         }
     } else if latest.cpu < policy.shrink_cpu - policy.tolerance {
         let window_start = now - policy.scale_in_window_secs;
@@ -224,6 +232,18 @@ mod tests {
         assert_eq!(d.phase, Phase::Resizing { target: 5, since: 100.0 });
         let d = step(Phase::Idle, pool(1), &flat(0.9, 0.0, 100.0), &p, 100.0);
         assert_eq!(d.resize.unwrap().to, 2);
+    }
+
+    #[test]
+    fn one_busy_sample_is_not_a_trend() {
+        let p = Policy::default();
+        let mut samples = flat(0.3, 0.0, 100.0);
+        samples.last_mut().unwrap().cpu = 0.95;
+        assert_eq!(step(Phase::Idle, pool(2), &samples, &p, 100.0).resize, None);
+        let busy = flat(0.9, 0.0, 100.0);
+        assert!(step(Phase::Idle, pool(2), &busy, &p, 100.0).resize.is_some());
+        let eager = Policy { grow_window_secs: 0.0, ..p };
+        assert!(step(Phase::Idle, pool(2), &samples, &eager, 100.0).resize.is_some());
     }
 
     #[test]
@@ -329,6 +349,7 @@ mod tests {
                 min_workers: min,
                 max_workers: max,
                 cooldown_secs: cooldown,
+                grow_window_secs: 10.0,
                 scale_in_window_secs: window,
                 resize_timeout_secs: 60.0,
                 tolerance: 0.0,

@@ -1,5 +1,8 @@
 //! Helpers for end-to-end tests: start the built binaries against the servers that
-//! `scripts/test` runs, and wait on conditions (never on luck).
+//! `scripts/test` runs, and wait on conditions (never on luck). `sim` models a pool for the
+//! autoscaler simulator.
+pub mod sim;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -34,6 +34,7 @@ max_workers = 3
 resize_timeout_secs = 60
 cooldown_secs = 3
 scale_in_window_secs = 4
+grow_window_secs = 3
 tolerance = 0.0
 max_sample_age_secs = 5
 "#;
