@@ -12,7 +12,9 @@ use common::metrics::Series;
 use common::store::SharedStore;
 use tokio::sync::Notify;
 
-use super::local::{LocalPool, SERIES_AGE};
+use common::cloud::Provider;
+
+use super::local::SERIES_AGE;
 use super::now;
 
 struct State {
@@ -28,7 +30,7 @@ struct State {
 
 pub struct ControlPlane {
     pub config: Arc<ManagerConfig>,
-    pub pool: Arc<LocalPool>,
+    pub pool: Arc<dyn Provider>,
     pub db: Db,
     pub store: Option<SharedStore>,
     state: Mutex<State>,
@@ -49,7 +51,7 @@ impl ControlPlane {
     /// Restores the persisted settings (or stores the configured ones on first start).
     pub async fn new(
         config: Arc<ManagerConfig>,
-        pool: Arc<LocalPool>,
+        pool: Arc<dyn Provider>,
         db: Db,
         store: Option<SharedStore>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -170,16 +172,16 @@ impl ControlPlane {
     /// workers are counted, so a slow start never causes a second launch.
     pub async fn reconcile(self: &Arc<Self>) {
         let desired = self.desired();
-        let active = self.pool.active_count();
+        let active = self.pool.active_count().await;
         if active < desired {
             for _ in active..desired {
-                if let Err(e) = self.pool.launch() {
+                if let Err(e) = self.pool.launch().await {
                     tracing::error!(error = %e, "could not launch a worker");
                     break;
                 }
             }
         } else if active > desired {
-            for id in self.pool.pick_and_mark_draining(active - desired) {
+            for id in self.pool.mark_draining(active - desired).await {
                 let this = self.clone();
                 tokio::spawn(async move { this.pool.drain_and_stop(&id).await });
             }
@@ -215,8 +217,8 @@ impl ControlPlane {
             let t = now();
             let view = PoolView {
                 desired: self.desired(),
-                healthy: self.pool.count(WorkerState::Healthy),
-                starting: self.pool.count(WorkerState::Starting),
+                healthy: self.pool.count(WorkerState::Healthy).await,
+                starting: self.pool.count(WorkerState::Starting).await,
             };
             let decision = {
                 let mut s = self.state.lock().unwrap();
@@ -242,7 +244,7 @@ impl ControlPlane {
     /// One history point a minute, and one on every change.
     async fn record_history(&self, force: bool) {
         let t = now();
-        let point = (self.desired(), self.pool.count(WorkerState::Healthy));
+        let point = (self.desired(), self.pool.count(WorkerState::Healthy).await);
         let due = {
             let mut s = self.state.lock().unwrap();
             let due = force || t - s.last_history >= 60.0 || point != s.last_recorded;
@@ -269,7 +271,7 @@ impl ControlPlane {
     }
 
     pub async fn status(&self) -> Status {
-        let workers = self.pool.status();
+        let workers = self.pool.status().await;
         let count = |st: WorkerState| workers.iter().filter(|w| w.state == st).count() as u32;
         let (policy, enabled, phase, desired) = {
             let s = self.state.lock().unwrap();
@@ -298,7 +300,7 @@ impl ControlPlane {
             .map(|(at, from, to, reason)| ScalingEvent { at, from, to, reason })
             .collect();
         Status {
-            deployment: self.config.provider.clone(),
+            deployment: self.pool.kind().to_owned(),
             balancer: format!("{}:{}", self.config.balancer_address, self.config.balancer_port),
             now: t,
             pool: PoolCounts {
@@ -324,7 +326,7 @@ impl ControlPlane {
             s.enabled = false;
             s.desired = 0;
         }
-        let ids = self.pool.pick_and_mark_draining(u32::MAX);
+        let ids = self.pool.mark_draining(u32::MAX).await;
         let mut tasks = Vec::new();
         for id in ids {
             let this = self.clone();

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::api::{WorkerState, WorkerStatus};
+use common::cloud::Provider;
 use common::config::ManagerConfig;
 use common::metrics::{process_cpu_seconds, total_requests, Series};
 
@@ -76,8 +77,42 @@ impl LocalPool {
         })
     }
 
+    pub fn targets(&self) -> Vec<Target> {
+        self.workers
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|w| w.state == WorkerState::Healthy)
+            .map(|w| Target { id: w.id.clone(), addr: w.addr, in_flight: w.in_flight.clone() })
+            .collect()
+    }
+
+    /// A request to this worker could not even connect: take it out of rotation now rather
+    /// than waiting for the next health checks.
+    pub fn report_unreachable(&self, id: &str) {
+        let mut workers = self.workers.lock().unwrap();
+        if let Some(w) = workers.values_mut().find(|w| w.id == id && w.state == WorkerState::Healthy) {
+            tracing::warn!(worker = %id, "worker refused a connection; out of rotation");
+            w.state = WorkerState::Unhealthy;
+            w.since = now();
+            w.passes = 0;
+        }
+    }
+
+    fn with_worker<T>(&self, id: &str, f: impl FnOnce(&mut Worker) -> T) -> Option<T> {
+        self.workers.lock().unwrap().values_mut().find(|w| w.id == id).map(f)
+    }
+
+}
+
+#[async_trait::async_trait]
+impl Provider for LocalPool {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
     /// Starts one worker process; it joins the rotation once it passes health checks.
-    pub fn launch(&self) -> anyhow::Result<String> {
+    async fn launch(&self) -> anyhow::Result<String> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("local-{n}");
         let port = free_port()?;
@@ -136,30 +171,8 @@ impl LocalPool {
         Ok(id)
     }
 
-    pub fn targets(&self) -> Vec<Target> {
-        self.workers
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|w| w.state == WorkerState::Healthy)
-            .map(|w| Target { id: w.id.clone(), addr: w.addr, in_flight: w.in_flight.clone() })
-            .collect()
-    }
-
-    /// A request to this worker could not even connect: take it out of rotation now rather
-    /// than waiting for the next health checks.
-    pub fn report_unreachable(&self, id: &str) {
-        let mut workers = self.workers.lock().unwrap();
-        if let Some(w) = workers.values_mut().find(|w| w.id == id && w.state == WorkerState::Healthy) {
-            tracing::warn!(worker = %id, "worker refused a connection; out of rotation");
-            w.state = WorkerState::Unhealthy;
-            w.since = now();
-            w.passes = 0;
-        }
-    }
-
     /// Workers that count towards the pool size (not leaving it).
-    pub fn active_count(&self) -> u32 {
+    async fn active_count(&self) -> u32 {
         self.workers
             .lock()
             .unwrap()
@@ -168,13 +181,13 @@ impl LocalPool {
             .count() as u32
     }
 
-    pub fn count(&self, state: WorkerState) -> u32 {
+    async fn count(&self, state: WorkerState) -> u32 {
         self.workers.lock().unwrap().values().filter(|w| w.state == state).count() as u32
     }
 
     /// Marks `n` workers as draining (starting ones first, then unhealthy, then the newest
     /// healthy) and returns their ids. The balancer stops using them at once.
-    pub fn pick_and_mark_draining(&self, n: u32) -> Vec<String> {
+    async fn mark_draining(&self, n: u32) -> Vec<String> {
         let mut workers = self.workers.lock().unwrap();
         let rank = |s: WorkerState| match s {
             WorkerState::Starting => 0,
@@ -202,7 +215,7 @@ impl LocalPool {
 
     /// Waits for a draining worker's requests to finish (up to the drain timeout), then
     /// asks it to stop (SIGTERM, graceful) and waits for it to exit.
-    pub async fn drain_and_stop(&self, id: &str) {
+    async fn drain_and_stop(&self, id: &str) {
         let Some((pid, in_flight, exited)) = self.with_worker(id, |w| (w.pid, w.in_flight.clone(), w.exited.clone()))
         else {
             return;
@@ -225,13 +238,9 @@ impl LocalPool {
         tracing::info!(worker = %id, "worker drained and stopped");
     }
 
-    fn with_worker<T>(&self, id: &str, f: impl FnOnce(&mut Worker) -> T) -> Option<T> {
-        self.workers.lock().unwrap().values_mut().find(|w| w.id == id).map(f)
-    }
-
     /// One round of active health checks; also notices dead processes and workers that
     /// never came up or stayed unhealthy, and removes them (the reconciler replaces them).
-    pub async fn check_health(&self) {
+    async fn check_health(&self) {
         let checks: Vec<(u64, SocketAddr)> = self
             .workers
             .lock()
@@ -291,7 +300,7 @@ impl LocalPool {
 
     /// Samples every live worker's CPU and request rate; returns the mean CPU of the
     /// healthy ones (starting workers are left out: booting skews the average).
-    pub async fn sample(&self) -> Option<f64> {
+    async fn sample(&self) -> Option<f64> {
         let targets: Vec<(u64, u32, SocketAddr)> = self
             .workers
             .lock()
@@ -343,7 +352,7 @@ impl LocalPool {
         (!healthy.is_empty()).then(|| healthy.iter().sum::<f64>() / healthy.len() as f64)
     }
 
-    pub fn status(&self) -> Vec<WorkerStatus> {
+    async fn status(&self) -> Vec<WorkerStatus> {
         self.workers
             .lock()
             .unwrap()
@@ -365,8 +374,7 @@ impl LocalPool {
             .collect()
     }
 
-    /// Kills every worker at once (used when the control plane exits abnormally).
-    pub fn kill_all(&self) {
+    fn kill_all(&self) {
         for w in self.workers.lock().unwrap().values() {
             signal(w.pid, libc::SIGKILL);
         }

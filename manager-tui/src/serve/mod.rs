@@ -33,7 +33,7 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
         }
     };
     let pool = Arc::new(local::LocalPool::new(config.clone())?);
-    let control = ControlPlane::new(config.clone(), pool.clone(), db, store).await?;
+    let control = ControlPlane::new(config.clone(), pool.clone() as Arc<dyn common::cloud::Provider>, db, store).await?;
 
     let balancer_addr = (config.balancer_address, config.balancer_port);
     let listener = tokio::net::TcpListener::bind(balancer_addr)
@@ -65,6 +65,6 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
     let result = rocket.launch().await;
     // Whatever ended the API (Ctrl-C, SIGTERM, /stop), leave no worker behind.
     control.stop_everything().await;
-    pool.kill_all();
+    common::cloud::Provider::kill_all(pool.as_ref());
     result.map(|_| ()).map_err(Into::into)
 }
