@@ -19,12 +19,19 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::local::{LocalPool, Target};
+use super::local::Target;
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
+/// Where the balancer finds the healthy workers (the local pool; a fixed list in tests).
+pub trait Targets: Send + Sync {
+    fn targets(&self) -> Vec<Target>;
+    /// A target refused a connection: take it out of rotation.
+    fn report_unreachable(&self, id: &str);
+}
+
 pub struct Balancer {
-    pool: Arc<LocalPool>,
+    pool: Arc<dyn Targets>,
     next: AtomicUsize,
 }
 
@@ -79,7 +86,7 @@ fn text(status: StatusCode, message: &str) -> Response<ProxyBody> {
 }
 
 impl Balancer {
-    pub fn new(pool: Arc<LocalPool>) -> Self {
+    pub fn new(pool: Arc<dyn Targets>) -> Self {
         Balancer { pool, next: AtomicUsize::new(0) }
     }
 
@@ -177,5 +184,99 @@ impl Balancer {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A backend that answers "<name> <x-forwarded-for> <body length>".
+    async fn backend(name: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                        let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("{name} {xff} {}", body.len())))))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        addr
+    }
+
+    struct Fixed {
+        targets: Mutex<Vec<Target>>,
+        unreachable: Mutex<Vec<String>>,
+    }
+
+    impl Targets for Fixed {
+        fn targets(&self) -> Vec<Target> {
+            self.targets.lock().unwrap().clone()
+        }
+        fn report_unreachable(&self, id: &str) {
+            self.unreachable.lock().unwrap().push(id.to_owned());
+            self.targets.lock().unwrap().retain(|t| t.id != id);
+        }
+    }
+
+    fn target(id: &str, addr: SocketAddr) -> Target {
+        Target { id: id.into(), addr, in_flight: Arc::new(AtomicU64::new(0)) }
+    }
+
+    async fn balancer(targets: Vec<Target>) -> (String, Arc<Fixed>) {
+        let fixed = Arc::new(Fixed { targets: Mutex::new(targets), unreachable: Mutex::default() });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(Arc::new(Balancer::new(fixed.clone())).serve(listener));
+        (url, fixed)
+    }
+
+    #[tokio::test]
+    async fn round_robin_with_forwarded_for_and_whole_bodies() {
+        let (a, b) = (backend("a").await, backend("b").await);
+        let (url, _) = balancer(vec![target("a", a), target("b", b)]).await;
+        let http = reqwest::Client::new();
+        let body = vec![7u8; 5 * 1024 * 1024];
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let res = http.post(&url).header("x-forwarded-for", "10.1.2.3").body(body.clone()).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            seen.push(res.text().await.unwrap());
+        }
+        let names: Vec<&str> = seen.iter().map(|s| s.split(' ').next().unwrap()).collect();
+        assert!(names == ["a", "b", "a", "b"] || names == ["b", "a", "b", "a"], "{seen:?}");
+        assert!(seen.iter().all(|s| s.ends_with(&format!("10.1.2.3, 127.0.0.1 {}", body.len()))), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refusing_worker_costs_no_request_and_leaves_the_rotation() {
+        let a = backend("a").await;
+        // A port nobody listens on.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let (url, fixed) = balancer(vec![target("dead", dead), target("a", a)]).await;
+        let http = reqwest::Client::new();
+        for _ in 0..3 {
+            let res = http.get(&url).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            assert!(res.text().await.unwrap().starts_with("a "));
+        }
+        assert_eq!(*fixed.unreachable.lock().unwrap(), vec!["dead".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn no_healthy_worker_is_a_502_with_a_reason() {
+        let (url, _) = balancer(Vec::new()).await;
+        let res = reqwest::get(&url).await.unwrap();
+        assert_eq!(res.status(), 502);
+        assert!(res.text().await.unwrap().contains("no healthy gallery worker"));
     }
 }

@@ -77,7 +77,10 @@ impl LocalPool {
         })
     }
 
-    pub fn targets(&self) -> Vec<Target> {
+}
+
+impl super::balancer::Targets for LocalPool {
+    fn targets(&self) -> Vec<Target> {
         self.workers
             .lock()
             .unwrap()
@@ -89,7 +92,7 @@ impl LocalPool {
 
     /// A request to this worker could not even connect: take it out of rotation now rather
     /// than waiting for the next health checks.
-    pub fn report_unreachable(&self, id: &str) {
+    fn report_unreachable(&self, id: &str) {
         let mut workers = self.workers.lock().unwrap();
         if let Some(w) = workers.values_mut().find(|w| w.id == id && w.state == WorkerState::Healthy) {
             tracing::warn!(worker = %id, "worker refused a connection; out of rotation");
@@ -99,10 +102,12 @@ impl LocalPool {
         }
     }
 
+}
+
+impl LocalPool {
     fn with_worker<T>(&self, id: &str, f: impl FnOnce(&mut Worker) -> T) -> Option<T> {
         self.workers.lock().unwrap().values_mut().find(|w| w.id == id).map(f)
     }
-
 }
 
 #[async_trait::async_trait]
