@@ -206,3 +206,20 @@ async fn a_full_queue_answers_503_with_retry_after() {
     tx.send(()).unwrap();
     assert!(holder.await.unwrap());
 }
+
+#[tokio::test]
+async fn a_failed_row_insert_removes_the_objects_already_written() {
+    let app = TestApp::new().await;
+    app.api_register("una", PW).await;
+    // Make the final step of the pipeline fail: the photos table is gone.
+    let mut conn = app.db.conn().await.unwrap();
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("RENAME TABLE photos TO photos_away").await.unwrap();
+    let (status, msg) = app.upload_as("una", PW, "a.jpg", &images::rgb_jpeg(80, 60)).await;
+    assert_eq!(status, Status::InternalServerError);
+    assert!(msg.contains("was not saved"), "{msg}");
+    let objects = app.store.list("").await.unwrap();
+    assert!(objects.is_empty(), "objects of the failed upload remain: {objects:?}");
+    conn.query_drop("RENAME TABLE photos_away TO photos").await.unwrap();
+    app.assert_nothing_stored().await;
+}

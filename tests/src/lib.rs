@@ -221,3 +221,90 @@ impl Drop for ControlPlane {
         let _ = self.child.wait();
     }
 }
+
+/// A MariaDB of the test's own (data directory and port), so the test can stop and restart
+/// it without disturbing other tests.
+pub struct PrivateMariaDb {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl PrivateMariaDb {
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("sock")
+    }
+
+    fn user() -> String {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 { "root".into() } else { std::env::var("USER").unwrap_or_else(|_| "root".into()) }
+    }
+
+    pub async fn start() -> PrivateMariaDb {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--auth-root-authentication-method=normal"])
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mariadb-install-db (installed by scripts/test)");
+        assert!(ok.success());
+        let mut db = PrivateMariaDb { child: None, dir, port: free_port() };
+        db.run().await;
+        let status = Command::new("mariadb")
+            .args(["--no-defaults", "-uroot"])
+            .arg(format!("--socket={}", db.socket().display()))
+            .args(["-e", "CREATE DATABASE gallery; CREATE USER 'gallery'@'127.0.0.1' IDENTIFIED BY 'gallery'; GRANT ALL ON gallery.* TO 'gallery'@'127.0.0.1';"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        db
+    }
+
+    async fn run(&mut self) {
+        let mariadbd = if Path::new("/usr/sbin/mariadbd").exists() { "/usr/sbin/mariadbd" } else { "mariadbd" };
+        let child = Command::new(mariadbd)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", self.dir.path().join("data").display()))
+            .arg(format!("--socket={}", self.socket().display()))
+            .arg(format!("--port={}", self.port))
+            .args(["--bind-address=127.0.0.1", "--skip-log-bin", "--innodb-buffer-pool-size=32M"])
+            .arg(format!("--user={}", Self::user()))
+            .arg(format!("--log-error={}", self.dir.path().join("err.log").display()))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("mariadbd");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until("the private MariaDB to accept connections", Duration::from_secs(30), || async move {
+            mysql_async::Conn::from_url(format!("mysql://root@127.0.0.1:{port}/")).await.ok().map(|_| ())
+        })
+        .await;
+    }
+
+    pub fn url(&self) -> String {
+        format!("mysql://gallery:gallery@127.0.0.1:{}/gallery", self.port)
+    }
+
+    /// A clean shutdown, as a restart by the operator or the package manager would do.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            sigterm_and_wait(&mut child, "MariaDB").await;
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.run().await;
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

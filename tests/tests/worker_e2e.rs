@@ -111,3 +111,61 @@ async fn loadgen_uploads_at_the_requested_rate_and_reports() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
+
+#[tokio::test]
+async fn a_database_restart_loses_no_committed_photo_and_the_worker_recovers() {
+    let mut db = gallery_tests::PrivateMariaDb::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let mut worker = Worker::spawn(&db.url(), data.path());
+    worker.wait_healthy(&http).await;
+    let upload = |name: &'static str| {
+        let photo = std::fs::read(testdata(name)).unwrap();
+        let form = credentials("wes").part("file", Part::bytes(photo).file_name(name));
+        http.post(worker.url("/api/upload")).multipart(form).send()
+    };
+    http.post(worker.url("/api/register")).multipart(credentials("wes")).send().await.unwrap();
+    assert_eq!(upload("photo004.jpg").await.unwrap().text().await.unwrap(), "/api/upload successful!");
+    let objects = data.path().join("objects");
+    let count_objects = || walk(&objects).len();
+    assert_eq!(count_objects(), 3);
+
+    db.stop().await;
+    let res = http.get(worker.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.text().await.unwrap().contains("database unavailable"));
+    let res = upload("photo002.jpg").await.unwrap();
+    assert!(res.status().is_server_error(), "{}", res.status());
+    assert_eq!(count_objects(), 3, "a refused upload leaves nothing behind");
+
+    db.restart().await;
+    let url = worker.url("/healthz");
+    gallery_tests::wait_until("the worker to see the database again", Duration::from_secs(60), || {
+        let req = http.get(&url).send();
+        async move { req.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+    })
+    .await;
+    assert_eq!(upload("photo002.jpg").await.unwrap().text().await.unwrap(), "/api/upload successful!");
+    // Both photos are there, the one committed before the restart included.
+    let mut conn = mysql_async::Conn::from_url(db.url()).await.unwrap();
+    use mysql_async::prelude::Queryable;
+    let names: Vec<String> = conn.query("SELECT file_name FROM photos ORDER BY created_at").await.unwrap();
+    assert_eq!(names, vec!["photo004.jpg", "photo002.jpg"]);
+    assert_eq!(count_objects(), 6);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == ".tmp") {
+            continue;
+        }
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
