@@ -94,13 +94,13 @@ impl Client {
         self.call(Method::POST, path, None).await
     }
     pub async fn accounts(&self, offset: u64) -> Result<Page<AccountRow>, ClientError> {
-        self.call(Method::GET, &format!("/accounts?offset={offset}&limit=200"), None).await
+        self.call(Method::GET, &format!("/accounts?offset={offset}&limit={}", crate::ui::app::PAGE), None).await
     }
     pub async fn photos(&self, offset: u64) -> Result<Page<PhotoRow>, ClientError> {
-        self.call(Method::GET, &format!("/photos?offset={offset}&limit=200"), None).await
+        self.call(Method::GET, &format!("/photos?offset={offset}&limit={}", crate::ui::app::PAGE), None).await
     }
     pub async fn objects(&self, offset: u64) -> Result<Page<ObjectRow>, ClientError> {
-        self.call(Method::GET, &format!("/objects?offset={offset}&limit=200"), None).await
+        self.call(Method::GET, &format!("/objects?offset={offset}&limit={}", crate::ui::app::PAGE), None).await
     }
     pub async fn users(&self) -> Result<Vec<UserUsage>, ClientError> {
         self.call(Method::GET, "/users", None).await

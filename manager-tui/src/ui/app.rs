@@ -56,7 +56,8 @@ pub enum Command {
     Shrink,
     SetPolicy(Policy),
     SetAutoscaler(bool),
-    LoadTable(TableKind),
+    /// A page of a table, from this row on.
+    LoadTable(TableKind, u64),
     Danger(Danger),
 }
 
@@ -152,6 +153,9 @@ pub const SLIDERS: [Slider; 7] = [
     Slider { label: "cooldown", get: |p| p.cooldown_secs, set: |p, v| p.cooldown_secs = v, step: 10.0, min: 0.0, max: 600.0, show: secs },
 ];
 
+/// Rows fetched per table page (the client asks for this many).
+pub const PAGE: u64 = 200;
+
 pub struct Confirm {
     pub action: Danger,
     pub typed: String,
@@ -164,6 +168,8 @@ pub struct TableView {
     /// Account id per row (users table), for "delete this user's photos".
     pub ids: Vec<u64>,
     pub total: u64,
+    /// Row number of the first row held (tables are fetched a page at a time).
+    pub offset: u64,
     pub selected: usize,
     pub sort: Option<(usize, bool)>,
     pub filter: String,
@@ -471,9 +477,13 @@ impl App {
     }
 
     fn open_table(&mut self, kind: TableKind) -> Vec<Command> {
+        self.load_page(kind, 0)
+    }
+
+    fn load_page(&mut self, kind: TableKind, offset: u64) -> Vec<Command> {
         self.screen = Screen::Table(kind);
-        self.table = TableView { loading: true, ..TableView::default() };
-        vec![Command::LoadTable(kind)]
+        self.table = TableView { loading: true, offset, ..TableView::default() };
+        vec![Command::LoadTable(kind, offset)]
     }
 
     fn table_key(&mut self, kind: TableKind, key: KeyEvent) -> Vec<Command> {
@@ -506,7 +516,15 @@ impl App {
                     Some(_) => None,
                 };
             }
-            KeyCode::Char('r') => return self.open_table(kind),
+            KeyCode::Char('r') => return self.load_page(kind, self.table.offset),
+            KeyCode::Char('n') if self.table.offset + (self.table.rows.len() as u64) < self.table.total => {
+                let next = self.table.offset + self.table.rows.len() as u64;
+                return self.load_page(kind, next);
+            }
+            KeyCode::Char('b') if self.table.offset > 0 => {
+                let previous = self.table.offset.saturating_sub(PAGE);
+                return self.load_page(kind, previous);
+            }
             KeyCode::Char('d') if kind == TableKind::Users => {
                 let visible = self.table.visible();
                 if let Some(&(i, _)) = visible.get(self.table.selected) {
@@ -625,7 +643,7 @@ impl App {
                 self.info(format!("deleted {} photos, {} files, {} accounts", r.photos, r.objects, r.accounts));
                 let mut cmds = self.refresh();
                 if let (Danger::DeleteUserPhotos(_), Screen::Table(kind)) = (action, self.screen) {
-                    cmds.extend(self.open_table(kind));
+                    cmds.extend(self.load_page(kind, 0));
                 }
                 return cmds;
             }

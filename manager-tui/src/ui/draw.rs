@@ -86,7 +86,7 @@ fn hint_line(app: &App) -> Line<'static> {
             "+ grow · - shrink · t cpu/req · Tab autoscaler · 1-4 tables · e events · p pause · D X S danger · ? help · q quit"
         }
         Screen::Table(super::app::TableKind::Users) => "↑↓ move · s sort · / filter · d delete user's photos · r reload · Esc back",
-        Screen::Table(_) => "↑↓ move · PgUp/PgDn · s sort · / filter · r reload · Esc back",
+        Screen::Table(_) => "↑↓ move · PgUp/PgDn · n/b next/previous page · s sort · / filter · r reload · Esc back",
         Screen::Events => "Esc back",
     };
     Line::from(text)
@@ -346,7 +346,11 @@ fn draw_autoscaler(f: &mut Frame, app: &App, theme: &Theme, status: &Status, are
 fn draw_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let Screen::Table(kind) = app.screen else { return };
     let t = &app.table;
-    let mut title = format!(" {} ({} in all", kind.title(), t.total);
+    let mut title = if t.total > t.rows.len() as u64 {
+        format!(" {} (rows {}–{} of {}", kind.title(), t.offset + 1, t.offset + t.rows.len() as u64, t.total)
+    } else {
+        format!(" {} ({} in all", kind.title(), t.total)
+    };
     if !t.filter.is_empty() || t.filtering {
         title.push_str(&format!(", filter “{}”{}", t.filter, if t.filtering { "▏" } else { "" }));
     }

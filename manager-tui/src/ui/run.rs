@@ -124,11 +124,11 @@ pub async fn execute(cmd: Command, client: &Client) -> Reply {
         Command::Shrink => Reply::Pool(client.shrink().await),
         Command::SetPolicy(p) => Reply::Policy(client.set_policy(&p).await),
         Command::SetAutoscaler(on) => Reply::Pool(client.set_autoscaler(on).await),
-        Command::LoadTable(kind) => {
+        Command::LoadTable(kind, offset) => {
             let data = match kind {
-                TableKind::Accounts => client.accounts(0).await.map(TableData::Accounts),
-                TableKind::Photos => client.photos(0).await.map(TableData::Photos),
-                TableKind::Objects => client.objects(0).await.map(TableData::Objects),
+                TableKind::Accounts => client.accounts(offset).await.map(TableData::Accounts),
+                TableKind::Photos => client.photos(offset).await.map(TableData::Photos),
+                TableKind::Objects => client.objects(offset).await.map(TableData::Objects),
                 TableKind::Users => client.users().await.map(TableData::Users),
             };
             Reply::Table(kind, data)

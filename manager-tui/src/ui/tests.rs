@@ -1,7 +1,7 @@
 //! Snapshots of every screen on `TestBackend` (80×24 and 160×48, fixed data), and key
 //! sequences driving the app against a fake API.
 use common::api::{
-    AccountRow, AutoscalerStatus, CountPoint, DeleteReply, KindUsage, OtpReply, Page, PoolCounts, PoolReply,
+    AccountRow, AutoscalerStatus, ObjectRow, CountPoint, DeleteReply, KindUsage, OtpReply, Page, PoolCounts, PoolReply,
     ScalingEvent, Status, Totals, TokenReply, UserUsage, WorkerState, WorkerStatus,
 };
 use common::autoscale::{Phase, Policy};
@@ -267,7 +267,11 @@ impl FakeApi {
                 self.status.autoscaler.enabled = *on;
                 Reply::Pool(Ok(PoolReply { desired: self.status.pool.desired, message: "ok".into() }))
             }
-            Command::LoadTable(kind) => Reply::Table(*kind, Ok(users_table())),
+            Command::LoadTable(TableKind::Objects, offset) => {
+                let items = (*offset..(*offset + 200).min(450)).map(|i| ObjectRow { key: format!("photos/{i:04}.jpg"), size: i * 10 }).collect();
+                Reply::Table(TableKind::Objects, Ok(TableData::Objects(Page { total: 450, offset: *offset, items })))
+            }
+            Command::LoadTable(kind, _) => Reply::Table(*kind, Ok(users_table())),
             Command::Danger(d @ Danger::StopEverything) => {
                 let _ = d;
                 Reply::Stopped(Ok(PoolReply { desired: 0, message: "stopping".into() }))
@@ -429,4 +433,23 @@ fn refresh_runs_on_ticks_unless_paused_and_never_twice_at_once() {
     app.on_reply(Reply::Status(Ok(status(Vec::new(), Phase::Idle))));
     app.on_key(key('p'));
     assert!(app.on_tick(NOW + 60.0).is_empty(), "paused");
+}
+
+#[test]
+fn tables_page_through_the_rows() {
+    let mut api = FakeApi::new();
+    let mut app = app();
+    let start = app.start();
+    api.settle(&mut app, start);
+    api.keys(&mut app, &[key('3')]);
+    assert_eq!(app.table.rows.len(), 200);
+    assert!(render(&app, 100, 30).contains("Objects (rows 1–200 of 450"));
+    api.keys(&mut app, &[key('n'), key('n')]);
+    assert_eq!((app.table.offset, app.table.rows.len()), (400, 50));
+    assert_eq!(app.table.rows[0][0], "photos/0400.jpg");
+    api.keys(&mut app, &[key('n')]);
+    assert_eq!(app.table.offset, 400, "no page after the last");
+    api.keys(&mut app, &[key('b')]);
+    assert_eq!(app.table.offset, 200);
+    assert!(api.log.contains(&Command::LoadTable(TableKind::Objects, 200)));
 }
