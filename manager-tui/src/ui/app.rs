@@ -3,6 +3,9 @@
 use common::api::{AccountRow, DeleteReply, ObjectRow, OtpReply, Page, PhotoRow, PoolReply, Status, TokenReply, UserUsage};
 use common::autoscale::Policy;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+
+use super::layout;
 
 use crate::client::ClientError;
 use crate::once::human_bytes;
@@ -468,6 +471,104 @@ impl App {
             KeyCode::Char('X') => self.ask(Danger::DeleteEverything),
             KeyCode::Char('S') => self.ask(Danger::StopEverything),
             _ => {}
+        }
+        Vec::new()
+    }
+
+    /// A left click at (`col`, `row`) on a terminal of size `area`: buttons and rows do
+    /// what their keys do.
+    pub fn on_click(&mut self, col: u16, row: u16, area: Rect) -> Vec<Command> {
+        if self.help {
+            self.help = false;
+            return Vec::new();
+        }
+        if self.confirm.is_some() {
+            return Vec::new();
+        }
+        let [_, body, _, _] = layout::screen(area);
+        match self.screen {
+            Screen::Dashboard => self.click_dashboard(col, row, body),
+            Screen::Table(_) => {
+                let inner = layout::inner(body);
+                // The first inner line is the header row.
+                if layout::contains(inner, col, row) && row > inner.y {
+                    let first = layout::first_table_row(self.table.selected, body);
+                    let index = first + (row - inner.y - 1) as usize;
+                    if index < self.table.visible().len() {
+                        self.table.selected = index;
+                    }
+                }
+                Vec::new()
+            }
+            Screen::Login | Screen::Events => Vec::new(),
+        }
+    }
+
+    fn click_dashboard(&mut self, col: u16, row: u16, body: Rect) -> Vec<Command> {
+        let Some(status) = &self.status else { return Vec::new() };
+        let workers = status.workers.len();
+        let d = layout::dashboard(body);
+        let hit = |r: Rect| layout::contains(layout::inner(r), col, row);
+        let on = |start: u16, label: &str, inner: Rect| col >= inner.x + start && col < inner.x + start + label.chars().count() as u16;
+        if hit(d.workers) {
+            let inner = layout::inner(d.workers);
+            let index = layout::first_worker(self.selected_worker, workers, inner) + ((row - inner.y) / layout::WORKER_ROW) as usize;
+            if index < workers {
+                self.selected_worker = index;
+                self.focus = Focus::Workers;
+            }
+        } else if hit(d.pool) {
+            let inner = layout::inner(d.pool);
+            if row == inner.y + 2 {
+                let ((grow, gx), (shrink, sx)) = (layout::GROW_BUTTON, layout::SHRINK_BUTTON);
+                if on(gx, grow, inner) {
+                    return vec![Command::Grow];
+                }
+                if on(sx, shrink, inner) {
+                    return vec![Command::Shrink];
+                }
+            }
+        } else if hit(d.totals) {
+            let Some(totals) = &status.totals else { return Vec::new() };
+            let inner = layout::inner(d.totals);
+            let line = (row - inner.y).min(1) as usize;
+            let text = &layout::totals_lines(totals)[line];
+            let split = text.chars().position(|c| c == '·').unwrap_or(0) as u16;
+            let left = col < inner.x + split;
+            let kind = match (line, left) {
+                (0, true) => TableKind::Accounts,
+                (0, false) => TableKind::Photos,
+                (_, true) => TableKind::Objects,
+                (_, false) => TableKind::Users,
+            };
+            return self.open_table(kind);
+        } else if hit(d.autoscaler) {
+            let inner = layout::inner(d.autoscaler);
+            let index = layout::first_slider(self.slider, inner) + (row - inner.y) as usize;
+            if index >= SLIDERS.len() {
+                return Vec::new();
+            }
+            self.focus = Focus::Autoscaler;
+            self.slider = index;
+            let bar_x = inner.x + layout::SLIDER_LABEL;
+            let width = layout::slider_bar_width(inner);
+            if col >= bar_x && col < bar_x + width {
+                if let Some(mut policy) = self.policy().cloned() {
+                    let s = &SLIDERS[index];
+                    let fraction = (col - bar_x) as f64 / (width - 1).max(1) as f64;
+                    let v = s.min + fraction * (s.max - s.min);
+                    (s.set)(&mut policy, ((v / s.step).round() * s.step).clamp(s.min, s.max));
+                    self.draft = Some(policy);
+                }
+            }
+        } else if let Some(danger) = d.danger.filter(|r| hit(*r)) {
+            let inner = layout::inner(danger);
+            let actions = [Danger::DeleteAllPhotos, Danger::DeleteEverything, Danger::StopEverything];
+            for ((label, x), action) in layout::DANGER.iter().zip(actions) {
+                if on(*x, label, inner) {
+                    self.ask(action);
+                }
+            }
         }
         Vec::new()
     }

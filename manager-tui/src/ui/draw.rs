@@ -10,7 +10,8 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::app::{App, Focus, Level, LoginStep, Metric, Screen, SLIDERS};
-use crate::once::{clock, human_bytes, phase_text};
+use super::layout;
+use crate::once::{clock, phase_text};
 
 /// Colour when allowed (NO_COLOR respected), plain text otherwise.
 struct Theme {
@@ -43,13 +44,7 @@ fn block<'a>(title: impl Into<Line<'a>>) -> Block<'a> {
 pub fn draw(f: &mut Frame, app: &App) {
     let theme = Theme { colour: app.colour };
     let area = f.area();
-    let [header, body, message, hints] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(5),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    let [header, body, message, hints] = layout::screen(area);
     draw_header(f, app, &theme, header);
     match app.screen {
         Screen::Login => draw_login(f, app, &theme, body),
@@ -153,28 +148,18 @@ fn draw_dashboard(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         f.render_widget(Paragraph::new(text).alignment(Alignment::Center).block(block(" Workers ")), area);
         return;
     };
-    let [left, right] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
-    draw_workers(f, app, theme, status, left);
-    let roomy = right.height >= 30;
-    let mut constraints = vec![
-        Constraint::Length(4),
-        Constraint::Min(5),
-        Constraint::Length(4),
-        Constraint::Length(if roomy { SLIDERS.len() as u16 + 3 } else { 6 }),
-    ];
-    if roomy {
-        constraints.push(Constraint::Length(3));
-    }
-    let parts = Layout::vertical(constraints).split(right);
-    draw_pool(f, theme, status, parts[0]);
-    draw_count_chart(f, status, parts[1]);
-    draw_totals(f, status, parts[2]);
-    draw_autoscaler(f, app, theme, status, parts[3]);
-    if roomy {
-        let danger = Paragraph::new("D delete all photos · X delete everything · S stop everything")
-            .style(theme.fg(Color::Red))
-            .block(block(" Danger zone "));
-        f.render_widget(danger, parts[4]);
+    let d = layout::dashboard(area);
+    draw_workers(f, app, theme, status, d.workers);
+    draw_pool(f, theme, status, d.pool);
+    draw_count_chart(f, status, d.chart);
+    draw_totals(f, status, d.totals);
+    draw_autoscaler(f, app, theme, status, d.autoscaler);
+    if let Some(danger) = d.danger {
+        let spans: Vec<Span> = layout::DANGER
+            .iter()
+            .flat_map(|(label, _)| [Span::styled(*label, theme.fg(Color::Red)), Span::raw("  ")])
+            .collect();
+        f.render_widget(Paragraph::new(Line::from(spans)).block(block(" Danger zone ")), danger);
     }
 }
 
@@ -206,9 +191,9 @@ fn draw_workers(f: &mut Frame, app: &App, theme: &Theme, status: &Status, area: 
         f.render_widget(Paragraph::new("No workers yet: the pool is starting, or stopped."), inner);
         return;
     }
-    let row_h = 3u16;
+    let row_h = layout::WORKER_ROW;
     let fits = (inner.height / row_h).max(1) as usize;
-    let first = app.selected_worker.saturating_sub(fits - 1).min(status.workers.len().saturating_sub(fits));
+    let first = layout::first_worker(app.selected_worker, status.workers.len(), inner);
     for (i, w) in status.workers.iter().enumerate().skip(first).take(fits) {
         let y = inner.y + ((i - first) as u16) * row_h;
         let text = Rect { x: inner.x, y, width: inner.width, height: 1 };
@@ -241,7 +226,12 @@ fn draw_pool(f: &mut Frame, theme: &Theme, status: &Status, area: Rect) {
     ]));
     let inner = outer.inner(area);
     f.render_widget(outer, area);
-    let [gauge, detail] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(inner);
+    let [gauge, detail, buttons] = Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Length(1)]).areas(inner);
+    let button = |(label, _): (&'static str, u16)| Span::styled(label, theme.fg(Color::Cyan).add_modifier(Modifier::BOLD));
+    f.render_widget(
+        Paragraph::new(Line::from(vec![button(layout::GROW_BUTTON), Span::raw("  "), button(layout::SHRINK_BUTTON)])),
+        buttons,
+    );
     let label = format!("{}/{} healthy", p.healthy, total);
     f.render_widget(
         Gauge::default().ratio(p.healthy as f64 / total as f64).label(label).gauge_style(theme.fg(Color::Green)),
@@ -293,13 +283,7 @@ fn draw_count_chart(f: &mut Frame, status: &Status, area: Rect) {
 
 fn draw_totals(f: &mut Frame, status: &Status, area: Rect) {
     let text = match &status.totals {
-        Some(t) => format!(
-            "[1] {} accounts · [2] {} photos\n[3] {} objects, {} · [4] usage",
-            t.accounts,
-            t.photos,
-            t.objects,
-            human_bytes(t.bytes)
-        ),
+        Some(t) => layout::totals_lines(t).join("\n"),
         None => "storage and database totals unavailable".into(),
     };
     f.render_widget(Paragraph::new(text).block(block(" Storage & database ")), area);
@@ -321,8 +305,8 @@ fn draw_autoscaler(f: &mut Frame, app: &App, theme: &Theme, status: &Status, are
     f.render_widget(outer, area);
     let policy = app.policy().cloned().unwrap_or_else(|| status.policy.clone());
     let fits = inner.height as usize;
-    let first = app.slider.saturating_sub(fits.saturating_sub(1)).min(SLIDERS.len().saturating_sub(fits));
-    let bar_width = (inner.width as usize).saturating_sub(28).max(4);
+    let first = layout::first_slider(app.slider, inner);
+    let bar_width = layout::slider_bar_width(inner) as usize;
     let lines: Vec<Line> = SLIDERS
         .iter()
         .enumerate()
@@ -364,7 +348,7 @@ fn draw_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     }
     let visible = t.visible();
     let height = area.height.saturating_sub(3) as usize;
-    let first = t.selected.saturating_sub(height.saturating_sub(1));
+    let first = layout::first_table_row(t.selected, area);
     let rows: Vec<Row> = visible
         .iter()
         .enumerate()

@@ -4,7 +4,9 @@ use std::io::Stdout;
 use std::time::Duration;
 
 use ratatui::backend::{Backend, CrosstermBackend};
-use ratatui::crossterm::event::{self, Event as TermEvent, KeyEvent, KeyEventKind};
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent, KeyEvent, KeyEventKind, MouseButton, MouseEventKind,
+};
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::Terminal;
@@ -16,6 +18,7 @@ use crate::client::Client;
 
 pub enum Event {
     Key(KeyEvent),
+    Click { col: u16, row: u16 },
     Redraw,
     Reply(Reply),
 }
@@ -26,13 +29,13 @@ pub fn now() -> f64 {
 
 fn restore_terminal() {
     let _ = disable_raw_mode();
-    let _ = execute!(std::io::stdout(), LeaveAlternateScreen);
+    let _ = execute!(std::io::stdout(), DisableMouseCapture, LeaveAlternateScreen);
 }
 
 /// Runs the dashboard in the real terminal until the operator quits.
 pub async fn run(client: Client, token: Option<String>) -> anyhow::Result<()> {
     enable_raw_mode()?;
-    execute!(std::io::stdout(), EnterAlternateScreen)?;
+    execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
@@ -46,6 +49,7 @@ pub async fn run(client: Client, token: Option<String>) -> anyhow::Result<()> {
         let event = match event::read() {
             Ok(TermEvent::Key(k)) if k.kind == KeyEventKind::Press => Event::Key(k),
             Ok(TermEvent::Resize(..)) => Event::Redraw,
+            Ok(TermEvent::Mouse(m)) if m.kind == MouseEventKind::Down(MouseButton::Left) => Event::Click { col: m.column, row: m.row },
             Ok(_) => continue,
             Err(_) => break,
         };
@@ -78,6 +82,10 @@ pub async fn event_loop<B: Backend>(
         };
         let commands = match event {
             Some(Event::Key(k)) => app.on_key(k),
+            Some(Event::Click { col, row }) => {
+                let size = terminal.size()?;
+                app.on_click(col, row, ratatui::layout::Rect::new(0, 0, size.width, size.height))
+            }
             Some(Event::Reply(r)) => app.on_reply(r),
             Some(Event::Redraw) => Vec::new(),
             None => app.on_tick(now()),

@@ -453,3 +453,59 @@ fn tables_page_through_the_rows() {
     assert_eq!(app.table.offset, 200);
     assert!(api.log.contains(&Command::LoadTable(TableKind::Objects, 200)));
 }
+
+/// Where `text` is drawn: (column, row) of its first character.
+fn locate(app: &App, w: u16, h: u16, text: &str) -> (u16, u16) {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| draw(f, app)).unwrap();
+    let buffer = t.backend().buffer().clone();
+    for y in 0..h {
+        let line: String = (0..w).map(|x| buffer[(x, y)].symbol().chars().next().unwrap_or(' ')).collect();
+        if let Some(byte) = line.find(text) {
+            return (line[..byte].chars().count() as u16, y);
+        }
+    }
+    panic!("{text:?} is not on screen");
+}
+
+#[test]
+fn clicks_on_what_is_drawn_do_what_the_keys_do() {
+    let area = ratatui::layout::Rect::new(0, 0, 160, 48);
+    let mut app = with_status(status(ten_workers()[..4].to_vec(), Phase::Idle));
+    let (x, y) = locate(&app, 160, 48, "[ + grow ]");
+    assert_eq!(app.on_click(x + 2, y, area), vec![Command::Grow]);
+    let (x, y) = locate(&app, 160, 48, "[ - shrink ]");
+    assert_eq!(app.on_click(x + 5, y, area), vec![Command::Shrink]);
+
+    let (x, y) = locate(&app, 160, 48, "local-3");
+    assert!(app.on_click(x, y, area).is_empty());
+    assert_eq!(app.selected_worker, 2);
+
+    let (x, y) = locate(&app, 160, 48, "photos");
+    assert_eq!(app.on_click(x, y, area), vec![Command::LoadTable(TableKind::Photos, 0)]);
+    app.on_key(code(KeyCode::Esc));
+
+    // A click on a slider's bar sets the value where it was clicked.
+    let (x, y) = locate(&app, 160, 48, "expand ratio");
+    app.on_click(x + 60, y, area);
+    assert_eq!(app.focus, super::app::Focus::Autoscaler);
+    assert_eq!(app.slider, 2);
+    let expand = app.draft.as_ref().expect("a draft").expand_ratio;
+    assert!(expand > 1.5, "{expand}");
+
+    let (x, y) = locate(&app, 160, 48, "[X] delete everything");
+    app.on_click(x + 3, y, area);
+    assert_eq!(app.confirm.as_ref().map(|c| c.action), Some(Danger::DeleteEverything));
+    assert!(app.on_click(0, 0, area).is_empty(), "clicks do nothing while confirming");
+}
+
+#[test]
+fn clicking_a_table_row_selects_it() {
+    let area = ratatui::layout::Rect::new(0, 0, 100, 30);
+    let mut app = with_status(status(Vec::new(), Phase::Idle));
+    app.on_key(key('4'));
+    app.on_reply(Reply::Table(TableKind::Users, Ok(users_table())));
+    let (x, y) = locate(&app, 100, 30, "corona.virus");
+    app.on_click(x, y, area);
+    assert_eq!(app.table.selected, 3);
+}
