@@ -71,6 +71,13 @@ impl Client {
         Err(ClientError::Api { status: status.as_u16(), message })
     }
 
+    /// Whether the deployment's public entry point answers its health check, as a user
+    /// would reach it (the seed's "live status of the main DNS name").
+    pub async fn probe_balancer(&self, address: &str) -> bool {
+        let url = if address.contains("://") { format!("{address}/healthz") } else { format!("http://{address}/healthz") };
+        matches!(self.http.get(url).timeout(Duration::from_secs(3)).send().await, Ok(r) if r.status().is_success())
+    }
+
     pub async fn status(&self) -> Result<Status, ClientError> {
         self.call(Method::GET, "/status", None).await
     }

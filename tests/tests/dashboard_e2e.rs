@@ -74,6 +74,7 @@ async fn operator_logs_in_and_grows_the_pool_from_the_dashboard() {
     tui.keys(&["y"]);
     tui.wait_for("the first worker, healthy", "local-1  healthy").await;
     assert!(home.path().join("gallery/token").exists(), "token saved for --once");
+    tui.wait_for("the balancer to be reported reachable", "● reachable").await;
 
     tui.keys(&["+"]);
     let screen = tui.wait_for("the second worker to appear healthy", "local-2  healthy").await;

@@ -55,6 +55,8 @@ pub enum Command {
     Verify { challenge: String, code: String },
     SaveToken(String),
     Refresh,
+    /// Is the public entry point (the balancer) answering?
+    ProbeBalancer(String),
     Grow,
     Shrink,
     SetPolicy(Policy),
@@ -77,6 +79,7 @@ pub enum Reply {
     Code(Result<OtpReply, ClientError>),
     Token(Result<TokenReply, ClientError>),
     Status(Result<Status, ClientError>),
+    Balancer(bool),
     Pool(Result<PoolReply, ClientError>),
     Policy(Result<Policy, ClientError>),
     Table(TableKind, Result<TableData, ClientError>),
@@ -226,6 +229,8 @@ pub struct App {
     pub token: Option<String>,
     pub status: Option<Status>,
     pub reachable: bool,
+    /// Whether the balancer answered its last probe; `None` before the first one.
+    pub balancer_up: Option<bool>,
     pub last_refresh: Option<f64>,
     pub refreshing: bool,
     pub paused: bool,
@@ -256,6 +261,7 @@ impl App {
             token,
             status: None,
             reachable: true,
+            balancer_up: None,
             last_refresh: None,
             refreshing: false,
             paused: false,
@@ -715,11 +721,13 @@ impl App {
                 match result {
                     Ok(s) => {
                         self.reachable = true;
+                        let probe = Command::ProbeBalancer(s.balancer.clone());
                         self.selected_worker = self.selected_worker.min(s.workers.len().saturating_sub(1));
                         self.status = Some(s);
                         if matches!(self.message, Some((Level::Error, _))) {
                             self.message = None;
                         }
+                        return vec![probe];
                     }
                     Err(e) => self.failed(e),
                 }
@@ -751,6 +759,7 @@ impl App {
             Reply::Deleted(_, Err(e)) => self.failed(e),
             Reply::Stopped(Ok(r)) => self.info(r.message),
             Reply::Notice(level, text) => self.message = Some((level, text)),
+            Reply::Balancer(up) => self.balancer_up = Some(up),
         }
         Vec::new()
     }

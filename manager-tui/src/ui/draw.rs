@@ -95,8 +95,15 @@ fn draw_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         spans.push(Span::raw(format!(" · {} ", app.api)));
     }
     if app.screen != Screen::Login {
-        let (dot, style) = if app.reachable { ("● up", theme.fg(Color::Green)) } else { ("● unreachable", theme.fg(Color::Red)) };
+        let (dot, style) = match app.balancer_up {
+            Some(true) => ("● reachable", theme.fg(Color::Green)),
+            Some(false) => ("● not answering", theme.fg(Color::Red)),
+            None => ("○ checking", theme.fg(Color::Gray)),
+        };
         spans.push(Span::styled(dot, style));
+        if !app.reachable {
+            spans.push(Span::styled(" · control plane unreachable", theme.fg(Color::Red)));
+        }
         if let Some(t) = app.last_refresh {
             spans.push(Span::raw(format!(" · refreshed {}", clock(t))));
         }
@@ -198,23 +205,35 @@ fn draw_workers(f: &mut Frame, app: &App, theme: &Theme, status: &Status, area: 
         let y = inner.y + ((i - first) as u16) * row_h;
         let text = Rect { x: inner.x, y, width: inner.width, height: 1 };
         f.render_widget(Paragraph::new(worker_line(theme, w, i == app.selected_worker)), text);
-        let spark = Rect { x: inner.x + 2, y: y + 1, width: inner.width.saturating_sub(2), height: row_h - 1 };
-        let (series, max, colour) = match app.large {
-            Metric::Cpu => (&w.cpu_series, 100u64, Color::Magenta),
-            Metric::Requests => (&w.request_series, 0, Color::Blue),
+        let (large, small) = match app.large {
+            Metric::Cpu => (Metric::Cpu, Metric::Requests),
+            Metric::Requests => (Metric::Requests, Metric::Cpu),
         };
-        let scale = if app.large == Metric::Cpu { 100.0 } else { 10.0 };
-        // Newest sample at the right edge, like a time axis ending now.
-        let width = spark.width as usize;
-        let values = series.iter().map(|(_, v)| (v * scale).round().max(0.0) as u64);
-        let mut data: Vec<u64> = vec![0; width.saturating_sub(series.len())];
-        data.extend(values.skip(series.len().saturating_sub(width)));
-        let mut sparkline = Sparkline::default().data(&data).style(theme.fg(colour));
-        if max > 0 {
-            sparkline = sparkline.max(max);
+        let spark = Rect { x: inner.x + 2, y: y + 1, width: inner.width.saturating_sub(2), height: row_h - 1 };
+        draw_spark(f, theme, w, large, spark);
+        // The other metric, small, after the text on the worker's own line.
+        const TEXT: u16 = 36;
+        if inner.width >= TEXT + 8 {
+            draw_spark(f, theme, w, small, Rect { x: inner.x + TEXT, y, width: inner.width - TEXT, height: 1 });
         }
-        f.render_widget(sparkline, spark);
     }
+}
+
+fn draw_spark(f: &mut Frame, theme: &Theme, w: &WorkerStatus, metric: Metric, area: Rect) {
+    let (series, max, colour, scale) = match metric {
+        Metric::Cpu => (&w.cpu_series, Some(100u64), Color::Magenta, 100.0),
+        Metric::Requests => (&w.request_series, None, Color::Blue, 10.0),
+    };
+    // Newest sample at the right edge, like a time axis ending now.
+    let width = area.width as usize;
+    let values = series.iter().map(|(_, v)| (v * scale).round().max(0.0) as u64);
+    let mut data: Vec<u64> = vec![0; width.saturating_sub(series.len())];
+    data.extend(values.skip(series.len().saturating_sub(width)));
+    let mut sparkline = Sparkline::default().data(&data).style(theme.fg(colour));
+    if let Some(max) = max {
+        sparkline = sparkline.max(max);
+    }
+    f.render_widget(sparkline, area);
 }
 
 fn draw_pool(f: &mut Frame, theme: &Theme, status: &Status, area: Rect) {

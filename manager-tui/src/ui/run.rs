@@ -128,6 +128,7 @@ pub async fn execute(cmd: Command, client: &Client) -> Reply {
         Command::RequestCode(email) => Reply::Code(client.request_code(&email).await),
         Command::Verify { challenge, code } => Reply::Token(client.verify(&challenge, &code).await),
         Command::Refresh => Reply::Status(client.status().await),
+        Command::ProbeBalancer(address) => Reply::Balancer(client.probe_balancer(&address).await),
         Command::Grow => Reply::Pool(client.grow().await),
         Command::Shrink => Reply::Pool(client.shrink().await),
         Command::SetPolicy(p) => Reply::Policy(client.set_policy(&p).await),

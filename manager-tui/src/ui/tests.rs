@@ -96,7 +96,9 @@ fn app() -> App {
 
 fn with_status(s: Status) -> App {
     let mut app = app();
-    app.on_reply(Reply::Status(Ok(s)));
+    let probe = app.on_reply(Reply::Status(Ok(s)));
+    assert_eq!(probe, vec![Command::ProbeBalancer("127.0.0.1:8080".into())], "every refresh probes the balancer");
+    app.on_reply(Reply::Balancer(true));
     app
 }
 
@@ -167,6 +169,10 @@ fn screens() -> Vec<(&'static str, App)> {
         reason: "Connection refused".into(),
     })));
     out.push(("dashboard_unreachable", unreachable));
+
+    let mut balancer_down = with_status(status(ten_workers()[..1].to_vec(), Phase::Idle));
+    balancer_down.on_reply(Reply::Balancer(false));
+    out.push(("dashboard_balancer_down", balancer_down));
 
     let mut requests = with_status(status(ten_workers()[..3].to_vec(), Phase::Cooldown { until: NOW + 42.0 }));
     requests.on_key(key('t'));
@@ -251,6 +257,7 @@ impl FakeApi {
             }
             Command::Verify { .. } => Reply::Token(Err(ClientError::Unauthorized("the code is wrong or has expired; ask for a new one".into()))),
             Command::Refresh => Reply::Status(Ok(self.status.clone())),
+            Command::ProbeBalancer(_) => Reply::Balancer(true),
             Command::Grow | Command::Shrink => {
                 let d = self.status.pool.desired as i64 + if *cmd == Command::Grow { 1 } else { -1 };
                 if d < 1 {
