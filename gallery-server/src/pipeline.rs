@@ -17,8 +17,8 @@ use tokio::sync::Semaphore;
 use crate::detect::{DetectError, Detection, Detector};
 
 pub const THUMBNAIL_SIDE: u32 = 256;
-const ANNOTATED_QUALITY: u8 = 85;
-const THUMBNAIL_QUALITY: u8 = 80;
+pub const ANNOTATED_QUALITY: u8 = 85;
+pub const THUMBNAIL_QUALITY: u8 = 80;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -107,7 +107,7 @@ fn jpeg_is_complete(data: &[u8]) -> bool {
 }
 
 /// Flattens onto white so transparent areas do not turn black.
-fn to_rgb(img: &DynamicImage) -> RgbImage {
+pub fn to_rgb(img: &DynamicImage) -> RgbImage {
     if !img.color().has_alpha() {
         return img.to_rgb8();
     }
@@ -119,7 +119,7 @@ fn to_rgb(img: &DynamicImage) -> RgbImage {
     })
 }
 
-fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PipelineError> {
+pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PipelineError> {
     let mut out = Vec::with_capacity(img.as_raw().len() / 8);
     JpegEncoder::new_with_quality(&mut out, quality)
         .encode_image(img)

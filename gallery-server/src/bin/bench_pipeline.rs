@@ -1,0 +1,84 @@
+//! Times the upload pipeline stage by stage on one thread over a directory of photos and
+//! prints one JSON document: median milliseconds per stage for each photo size class
+//! (`photo*` 1–2 MP, `big*` 12 MP), whole-pipeline photos per second per core, and the
+//! process's peak RSS with the model loaded. `scripts/bench-pipeline` compares it with the
+//! Python reference.
+//!
+//!     bench-pipeline MODEL DIR [RUNS]
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use gallery_server::detect::{DbNetParams, Detector, TextDetector};
+use gallery_server::pipeline::{self, DecodeLimits};
+use serde_json::json;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    anyhow::ensure!(args.len() >= 2, "usage: bench-pipeline MODEL DIR [RUNS]");
+    let runs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
+    let detector = TextDetector::load(std::path::Path::new(&args[0]), 1, DbNetParams::default())?;
+    let rss_model = peak_rss_mb();
+    let limits = DecodeLimits { max_side: 20_000, max_pixels: 50_000_000 };
+    let mut files: Vec<_> = std::fs::read_dir(&args[1])?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "jpg"));
+    files.sort();
+    let mut stages: BTreeMap<&str, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
+    for file in &files {
+        let class = if file.file_name().unwrap().to_string_lossy().starts_with("big") { "12MP" } else { "1-2MP" };
+        let data = std::fs::read(file)?;
+        // One untimed pass warms caches and the allocator, as a running worker would be.
+        pipeline::process(&data, &detector, limits)?;
+        for _ in 0..runs {
+            let mut record = |stage, started: Instant| {
+                stages.entry(class).or_default().entry(stage).or_default().push(started.elapsed().as_secs_f64() * 1000.0)
+            };
+            let t = Instant::now();
+            let (img, _) = pipeline::decode(&data, limits)?;
+            let rgb = pipeline::to_rgb(&img);
+            drop(img);
+            record("decode", t);
+            let t = Instant::now();
+            let boxes = detector.detect(&rgb)?;
+            record("detect", t);
+            let t = Instant::now();
+            let mut annotated = rgb.clone();
+            pipeline::annotate(&mut annotated, &boxes);
+            pipeline::encode_jpeg(&annotated, pipeline::ANNOTATED_QUALITY)?;
+            record("annotate", t);
+            let t = Instant::now();
+            let (w, h) = pipeline::fit_within(rgb.width(), rgb.height(), pipeline::THUMBNAIL_SIDE);
+            pipeline::encode_jpeg(&image::imageops::thumbnail(&rgb, w, h), pipeline::THUMBNAIL_QUALITY)?;
+            record("thumbnail", t);
+            let t = Instant::now();
+            pipeline::process(&data, &detector, limits)?;
+            record("total", t);
+        }
+    }
+    let classes: serde_json::Map<String, serde_json::Value> = stages
+        .into_iter()
+        .map(|(class, s)| {
+            let medians: serde_json::Map<String, serde_json::Value> =
+                s.into_iter().map(|(stage, v)| (stage.to_string(), json!(median(v)))).collect();
+            (class.to_string(), json!(medians))
+        })
+        .collect();
+    println!(
+        "{}",
+        json!({ "implementation": "ours (rten + image)", "runs": runs, "classes": classes,
+                "rss_mb_model_loaded": rss_model, "peak_rss_mb": peak_rss_mb() })
+    );
+    Ok(())
+}
