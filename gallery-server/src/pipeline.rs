@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::db::{self, Db, Photo};
 use common::store::SharedStore;
-use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Rgb, RgbImage};
 use imageproc::drawing::draw_hollow_rect_mut;
 use imageproc::rect::Rect;
@@ -120,9 +119,14 @@ pub fn to_rgb(img: &DynamicImage) -> RgbImage {
 }
 
 pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PipelineError> {
+    let (w, h) = img.dimensions();
+    let (w, h) = (u16::try_from(w), u16::try_from(h));
+    let (Ok(w), Ok(h)) = (w, h) else {
+        return Err(PipelineError::Encode("JPEG cannot hold more than 65535 pixels per side".into()));
+    };
     let mut out = Vec::with_capacity(img.as_raw().len() / 8);
-    JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(img)
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| PipelineError::Encode(e.to_string()))?;
     Ok(out)
 }
