@@ -88,23 +88,5 @@ pub fn form_error(errors: rocket::form::Errors<'_>, max_upload: u64) -> Error {
     Error::bad_request(message)
 }
 
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{n} bytes") } else if v.fract() == 0.0 { format!("{v:.0} {}", UNITS[unit]) } else { format!("{v:.1} {}", UNITS[unit]) }
-}
+pub use common::units::human_bytes;
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn human_bytes_reads_well() {
-        assert_eq!(super::human_bytes(20 * 1024 * 1024), "20 MiB");
-        assert_eq!(super::human_bytes(1536), "1.5 KiB");
-        assert_eq!(super::human_bytes(12), "12 bytes");
-    }
-}

@@ -4,16 +4,7 @@ use std::fmt::Write;
 use common::api::Status;
 use common::autoscale::Phase;
 
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
-}
+pub use common::units::human_bytes;
 
 pub fn clock(unix: f64) -> String {
     let fmt = time::macros::format_description!("[hour]:[minute]:[second]");

@@ -101,9 +101,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn chart(path: &std::path::Path, name: &str, rows: &[Row], lg: &serde_json::Value) -> anyhow::Result<()> {
-    let font = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"].into_iter().find(|p| std::path::Path::new(p).exists());
-    let bytes: &'static [u8] = Box::leak(std::fs::read(font.ok_or_else(|| anyhow::anyhow!("DejaVuSans.ttf missing"))?)?.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| anyhow::anyhow!("bad font"))?;
+    gallery_tests::chart_font()?;
     let end = rows.last().map(|r| r.t).unwrap_or(1.0);
     let root = BitMapBackend::new(path, (1000, 560)).into_drawing_area();
     root.fill(&WHITE)?;

@@ -80,21 +80,8 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_font() -> anyhow::Result<()> {
-    let path = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .ok_or_else(|| anyhow::anyhow!("DejaVuSans.ttf not found (Debian: fonts-dejavu-core)"))?;
-    let bytes: &'static [u8] = Box::leak(std::fs::read(path)?.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| anyhow::anyhow!("bad font {path}"))?;
-    Ok(())
-}
-
 fn chart(path: &std::path::Path, name: &str, runs: &[(Timing, Report)], model: &Model) -> anyhow::Result<()> {
-    static FONT: std::sync::Once = std::sync::Once::new();
-    let mut font = Ok(());
-    FONT.call_once(|| font = load_font());
-    font?;
+    gallery_tests::chart_font()?;
     let end = runs[0].1.timeline.last().map(|p| p.0).unwrap_or(1.0) / 60.0;
     let top = runs.iter().flat_map(|(_, r)| r.timeline.iter().map(|p| p.1)).max().unwrap_or(1) as f64 + 1.0;
     let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
