@@ -146,6 +146,15 @@ async fn operator_login_rules_and_token_required() {
         assert_eq!(cp.request_code(&http, "someone@example.com").await.0, StatusCode::OK);
     }
     assert_eq!(cp.request_code(&http, "someone@example.com").await.0, StatusCode::TOO_MANY_REQUESTS);
+    // A client cannot get round the limit by claiming another address in a header.
+    let res = http
+        .post(cp.api("/auth/otp"))
+        .header("X-Real-IP", "203.0.113.9")
+        .json(&serde_json::json!({ "email": "else@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 async fn upload(http: &reqwest::Client, url: &str, photo: &[u8]) -> Result<(), String> {

@@ -247,7 +247,10 @@ pub fn build(control: Arc<ControlPlane>, auth: Auth) -> Rocket<Build> {
         .merge(("secret_key", hex::encode(rand::random::<[u8; 32]>())))
         .merge(("log_level", "critical"))
         .merge(("cli_colors", false))
-        .merge(("ident", "gallery-control"));
+        .merge(("ident", "gallery-control"))
+        // The per-client code limit must key on the real peer, not on a header the client
+        // writes itself (Rocket trusts X-Real-IP by default).
+        .merge(("ip_header", false));
     rocket::custom(figment)
         .manage(control)
         .manage(auth)
