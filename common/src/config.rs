@@ -270,6 +270,9 @@ pub struct ManagerConfig {
     /// One-time-password requests allowed per address and per client in `otp_window_secs`.
     pub otp_max_requests: u32,
     pub otp_window_secs: u64,
+    /// How long the store's object count and size are reused before it is listed again
+    /// (listing a bucket of millions of objects takes thousands of requests).
+    pub totals_max_age_secs: f64,
     /// Starting policy; once the operator changes it, the stored one wins.
     pub policy: crate::autoscale::Policy,
 }
@@ -296,6 +299,7 @@ impl Default for ManagerConfig {
             token_ttl_secs: 12 * 3600,
             otp_max_requests: 5,
             otp_window_secs: 600,
+            totals_max_age_secs: 30.0,
             policy: crate::autoscale::Policy::default(),
         }
     }

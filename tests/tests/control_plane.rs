@@ -24,6 +24,7 @@ health_interval_secs = 0.5
 sample_interval_secs = 1.0
 otp_validity_secs = 3
 otp_max_requests = 6
+totals_max_age_secs = 0
 [policy]
 grow_cpu = 0.45
 shrink_cpu = 0.15

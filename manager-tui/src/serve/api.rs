@@ -199,6 +199,7 @@ async fn user(_op: Operator, control: &State<Arc<ControlPlane>>, id: u64) -> Res
 #[delete("/users/<id>/photos")]
 async fn delete_user_photos(op: Operator, control: &State<Arc<ControlPlane>>, id: u64) -> Result<DeleteReply> {
     let reply = data::delete_user_photos(&control.db, control.store.as_ref(), id).await?;
+    control.forget_totals();
     tracing::warn!(operator = %op.email, user = id, photos = reply.photos, "deleted a user's photos");
     Ok(Json(reply))
 }
@@ -206,6 +207,7 @@ async fn delete_user_photos(op: Operator, control: &State<Arc<ControlPlane>>, id
 #[delete("/photos")]
 async fn delete_photos(op: Operator, control: &State<Arc<ControlPlane>>) -> Result<DeleteReply> {
     let reply = data::delete_all_photos(&control.db, control.store.as_ref()).await?;
+    control.forget_totals();
     tracing::warn!(operator = %op.email, photos = reply.photos, objects = reply.objects, "deleted all photos");
     Ok(Json(reply))
 }
@@ -213,6 +215,7 @@ async fn delete_photos(op: Operator, control: &State<Arc<ControlPlane>>) -> Resu
 #[delete("/everything")]
 async fn delete_everything(op: Operator, control: &State<Arc<ControlPlane>>) -> Result<DeleteReply> {
     let reply = data::delete_everything(&control.db, control.store.as_ref()).await?;
+    control.forget_totals();
     tracing::warn!(operator = %op.email, photos = reply.photos, accounts = reply.accounts, "deleted everything");
     Ok(Json(reply))
 }

@@ -26,6 +26,9 @@ struct State {
     samples: Series,
     last_history: f64,
     last_recorded: (u32, u32),
+    /// Objects and bytes in the store and when they were counted: listing a large bucket
+    /// is not done on every refresh.
+    stored: Option<(f64, u64, u64)>,
 }
 
 pub struct ControlPlane {
@@ -81,6 +84,7 @@ impl ControlPlane {
                 samples: Series::new(SERIES_AGE),
                 last_history: 0.0,
                 last_recorded: (u32::MAX, u32::MAX),
+                stored: None,
             }),
             wake: Notify::new(),
             shutdown: Notify::new(),
@@ -261,13 +265,30 @@ impl ControlPlane {
         }
     }
 
+    /// Database counts now; the store's objects and bytes as counted within the last
+    /// `totals_max_age_secs`.
     pub async fn totals(&self) -> Option<Totals> {
         let (accounts, photos) = self.db.count_rows().await.ok()?;
-        let objects = match &self.store {
-            Some(store) => store.list("").await.ok()?,
-            None => Vec::new(),
+        let t = now();
+        let cached = self.state.lock().unwrap().stored.filter(|(at, ..)| t - at < self.config.totals_max_age_secs);
+        let (objects, bytes) = match cached {
+            Some((_, objects, bytes)) => (objects, bytes),
+            None => {
+                let listed = match &self.store {
+                    Some(store) => store.list("").await.ok()?,
+                    None => Vec::new(),
+                };
+                let counted = (listed.len() as u64, listed.iter().map(|o| o.size).sum());
+                self.state.lock().unwrap().stored = Some((t, counted.0, counted.1));
+                counted
+            }
         };
-        Some(Totals { accounts, photos, objects: objects.len() as u64, bytes: objects.iter().map(|o| o.size).sum() })
+        Some(Totals { accounts, photos, objects, bytes })
+    }
+
+    /// The next status lists the store afresh (after a delete the operator expects to see it).
+    pub fn forget_totals(&self) {
+        self.state.lock().unwrap().stored = None;
     }
 
     pub async fn status(&self) -> Status {
