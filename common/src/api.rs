@@ -58,6 +58,20 @@ pub struct PoolCounts {
     pub draining: u32,
 }
 
+impl PoolCounts {
+    /// The counts of `workers` by state, for a pool asked to be `desired` large.
+    pub fn of(workers: &[WorkerStatus], desired: u32) -> PoolCounts {
+        let count = |s: WorkerState| workers.iter().filter(|w| w.state == s).count() as u32;
+        PoolCounts {
+            desired,
+            starting: count(WorkerState::Starting),
+            healthy: count(WorkerState::Healthy),
+            unhealthy: count(WorkerState::Unhealthy),
+            draining: count(WorkerState::Draining),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AutoscalerStatus {
     pub enabled: bool,

@@ -293,7 +293,6 @@ impl ControlPlane {
 
     pub async fn status(&self) -> Status {
         let workers = self.pool.status().await;
-        let count = |st: WorkerState| workers.iter().filter(|w| w.state == st).count() as u32;
         let (policy, enabled, phase, desired) = {
             let s = self.state.lock().unwrap();
             (s.policy.clone(), s.enabled, s.phase, s.desired)
@@ -324,13 +323,7 @@ impl ControlPlane {
             deployment: self.pool.kind().to_owned(),
             balancer: format!("{}:{}", self.config.balancer_address, self.config.balancer_port),
             now: t,
-            pool: PoolCounts {
-                desired,
-                starting: count(WorkerState::Starting),
-                healthy: count(WorkerState::Healthy),
-                unhealthy: count(WorkerState::Unhealthy),
-                draining: count(WorkerState::Draining),
-            },
+            pool: PoolCounts::of(&workers, desired),
             workers,
             policy,
             autoscaler: AutoscalerStatus { enabled, phase, seconds_left },

@@ -37,7 +37,6 @@ fn worker(i: usize, state: WorkerState) -> WorkerStatus {
 }
 
 fn status(workers: Vec<WorkerStatus>, phase: Phase) -> Status {
-    let count = |s: WorkerState| workers.iter().filter(|w| w.state == s).count() as u32;
     let desired = match phase {
         Phase::Resizing { target, .. } => target,
         _ => workers.len() as u32,
@@ -46,13 +45,7 @@ fn status(workers: Vec<WorkerStatus>, phase: Phase) -> Status {
         deployment: "local".into(),
         balancer: "127.0.0.1:8080".into(),
         now: NOW,
-        pool: PoolCounts {
-            desired,
-            starting: count(WorkerState::Starting),
-            healthy: count(WorkerState::Healthy),
-            unhealthy: count(WorkerState::Unhealthy),
-            draining: count(WorkerState::Draining),
-        },
+        pool: PoolCounts::of(&workers, desired),
         policy: Policy::default(),
         autoscaler: AutoscalerStatus {
             enabled: true,
