@@ -311,7 +311,6 @@ impl Provider for LocalPool {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, w)| w.state != WorkerState::Stopped)
             .map(|(k, w)| (*k, w.pid, w.addr))
             .collect();
         let totals = futures_join(targets.iter().map(|(k, _, addr)| {
