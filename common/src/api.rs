@@ -49,6 +49,37 @@ pub struct WorkerStatus {
     pub in_flight: u64,
 }
 
+impl WorkerStatus {
+    /// A worker's status with its CPU (0–1) and request-rate series, latest values and
+    /// per-minute means derived from them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_series(
+        id: &str,
+        address: &str,
+        pid: Option<u32>,
+        state: WorkerState,
+        started_at: f64,
+        cpu: &crate::metrics::Series,
+        requests: &crate::metrics::Series,
+        in_flight: u64,
+    ) -> WorkerStatus {
+        WorkerStatus {
+            id: id.to_owned(),
+            address: address.to_owned(),
+            pid,
+            state,
+            started_at,
+            cpu: cpu.last().map(|p| p.1),
+            request_rate: requests.last().map(|p| p.1),
+            cpu_series: cpu.points().collect(),
+            request_series: requests.points().collect(),
+            cpu_per_minute: cpu.per_minute(),
+            requests_per_minute: requests.per_minute(),
+            in_flight,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PoolCounts {
     pub desired: u32,
@@ -118,6 +149,18 @@ pub struct Status {
     pub events: Vec<ScalingEvent>,
     /// `None` when the database or store could not be read.
     pub totals: Option<Totals>,
+    /// Set while launching workers fails (bad AMI, no capacity, missing permission).
+    #[serde(default)]
+    pub launch_problem: Option<LaunchProblem>,
+}
+
+/// Launch failures in a row: the reconciler backs off rather than retrying every second.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LaunchProblem {
+    pub error: String,
+    pub failures: u32,
+    /// When the next launch will be tried (Unix seconds).
+    pub retry_at: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -41,6 +41,14 @@ pub struct Config {
     pub media_url_ttl_secs: u64,
     /// Photos per page in a user's grid.
     pub page_size: u32,
+    /// CloudWatch namespace to publish `HttpRequestCount` and `CPUUtilization` to (the aws
+    /// deployment's metrics); unset, nothing is published.
+    pub metrics_namespace: Option<String>,
+    /// Seconds between two CloudWatch publications (each holds one point per metric).
+    pub metrics_interval_secs: u64,
+    /// This worker's EC2 instance id, the metrics' `InstanceId` dimension; by default asked
+    /// of the instance metadata service.
+    pub instance_id: Option<String>,
 }
 
 impl Default for Config {
@@ -63,6 +71,9 @@ impl Default for Config {
             pipeline_queue: 16,
             media_url_ttl_secs: 300,
             page_size: 24,
+            metrics_namespace: None,
+            metrics_interval_secs: 10,
+            instance_id: None,
         }
     }
 }
@@ -131,6 +142,9 @@ impl Config {
         }
         if self.detector_threads == 0 {
             return bad("detector_threads", "must be at least 1");
+        }
+        if self.metrics_interval_secs == 0 {
+            return bad("metrics_interval_secs", "must be at least 1");
         }
         self.store_location()?;
         Ok(())
@@ -275,6 +289,32 @@ pub struct ManagerConfig {
     pub totals_max_age_secs: f64,
     /// Starting policy; once the operator changes it, the stored one wins.
     pub policy: crate::autoscale::Policy,
+    /// Sender of operator codes with SES v2 (a verified identity). The aws provider mails
+    /// through SES; the local one writes to `<data_dir>/outbox`.
+    pub mail_from: Option<String>,
+    /// `aws`: the target group of the ALB the workers serve behind.
+    pub aws_target_group_arn: Option<String>,
+    /// `aws`: launch template id (`lt-…`) or name for new workers. Without one, the image
+    /// and the settings below describe them.
+    pub aws_launch_template: Option<String>,
+    pub aws_image_id: Option<String>,
+    pub aws_instance_type: String,
+    /// Subnets to spread new workers over (round robin).
+    pub aws_subnets: Vec<String>,
+    pub aws_security_groups: Vec<String>,
+    /// A file whose contents become the instances' user data (scripts/aws/user-data.sh).
+    pub aws_user_data_file: Option<PathBuf>,
+    /// Instance profile name or ARN for the workers (their CloudWatch and S3 permissions).
+    pub aws_instance_profile: Option<String>,
+    /// Port the workers listen on, registered with the target group.
+    pub aws_worker_port: u16,
+    /// Value of the `gallery:deployment` tag on this deployment's instances: the control
+    /// plane manages those and only those, and adopts them after a restart.
+    pub aws_deployment: String,
+    /// Public URL shown to the operator; by default the ALB's DNS name.
+    pub aws_public_url: Option<String>,
+    /// CloudWatch namespace the workers publish to (their `metrics_namespace`).
+    pub metrics_namespace: String,
 }
 
 impl Default for ManagerConfig {
@@ -301,6 +341,19 @@ impl Default for ManagerConfig {
             otp_window_secs: 600,
             totals_max_age_secs: 30.0,
             policy: crate::autoscale::Policy::default(),
+            mail_from: None,
+            aws_target_group_arn: None,
+            aws_launch_template: None,
+            aws_image_id: None,
+            aws_instance_type: "t3.small".into(),
+            aws_subnets: Vec::new(),
+            aws_security_groups: Vec::new(),
+            aws_user_data_file: None,
+            aws_instance_profile: None,
+            aws_worker_port: 8000,
+            aws_deployment: "gallery".into(),
+            aws_public_url: None,
+            metrics_namespace: "Gallery".into(),
         }
     }
 }
@@ -338,6 +391,20 @@ impl ManagerConfig {
             return Err(ConfigError::Invalid(format!("`operators`: {bad_mail:?} is not an e-mail address")));
         }
         config.policy.validate().map_err(|e| ConfigError::Invalid(format!("`policy`: {e}")))?;
+        if config.provider == "aws" {
+            if config.aws_target_group_arn.as_deref().unwrap_or("").is_empty() {
+                return bad("aws_target_group_arn", "is required with provider = \"aws\" (scripts/aws/bootstrap prints it)");
+            }
+            if config.aws_launch_template.is_none() && config.aws_image_id.is_none() {
+                return bad("aws_launch_template", "or `aws_image_id` is required with provider = \"aws\"");
+            }
+            if !config.operators.is_empty() && config.mail_from.as_deref().unwrap_or("").is_empty() {
+                return bad("mail_from", "is required with provider = \"aws\": operator codes are sent with SES from it");
+            }
+            if config.metrics_namespace.trim().is_empty() {
+                return bad("metrics_namespace", "must not be empty");
+            }
+        }
         Ok(config)
     }
 }

@@ -4,6 +4,9 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+/// How far back the dashboards look: thirty minutes of samples per worker.
+pub const SERIES_AGE: f64 = 30.0 * 60.0;
+
 /// One value per sample time, oldest first, never older than `max_age` seconds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Series {

@@ -115,6 +115,21 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         .merge(("shutdown.mercy", 5));
 
     let metrics = Arc::new(Metrics::new());
+    if let Some(namespace) = &config.metrics_namespace {
+        let instance_id = match &config.instance_id {
+            Some(id) => id.clone(),
+            None => common::cloud::cloudwatch::instance_id_from_metadata()
+                .await
+                .context("metrics_namespace is set but this worker's instance id is unknown (set instance_id)")?,
+        };
+        let publisher = common::cloud::cloudwatch::Publisher::new(
+            common::cloud::cloudwatch::client().await,
+            namespace,
+            &instance_id,
+        );
+        tracing::info!(%namespace, %instance_id, "publishing metrics to CloudWatch");
+        tokio::spawn(metrics::publish(metrics.clone(), publisher, Duration::from_secs(config.metrics_interval_secs)));
+    }
     let state = AppState {
         jobs: JobPool::new(config.pipeline_workers(), config.pipeline_queue),
         signer: UrlSigner::new(&secret),

@@ -63,3 +63,38 @@ impl Fairing for RequestCounter {
             .inc();
     }
 }
+
+/// Publishes the users' requests since the last point and this process's CPU use (percent
+/// of the machine) every `every`, for the aws control plane. A failed publication is
+/// logged and its requests carried into the next one, so the count is not lost.
+pub async fn publish(metrics: std::sync::Arc<Metrics>, publisher: common::cloud::cloudwatch::Publisher, every: std::time::Duration) {
+    let cores = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0);
+    let pid = std::process::id();
+    let requests = || common::metrics::total_requests(&metrics.render()).unwrap_or(0.0);
+    let mut last = (std::time::Instant::now(), requests(), common::metrics::process_cpu_seconds(pid).unwrap_or(0.0));
+    let mut failures = 0u32;
+    loop {
+        tokio::time::sleep(every).await;
+        let now = (std::time::Instant::now(), requests(), common::metrics::process_cpu_seconds(pid).unwrap_or(0.0));
+        let elapsed = now.0.duration_since(last.0).as_secs_f64().max(1e-3);
+        let cpu_percent = ((now.2 - last.2) / elapsed / cores * 100.0).clamp(0.0, 100.0);
+        match publisher.publish(std::time::SystemTime::now(), now.1 - last.1, cpu_percent).await {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(after = failures, "publishing metrics works again");
+                }
+                failures = 0;
+                last = now;
+            }
+            Err(e) => {
+                failures += 1;
+                // Once, then every few minutes: a lasting outage should not flood the log.
+                if failures == 1 || failures % 30 == 0 {
+                    tracing::warn!(error = %e, failures, "could not publish metrics");
+                }
+                // `last` stays: the next point carries these requests, and its CPU figure
+                // averages over the whole gap.
+            }
+        }
+    }
+}

@@ -46,14 +46,19 @@ pub fn render(status: &Status) -> String {
         p.desired, p.healthy, p.starting, p.unhealthy, p.draining
     );
     let _ = writeln!(out, "autoscaler: {} · {}", phase_text(status), policy_text(status));
+    if let Some(problem) = &status.launch_problem {
+        let wait = (problem.retry_at - status.now).max(0.0);
+        let _ = writeln!(out, "launch: failed {} in a row, retry in {wait:.0} s: {}", problem.failures, problem.error);
+    }
     if status.workers.is_empty() {
         let _ = writeln!(out, "workers: none");
     } else {
         let _ = writeln!(out, "workers:");
+        let width = status.workers.iter().map(|w| w.id.len()).max().unwrap_or(0).max(10);
         for w in &status.workers {
             let cpu = w.cpu.map(|c| format!("{:5.1}%", c * 100.0)).unwrap_or_else(|| "    –".into());
             let req = w.request_rate.map(|r| format!("{r:6.2}/s")).unwrap_or_else(|| "      –".into());
-            let _ = writeln!(out, "  {:<10} {:<9} cpu {cpu}  req {req}  {}", w.id, w.state.as_str(), w.address);
+            let _ = writeln!(out, "  {:<width$} {:<9} cpu {cpu}  req {req}  {}", w.id, w.state.as_str(), w.address);
         }
     }
     match &status.totals {

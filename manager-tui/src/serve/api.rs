@@ -90,8 +90,8 @@ impl<'r> FromRequest<'r> for Operator {
 }
 
 #[post("/auth/otp", data = "<req>")]
-fn otp(auth: &State<Auth>, client: IpAddr, req: Json<OtpRequest>) -> Result<OtpReply> {
-    let (challenge, expires_in) = auth.request_code(&req.email, client)?;
+async fn otp(auth: &State<Auth>, client: IpAddr, req: Json<OtpRequest>) -> Result<OtpReply> {
+    let (challenge, expires_in) = auth.request_code(&req.email, client).await?;
     Ok(Json(OtpReply {
         challenge,
         expires_in,

@@ -44,8 +44,9 @@ pub enum AuthError {
     Db(#[from] common::db::DbError),
 }
 
+#[async_trait::async_trait]
 pub trait MailTransport: Send + Sync {
-    fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String>;
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String>;
 }
 
 /// The local deployment's "mail": RFC 5322 messages written to an outbox directory.
@@ -53,8 +54,9 @@ pub struct Outbox {
     pub dir: PathBuf,
 }
 
+#[async_trait::async_trait]
 impl MailTransport for Outbox {
-    fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
         let date = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc2822)
@@ -68,6 +70,20 @@ impl MailTransport for Outbox {
         let tmp = self.dir.join(format!(".{id}.tmp"));
         std::fs::write(&tmp, message).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| e.to_string())?;
         tracing::info!(path = %path.display(), "operator code written to the outbox");
+        Ok(())
+    }
+}
+
+/// The aws deployment's mail: SES v2 from the configured verified sender.
+#[cfg(feature = "aws")]
+pub struct Ses(pub common::cloud::aws::SesMail);
+
+#[cfg(feature = "aws")]
+#[async_trait::async_trait]
+impl MailTransport for Ses {
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+        self.0.send(to, subject, body).await.map_err(|e| format!("{e:#}"))?;
+        tracing::info!(%to, "operator code sent with SES");
         Ok(())
     }
 }
@@ -108,7 +124,7 @@ impl Auth {
     }
 
     /// Starts a login. Replies alike whether or not the address is allowed.
-    pub fn request_code(&self, email: &str, client: IpAddr) -> Result<(String, u64), AuthError> {
+    pub async fn request_code(&self, email: &str, client: IpAddr) -> Result<(String, u64), AuthError> {
         let email = email.trim().to_lowercase();
         let t = now();
         if !self.allow(format!("client:{client}"), t) || !self.allow(format!("email:{email}"), t) {
@@ -123,7 +139,7 @@ impl Auth {
                  It is valid for {} seconds and can be used once. If you did not ask for it, ignore this message.",
                 self.validity
             );
-            self.mail.send(&email, &format!("Gallery operator code {code}"), &body).map_err(AuthError::Mail)?;
+            self.mail.send(&email, &format!("Gallery operator code {code}"), &body).await.map_err(AuthError::Mail)?;
             Some(code)
         } else {
             tracing::warn!(%email, %client, "code requested for an address not on the allow-list");

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::api::{AutoscalerStatus, CountPoint, PoolCounts, ScalingEvent, Status, Totals, WorkerState};
+use common::api::{AutoscalerStatus, CountPoint, LaunchProblem, PoolCounts, ScalingEvent, Status, Totals, WorkerState};
 use common::autoscale::{self, Phase, Policy, PoolView, Sample};
 use common::config::ManagerConfig;
 use common::db::Db;
@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use common::cloud::Provider;
 
-use super::local::SERIES_AGE;
+use common::metrics::SERIES_AGE;
 use super::now;
 
 struct State {
@@ -29,6 +29,13 @@ struct State {
     /// Objects and bytes in the store and when they were counted: listing a large bucket
     /// is not done on every refresh.
     stored: Option<(f64, u64, u64)>,
+    /// Launches failing in a row (a bad image, no capacity): retried with backoff.
+    launch_problem: Option<LaunchProblem>,
+}
+
+/// Seconds to wait after `failures` failed launches in a row: 2, 4, 8, … up to 2 minutes.
+pub fn launch_backoff(failures: u32) -> f64 {
+    2f64.powi(failures.min(7) as i32).min(120.0)
 }
 
 pub struct ControlPlane {
@@ -85,6 +92,7 @@ impl ControlPlane {
                 last_history: 0.0,
                 last_recorded: (u32::MAX, u32::MAX),
                 stored: None,
+                launch_problem: None,
             }),
             wake: Notify::new(),
             shutdown: Notify::new(),
@@ -178,10 +186,26 @@ impl ControlPlane {
         let desired = self.desired();
         let active = self.pool.active_count().await;
         if active < desired {
+            let waiting = self.state.lock().unwrap().launch_problem.as_ref().is_some_and(|p| now() < p.retry_at);
+            if waiting {
+                return;
+            }
             for _ in active..desired {
-                if let Err(e) = self.pool.launch().await {
-                    tracing::error!(error = %e, "could not launch a worker");
-                    break;
+                match self.pool.launch().await {
+                    Ok(_) => {
+                        let recovered = self.state.lock().unwrap().launch_problem.take();
+                        if let Some(p) = recovered {
+                            tracing::info!(after = p.failures, "launching works again");
+                        }
+                    }
+                    Err(e) => {
+                        let mut s = self.state.lock().unwrap();
+                        let failures = s.launch_problem.as_ref().map_or(0, |p| p.failures) + 1;
+                        let wait = launch_backoff(failures);
+                        tracing::error!(error = %e, failures, retry_in = wait, "could not launch a worker");
+                        s.launch_problem = Some(LaunchProblem { error: format!("{e:#}"), failures, retry_at: now() + wait });
+                        break;
+                    }
                 }
             }
         } else if active > desired {
@@ -293,9 +317,9 @@ impl ControlPlane {
 
     pub async fn status(&self) -> Status {
         let workers = self.pool.status().await;
-        let (policy, enabled, phase, desired) = {
+        let (policy, enabled, phase, desired, launch_problem) = {
             let s = self.state.lock().unwrap();
-            (s.policy.clone(), s.enabled, s.phase, s.desired)
+            (s.policy.clone(), s.enabled, s.phase, s.desired, s.launch_problem.clone())
         };
         let t = now();
         let seconds_left = match phase {
@@ -321,7 +345,10 @@ impl ControlPlane {
             .collect();
         Status {
             deployment: self.pool.kind().to_owned(),
-            balancer: format!("{}:{}", self.config.balancer_address, self.config.balancer_port),
+            balancer: match self.pool.entry_point().await {
+                Some(url) => url,
+                None => format!("{}:{}", self.config.balancer_address, self.config.balancer_port),
+            },
             now: t,
             pool: PoolCounts::of(&workers, desired),
             workers,
@@ -330,6 +357,7 @@ impl ControlPlane {
             history,
             events,
             totals: self.totals().await,
+            launch_problem,
         }
     }
 

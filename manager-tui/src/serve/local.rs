@@ -12,12 +12,10 @@ use std::time::Duration;
 use common::api::{WorkerState, WorkerStatus};
 use common::cloud::Provider;
 use common::config::ManagerConfig;
-use common::metrics::{process_cpu_seconds, total_requests, Series};
+use common::metrics::{process_cpu_seconds, total_requests, Series, SERIES_AGE};
 
 use super::now;
 
-/// Thirty minutes of samples per worker.
-pub const SERIES_AGE: f64 = 30.0 * 60.0;
 
 struct Worker {
     id: String,
@@ -361,19 +359,10 @@ impl Provider for LocalPool {
             .lock()
             .unwrap()
             .values()
-            .map(|w| WorkerStatus {
-                id: w.id.clone(),
-                address: w.addr.to_string(),
-                pid: Some(w.pid),
-                state: w.state,
-                started_at: w.started_at,
-                cpu: w.cpu.last().map(|p| p.1),
-                request_rate: w.requests.last().map(|p| p.1),
-                cpu_series: w.cpu.points().collect(),
-                request_series: w.requests.points().collect(),
-                cpu_per_minute: w.cpu.per_minute(),
-                requests_per_minute: w.requests.per_minute(),
-                in_flight: w.in_flight.load(Ordering::Relaxed),
+            .map(|w| {
+                let address = w.addr.to_string();
+                let in_flight = w.in_flight.load(Ordering::Relaxed);
+                WorkerStatus::from_series(&w.id, &address, Some(w.pid), w.state, w.started_at, &w.cpu, &w.requests, in_flight)
             })
             .collect()
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use common::config::ManagerConfig;
+use common::cloud::Provider;
 use common::db::Db;
 
 pub use control::ControlPlane;
@@ -20,7 +21,6 @@ pub fn now() -> f64 {
 }
 
 pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
-    anyhow::ensure!(config.provider == "local", "provider {:?} is not available yet; use \"local\"", config.provider);
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
     let db = Db::connect(&config.database_url).await.context("connecting to the database")?;
@@ -32,14 +32,30 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
             None
         }
     };
-    let pool = Arc::new(local::LocalPool::new(config.clone())?);
-    let control = ControlPlane::new(config.clone(), pool.clone() as Arc<dyn common::cloud::Provider>, db, store).await?;
-
-    let balancer_addr = (config.balancer_address, config.balancer_port);
-    let listener = tokio::net::TcpListener::bind(balancer_addr)
-        .await
-        .with_context(|| format!("binding the balancer to {}:{}", balancer_addr.0, balancer_addr.1))?;
-    tokio::spawn(Arc::new(balancer::Balancer::new(pool.clone())).serve(listener));
+    let outbox = || Box::new(auth::Outbox { dir: config.data_dir.join("outbox") }) as Box<dyn auth::MailTransport>;
+    let (pool, mail): (Arc<dyn Provider>, Box<dyn auth::MailTransport>) = match config.provider.as_str() {
+        "local" => {
+            let pool = Arc::new(local::LocalPool::new(config.clone())?);
+            let balancer_addr = (config.balancer_address, config.balancer_port);
+            let listener = tokio::net::TcpListener::bind(balancer_addr)
+                .await
+                .with_context(|| format!("binding the balancer to {}:{}", balancer_addr.0, balancer_addr.1))?;
+            tokio::spawn(Arc::new(balancer::Balancer::new(pool.clone())).serve(listener));
+            tracing::info!("balancer on http://{}:{}", config.balancer_address, config.balancer_port);
+            (pool, outbox())
+        }
+        #[cfg(feature = "aws")]
+        "aws" => {
+            let pool = common::cloud::aws::AwsPool::new(config.clone()).await.context("setting up the aws pool")?;
+            let mail: Box<dyn auth::MailTransport> = match &config.mail_from {
+                Some(from) => Box::new(auth::Ses(common::cloud::aws::SesMail::new(from).await)),
+                None => outbox(),
+            };
+            (Arc::new(pool), mail)
+        }
+        other => anyhow::bail!("provider {other:?} is not built into this manager-tui (build it with the `aws` feature)"),
+    };
+    let control = ControlPlane::new(config.clone(), pool.clone(), db, store).await?;
     tokio::spawn(control.clone().reconcile_loop());
     tokio::spawn(control.clone().health_loop());
     tokio::spawn(control.clone().sample_loop());
@@ -47,7 +63,7 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
     if config.operators.is_empty() {
         tracing::warn!("no operator e-mail addresses configured (`operators`): nobody can log in");
     }
-    let auth = auth::Auth::new(&config, Box::new(auth::Outbox { dir: config.data_dir.join("outbox") }));
+    let auth = auth::Auth::new(&config, mail);
     let rocket = api::build(control.clone(), auth).ignite().await?;
     let shutdown = rocket.shutdown();
     let c = control.clone();
@@ -55,16 +71,14 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
         c.shutdown.notified().await;
         shutdown.notify();
     });
-    tracing::info!(
-        "control API on http://{}:{}, balancer on http://{}:{}",
-        config.control_address,
-        config.control_port,
-        config.balancer_address,
-        config.balancer_port
-    );
+    tracing::info!(provider = pool.kind(), "control API on http://{}:{}", config.control_address, config.control_port);
     let result = rocket.launch().await;
-    // Whatever ended the API (Ctrl-C, SIGTERM, /stop), leave no worker behind.
-    control.stop_everything().await;
-    common::cloud::Provider::kill_all(pool.as_ref());
+    // Local workers are this process's children: whatever ended the API (Ctrl-C, SIGTERM,
+    // /stop), leave none behind. Cloud workers keep serving users and are adopted again by
+    // the next start; only /stop (which drained them already) ends them.
+    if !pool.outlives_control_plane() {
+        control.stop_everything().await;
+        pool.kill_all();
+    }
     result.map(|_| ()).map_err(Into::into)
 }

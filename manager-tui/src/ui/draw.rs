@@ -174,9 +174,15 @@ fn worker_line(theme: &Theme, w: &WorkerStatus, selected: bool) -> Line<'static>
     let cpu = w.cpu.map(|c| format!("{:>3.0}%", c * 100.0)).unwrap_or_else(|| "   –".into());
     let req = w.request_rate.map(|r| format!("{r:>5.1}/s")).unwrap_or_else(|| "     –".into());
     let marker = if selected { "▶ " } else { "  " };
+    // EC2 ids are 19 characters; their tail tells instances apart (`--once` prints them whole).
+    let id = if w.id.chars().count() > 9 {
+        format!("…{}", w.id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<String>())
+    } else {
+        w.id.clone()
+    };
     Line::from(vec![
         Span::raw(marker),
-        Span::styled(format!("{:<9}", w.id), theme.title()),
+        Span::styled(format!("{id:<9} "), theme.title()),
         Span::styled(format!("{:<10}", w.state.as_str()), theme.state(w.state)),
         Span::raw(format!("{cpu} {req}")),
     ])
@@ -256,6 +262,18 @@ fn draw_pool(f: &mut Frame, theme: &Theme, status: &Status, area: Rect) {
         Gauge::default().ratio(p.healthy as f64 / total as f64).label(label).gauge_style(theme.fg(Color::Green)),
         gauge,
     );
+    if let Some(problem) = &status.launch_problem {
+        // The operator must see why the pool is not growing, and that it is not retried hot.
+        let wait = (problem.retry_at - status.now).max(0.0);
+        f.render_widget(
+            Paragraph::new(Line::from(Span::styled(
+                format!("launch failed {}× (retry in {wait:.0} s): {}", problem.failures, problem.error),
+                theme.fg(Color::Red),
+            ))),
+            detail,
+        );
+        return;
+    }
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(format!("{} starting", p.starting), theme.state(WorkerState::Starting)),

@@ -64,6 +64,7 @@ fn status(workers: Vec<WorkerStatus>, phase: Phase) -> Status {
         ],
         workers,
         totals: Some(Totals { accounts: 4, photos: 13, objects: 39, bytes: 45_612_000 }),
+        launch_problem: None,
     }
 }
 
@@ -89,8 +90,9 @@ fn app() -> App {
 
 fn with_status(s: Status) -> App {
     let mut app = app();
+    let balancer = s.balancer.clone();
     let probe = app.on_reply(Reply::Status(Ok(s)));
-    assert_eq!(probe, vec![Command::ProbeBalancer("127.0.0.1:8080".into())], "every refresh probes the balancer");
+    assert_eq!(probe, vec![Command::ProbeBalancer(balancer)], "every refresh probes the balancer");
     app.on_reply(Reply::Balancer(true));
     app
 }
@@ -209,6 +211,21 @@ fn screens() -> Vec<(&'static str, App)> {
     let mut events = with_status(status(ten_workers()[..2].to_vec(), Phase::Idle));
     events.on_key(key('e'));
     out.push(("events", events));
+
+    // The aws deployment: instance ids, the ALB's name, and a pool that cannot grow.
+    let mut aws = status(ten_workers()[..2].to_vec(), Phase::Resizing { target: 3, since: NOW - 30.0 });
+    aws.deployment = "aws".into();
+    aws.balancer = "http://gallery-alb-1234567890.eu-west-1.elb.amazonaws.com".into();
+    for (w, id) in aws.workers.iter_mut().zip(["i-0a1b2c3d4e5f60718", "i-0f9e8d7c6b5a43210"]) {
+        w.id = id.into();
+        w.pid = None;
+    }
+    aws.launch_problem = Some(common::api::LaunchProblem {
+        error: "RunInstances: InvalidAMIID.NotFound: The image id '[ami-0bad]' does not exist".into(),
+        failures: 3,
+        retry_at: NOW + 7.0,
+    });
+    out.push(("dashboard_aws_launch_failing", with_status(aws)));
     out
 }
 

@@ -1,7 +1,13 @@
 //! What a deployment's pool of workers must offer the control plane. `local` (worker
-//! processes behind the built-in balancer, in manager-tui) implements it today; `aws` (EC2
-//! behind an ALB target group) is the next one.
+//! processes behind the built-in balancer) lives in manager-tui beside that balancer; `aws`
+//! (EC2 instances in an ALB target group) is [`aws`], behind the `aws` feature because its
+//! SDK clients are slow to compile. [`cloudwatch`] is what workers and the control plane
+//! share of CloudWatch (the worker publishes, the control plane reads).
 use async_trait::async_trait;
+
+#[cfg(feature = "aws")]
+pub mod aws;
+pub mod cloudwatch;
 
 use crate::api::{WorkerState, WorkerStatus};
 
@@ -27,4 +33,15 @@ pub trait Provider: Send + Sync {
     async fn status(&self) -> Vec<WorkerStatus>;
     /// Stops every worker at once, without draining (the control plane is going away).
     fn kill_all(&self);
+    /// Where users reach the deployment, when the provider knows it better than the
+    /// configuration (the ALB's DNS name).
+    async fn entry_point(&self) -> Option<String> {
+        None
+    }
+    /// Whether workers keep serving when the control plane process stops (EC2 instances do;
+    /// they are adopted again on the next start). When false, a stopping control plane
+    /// stops its workers.
+    fn outlives_control_plane(&self) -> bool {
+        false
+    }
 }

@@ -1,0 +1,683 @@
+//! The aws provider: workers are EC2 instances tagged `gallery:deployment = <name>`, serving
+//! behind an ALB target group. The ALB balances and health-checks them; this module
+//! launches, registers, deregisters (the ALB drains) and terminates them, reads their
+//! metrics from CloudWatch, and mails operator codes with SES v2.
+//!
+//! Everything the pool knows is re-read from AWS on each health round, so a restarted
+//! control plane adopts the instances it finds (draining ones included: the draining mark
+//! is a tag, not memory).
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use aws_sdk_ec2::types::{
+    Filter, IamInstanceProfileSpecification, InstanceStateName, InstanceType, LaunchTemplateSpecification,
+    ResourceType, Tag, TagSpecification,
+};
+use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthStateEnum};
+use base64::Engine;
+
+use crate::api::{WorkerState, WorkerStatus};
+use crate::cloud::{cloudwatch, Provider};
+use crate::config::ManagerConfig;
+use crate::metrics::{Series, SERIES_AGE};
+
+/// The tag naming the deployment an instance belongs to.
+pub const DEPLOYMENT_TAG: &str = "gallery:deployment";
+/// Set (to the Unix time) when the control plane takes an instance out of the pool.
+pub const DRAINING_TAG: &str = "gallery:draining-since";
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn ec2_error<E: std::error::Error + 'static>(what: &str, e: E) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {}", aws_sdk_ec2::error::DisplayErrorContext(e))
+}
+
+/// What the ALB says of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetHealth {
+    Initial,
+    Healthy,
+    Unhealthy,
+    Draining,
+    Unused,
+    Unavailable,
+}
+
+impl TargetHealth {
+    fn from_sdk(s: &TargetHealthStateEnum) -> TargetHealth {
+        match s {
+            TargetHealthStateEnum::Initial => TargetHealth::Initial,
+            TargetHealthStateEnum::Healthy => TargetHealth::Healthy,
+            TargetHealthStateEnum::Unhealthy | TargetHealthStateEnum::UnhealthyDraining => TargetHealth::Unhealthy,
+            TargetHealthStateEnum::Draining => TargetHealth::Draining,
+            TargetHealthStateEnum::Unused => TargetHealth::Unused,
+            _ => TargetHealth::Unavailable,
+        }
+    }
+}
+
+/// The worker state shown to the operator, from the instance's EC2 state, the ALB's view of
+/// it as a target (`None`: not registered) and whether we are taking it out of the pool.
+pub fn worker_state(ec2: &str, target: Option<TargetHealth>, draining: bool) -> WorkerState {
+    if ec2 == "shutting-down" || ec2 == "terminated" {
+        return WorkerState::Stopped;
+    }
+    if draining {
+        return WorkerState::Draining;
+    }
+    match (ec2, target) {
+        ("pending", _) => WorkerState::Starting,
+        ("running", None | Some(TargetHealth::Initial)) => WorkerState::Starting,
+        ("running", Some(TargetHealth::Healthy)) => WorkerState::Healthy,
+        ("running", Some(TargetHealth::Draining)) => WorkerState::Draining,
+        // Registered but unused (its zone is not enabled on the ALB) or unavailable: alive,
+        // serving nobody; replaced if it stays so.
+        _ => WorkerState::Unhealthy,
+    }
+}
+
+struct Instance {
+    ec2: String,
+    address: String,
+    launched_at: f64,
+    target: Option<TargetHealth>,
+    draining_since: Option<f64>,
+    state: WorkerState,
+    /// When `state` last changed (start and unhealthy timeouts).
+    since: f64,
+    terminating: bool,
+    cpu: Series,
+    requests: Series,
+    /// The last 30 minutes have been read once (after launch or adoption).
+    backfilled: bool,
+}
+
+pub struct AwsPool {
+    ec2: aws_sdk_ec2::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    config: Arc<ManagerConfig>,
+    target_group: String,
+    user_data: Option<String>,
+    entry_point: Option<String>,
+    /// The target group's deregistration delay: how long the ALB drains a target.
+    deregistration_delay: f64,
+    instances: Mutex<BTreeMap<String, Instance>>,
+    next_subnet: AtomicUsize,
+}
+
+/// AWS clients from the standard chain (environment, profile, instance role).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+impl AwsPool {
+    /// Checks the target group exists and learns its ALB's address, then adopts the
+    /// deployment's running instances.
+    pub async fn new(config: Arc<ManagerConfig>) -> anyhow::Result<AwsPool> {
+        let sdk = sdk_config().await;
+        let target_group = config.aws_target_group_arn.clone().context("aws_target_group_arn is not set")?;
+        let user_data = match &config.aws_user_data_file {
+            Some(path) => {
+                let text = std::fs::read(path).with_context(|| format!("reading user data {}", path.display()))?;
+                Some(base64::engine::general_purpose::STANDARD.encode(text))
+            }
+            None => None,
+        };
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+        let groups = elb
+            .describe_target_groups()
+            .target_group_arns(&target_group)
+            .send()
+            .await
+            .map_err(|e| ec2_error(&format!("target group {target_group}"), e))?;
+        let group = groups.target_groups().first().context("the target group does not exist")?;
+        let mut entry_point = config.aws_public_url.clone();
+        if entry_point.is_none() && !group.load_balancer_arns().is_empty() {
+            let lbs = elb
+                .describe_load_balancers()
+                .set_load_balancer_arns(Some(group.load_balancer_arns().to_vec()))
+                .send()
+                .await
+                .map_err(|e| ec2_error("DescribeLoadBalancers", e))?;
+            entry_point = lbs.load_balancers().first().and_then(|lb| lb.dns_name()).map(|dns| format!("http://{dns}"));
+        }
+        let attributes = elb
+            .describe_target_group_attributes()
+            .target_group_arn(&target_group)
+            .send()
+            .await
+            .map_err(|e| ec2_error("DescribeTargetGroupAttributes", e))?;
+        let deregistration_delay = attributes
+            .attributes()
+            .iter()
+            .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+            .and_then(|a| a.value())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300.0);
+        let pool = AwsPool {
+            ec2: aws_sdk_ec2::Client::new(&sdk),
+            elb,
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+            config,
+            target_group,
+            user_data,
+            entry_point,
+            deregistration_delay,
+            instances: Mutex::new(BTreeMap::new()),
+            next_subnet: AtomicUsize::new(0),
+        };
+        pool.refresh().await?;
+        let adopted = pool.instances.lock().unwrap().len();
+        tracing::info!(adopted, deregistration_delay, "aws pool ready");
+        Ok(pool)
+    }
+
+    fn tag(key: &str, value: &str) -> Tag {
+        Tag::builder().key(key).value(value).build()
+    }
+
+    /// The deployment's instances that are not terminated: (id, EC2 state, private
+    /// address, launch time, draining mark).
+    async fn describe(&self) -> anyhow::Result<Vec<(String, String, String, f64, Option<f64>)>> {
+        let mut out = Vec::new();
+        let mut next_token = None;
+        loop {
+            let reply = self
+                .ec2
+                .describe_instances()
+                .filters(Filter::builder().name(format!("tag:{DEPLOYMENT_TAG}")).values(&self.config.aws_deployment).build())
+                .filters(
+                    Filter::builder()
+                        .name("instance-state-name")
+                        .values("pending")
+                        .values("running")
+                        .values("stopping")
+                        .values("stopped")
+                        .values("shutting-down")
+                        .build(),
+                )
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| ec2_error("DescribeInstances", e))?;
+            for reservation in reply.reservations() {
+                for i in reservation.instances() {
+                    let Some(id) = i.instance_id() else { continue };
+                    let state = i.state().and_then(|s| s.name()).map(InstanceStateName::as_str).unwrap_or("pending");
+                    let address = i
+                        .private_ip_address()
+                        .map(|ip| format!("{ip}:{}", self.config.aws_worker_port))
+                        .unwrap_or_default();
+                    let launched = i.launch_time().map(|t| t.as_secs_f64()).unwrap_or_else(now);
+                    let draining = i
+                        .tags()
+                        .iter()
+                        .find(|t| t.key() == Some(DRAINING_TAG))
+                        .and_then(|t| t.value())
+                        .and_then(|v| v.parse::<f64>().ok());
+                    out.push((id.to_owned(), state.to_owned(), address, launched, draining));
+                }
+            }
+            next_token = reply.next_token().map(str::to_owned);
+            if next_token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn target_health(&self) -> anyhow::Result<HashMap<String, TargetHealth>> {
+        let reply = self
+            .elb
+            .describe_target_health()
+            .target_group_arn(&self.target_group)
+            .send()
+            .await
+            .map_err(|e| ec2_error("DescribeTargetHealth", e))?;
+        Ok(reply
+            .target_health_descriptions()
+            .iter()
+            .filter_map(|d| {
+                let id = d.target()?.id()?.to_owned();
+                let state = d.target_health()?.state()?;
+                Some((id, TargetHealth::from_sdk(state)))
+            })
+            .collect())
+    }
+
+    fn target(&self, id: &str) -> TargetDescription {
+        TargetDescription::builder().id(id).port(self.config.aws_worker_port as i32).build()
+    }
+
+    async fn register(&self, ids: &[String]) -> anyhow::Result<()> {
+        let targets = ids.iter().map(|id| self.target(id)).collect();
+        self.elb
+            .register_targets()
+            .target_group_arn(&self.target_group)
+            .set_targets(Some(targets))
+            .send()
+            .await
+            .map_err(|e| ec2_error("RegisterTargets", e))?;
+        tracing::info!(?ids, "registered with the target group");
+        Ok(())
+    }
+
+    async fn terminate(&self, ids: &[String]) -> anyhow::Result<()> {
+        self.ec2
+            .terminate_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| ec2_error("TerminateInstances", e))?;
+        tracing::info!(?ids, "terminated");
+        Ok(())
+    }
+
+    /// Re-reads the pool from EC2 and the target group; registers instances that came up,
+    /// terminates drained ones and ones that never became (or stopped being) healthy.
+    async fn refresh(&self) -> anyhow::Result<()> {
+        let described = self.describe().await?;
+        let health = self.target_health().await?;
+        let t = now();
+        let drain_limit = self.deregistration_delay + self.config.drain_timeout_secs;
+        let mut to_register = Vec::new();
+        let mut to_terminate = Vec::new();
+        {
+            let mut instances = self.instances.lock().unwrap();
+            let seen: std::collections::HashSet<&str> = described.iter().map(|d| d.0.as_str()).collect();
+            instances.retain(|id, _| seen.contains(id.as_str()));
+            for (id, ec2, address, launched_at, draining_tag) in described {
+                let target = health.get(&id).copied();
+                let entry = instances.entry(id.clone()).or_insert_with(|| Instance {
+                    ec2: ec2.clone(),
+                    address: address.clone(),
+                    launched_at,
+                    target,
+                    draining_since: draining_tag,
+                    state: WorkerState::Starting,
+                    since: t,
+                    terminating: false,
+                    cpu: Series::new(SERIES_AGE),
+                    requests: Series::new(SERIES_AGE),
+                    backfilled: false,
+                });
+                entry.ec2 = ec2;
+                if !address.is_empty() {
+                    entry.address = address;
+                }
+                entry.target = target;
+                entry.draining_since = entry.draining_since.or(draining_tag);
+                let state = worker_state(&entry.ec2, target, entry.draining_since.is_some());
+                if state != entry.state {
+                    tracing::info!(worker = %id, from = entry.state.as_str(), to = state.as_str(), "state changed");
+                    entry.state = state;
+                    entry.since = t;
+                }
+                if entry.terminating || entry.state == WorkerState::Stopped {
+                    continue;
+                }
+                match entry.state {
+                    WorkerState::Draining => {
+                        let drained = matches!(target, None | Some(TargetHealth::Unused));
+                        let since = entry.draining_since.unwrap_or(entry.since);
+                        if drained || t - since > drain_limit {
+                            to_terminate.push(id.clone());
+                        }
+                    }
+                    WorkerState::Starting | WorkerState::Unhealthy if t - entry.since > self.config.start_timeout_secs => {
+                        tracing::warn!(worker = %id, state = entry.state.as_str(), "not healthy in time; replacing it");
+                        to_terminate.push(id.clone());
+                    }
+                    WorkerState::Starting if entry.ec2 == "running" && target.is_none() => to_register.push(id.clone()),
+                    _ => {}
+                }
+            }
+            for id in &to_terminate {
+                if let Some(i) = instances.get_mut(id) {
+                    i.terminating = true;
+                }
+            }
+        }
+        if !to_register.is_empty() {
+            if let Err(e) = self.register(&to_register).await {
+                tracing::error!(error = %e, "could not register new workers");
+            }
+        }
+        if !to_terminate.is_empty() {
+            // A worker being replaced may still be registered; take it out first.
+            let registered: Vec<String> =
+                to_terminate.iter().filter(|id| matches!(health.get(*id), Some(h) if *h != TargetHealth::Draining && *h != TargetHealth::Unused)).cloned().collect();
+            if !registered.is_empty() {
+                let _ = self.deregister(&registered).await;
+            }
+            if let Err(e) = self.terminate(&to_terminate).await {
+                tracing::error!(error = %e, "could not terminate workers");
+                let mut instances = self.instances.lock().unwrap();
+                for id in &to_terminate {
+                    if let Some(i) = instances.get_mut(id) {
+                        i.terminating = false;
+                    }
+                }
+            } else {
+                let mut instances = self.instances.lock().unwrap();
+                for id in &to_terminate {
+                    if let Some(i) = instances.get_mut(id) {
+                        i.state = WorkerState::Stopped;
+                        i.since = t;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn deregister(&self, ids: &[String]) -> anyhow::Result<()> {
+        let targets = ids.iter().map(|id| self.target(id)).collect();
+        self.elb
+            .deregister_targets()
+            .target_group_arn(&self.target_group)
+            .set_targets(Some(targets))
+            .send()
+            .await
+            .map_err(|e| ec2_error("DeregisterTargets", e))?;
+        tracing::info!(?ids, "deregistered; the ALB drains them");
+        Ok(())
+    }
+
+    /// Reads new metric points: the last 30 minutes (1-minute periods) once per instance,
+    /// then the recent high-resolution points.
+    async fn read_metrics(&self) -> anyhow::Result<()> {
+        let (fresh, all): (Vec<String>, Vec<String>) = {
+            let instances = self.instances.lock().unwrap();
+            let live = instances.iter().filter(|(_, i)| i.state != WorkerState::Stopped);
+            let fresh = live.clone().filter(|(_, i)| !i.backfilled).map(|(id, _)| id.clone()).collect();
+            (fresh, live.map(|(id, _)| id.clone()).collect())
+        };
+        if all.is_empty() {
+            return Ok(());
+        }
+        let to = SystemTime::now();
+        let t = now();
+        let ns = &self.config.metrics_namespace;
+        // Periods start at multiples of their length (as CloudWatch rounds them), so the same
+        // bucket has the same time in every read and is kept once.
+        let aligned = |secs: f64, period: f64| SystemTime::UNIX_EPOCH + Duration::from_secs(((secs / period).floor() * period) as u64);
+        let mut batches = Vec::new();
+        if !fresh.is_empty() {
+            let from = aligned(t - SERIES_AGE, 60.0);
+            batches.push((fresh.clone(), 60.0, cloudwatch::read(&self.cloudwatch, ns, &fresh, from, to, 60).await?));
+        }
+        // Two minutes back covers a late publication.
+        let period = 10;
+        let from = aligned(t - 120.0, period as f64);
+        batches.push((all.clone(), period as f64, cloudwatch::read(&self.cloudwatch, ns, &all, from, to, period).await?));
+        let mut instances = self.instances.lock().unwrap();
+        for (ids, period, points) in batches {
+            for id in ids {
+                let Some(i) = instances.get_mut(&id) else { continue };
+                i.backfilled = true;
+                let Some(p) = points.get(&id) else { continue };
+                // The current period is still filling up; it is read again once complete.
+                let complete = |at: f64| at + period <= t;
+                for &(at, v) in p.cpu.iter().filter(|(at, _)| complete(*at)) {
+                    if i.cpu.last().is_none_or(|(last, _)| at > last) {
+                        i.cpu.push(at, v);
+                    }
+                }
+                for &(at, v) in p.request_rate.iter().filter(|(at, _)| complete(*at)) {
+                    if i.requests.last().is_none_or(|(last, _)| at > last) {
+                        i.requests.push(at, v);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for AwsPool {
+    fn kind(&self) -> &'static str {
+        "aws"
+    }
+
+    async fn launch(&self) -> anyhow::Result<String> {
+        let c = &self.config;
+        let mut request = self.ec2.run_instances().min_count(1).max_count(1).tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Self::tag(DEPLOYMENT_TAG, &c.aws_deployment))
+                .tags(Self::tag("Name", &format!("{}-worker", c.aws_deployment)))
+                .build(),
+        );
+        if let Some(template) = &c.aws_launch_template {
+            let spec = LaunchTemplateSpecification::builder().version("$Latest");
+            let spec = if template.starts_with("lt-") {
+                spec.launch_template_id(template)
+            } else {
+                spec.launch_template_name(template)
+            };
+            request = request.launch_template(spec.build());
+        } else {
+            request = request.instance_type(InstanceType::from(c.aws_instance_type.as_str()));
+        }
+        if let Some(image) = &c.aws_image_id {
+            request = request.image_id(image);
+        }
+        if !c.aws_subnets.is_empty() {
+            let n = self.next_subnet.fetch_add(1, Ordering::Relaxed);
+            request = request.subnet_id(&c.aws_subnets[n % c.aws_subnets.len()]);
+        }
+        if !c.aws_security_groups.is_empty() {
+            request = request.set_security_group_ids(Some(c.aws_security_groups.clone()));
+        }
+        if let Some(data) = &self.user_data {
+            request = request.user_data(data);
+        }
+        if let Some(profile) = &c.aws_instance_profile {
+            let spec = IamInstanceProfileSpecification::builder();
+            let spec = if profile.starts_with("arn:") { spec.arn(profile) } else { spec.name(profile) };
+            request = request.iam_instance_profile(spec.build());
+        }
+        let reply = request.send().await.map_err(|e| ec2_error("RunInstances", e))?;
+        let instance = reply.instances().first().context("RunInstances returned no instance")?;
+        let id = instance.instance_id().context("RunInstances returned no instance id")?.to_owned();
+        let t = now();
+        self.instances.lock().unwrap().insert(
+            id.clone(),
+            Instance {
+                ec2: "pending".into(),
+                address: instance
+                    .private_ip_address()
+                    .map(|ip| format!("{ip}:{}", c.aws_worker_port))
+                    .unwrap_or_default(),
+                launched_at: t,
+                target: None,
+                draining_since: None,
+                state: WorkerState::Starting,
+                since: t,
+                terminating: false,
+                cpu: Series::new(SERIES_AGE),
+                requests: Series::new(SERIES_AGE),
+                backfilled: false,
+            },
+        );
+        tracing::info!(worker = %id, "launched instance");
+        Ok(id)
+    }
+
+    async fn active_count(&self) -> u32 {
+        let instances = self.instances.lock().unwrap();
+        instances
+            .values()
+            .filter(|i| !i.terminating)
+            .filter(|i| matches!(i.state, WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy))
+            .count() as u32
+    }
+
+    async fn count(&self, state: WorkerState) -> u32 {
+        self.instances.lock().unwrap().values().filter(|i| i.state == state).count() as u32
+    }
+
+    /// Marks the instances (tag first, so a restart still knows), then deregisters them:
+    /// the ALB stops sending them new requests and drains the ones in flight.
+    async fn mark_draining(&self, n: u32) -> Vec<String> {
+        let t = now();
+        let chosen: Vec<(String, bool)> = {
+            let mut instances = self.instances.lock().unwrap();
+            let rank = |s: WorkerState| match s {
+                WorkerState::Starting => 0,
+                WorkerState::Unhealthy => 1,
+                _ => 2,
+            };
+            let mut candidates: Vec<(u8, std::cmp::Reverse<u64>, String)> = instances
+                .iter()
+                .filter(|(_, i)| !i.terminating)
+                .filter(|(_, i)| matches!(i.state, WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy))
+                .map(|(id, i)| (rank(i.state), std::cmp::Reverse((i.launched_at * 1000.0) as u64), id.clone()))
+                .collect();
+            candidates.sort();
+            candidates
+                .into_iter()
+                .take(n as usize)
+                .map(|(_, _, id)| {
+                    let i = instances.get_mut(&id).expect("present");
+                    i.state = WorkerState::Draining;
+                    i.since = t;
+                    i.draining_since = Some(t);
+                    (id, i.target.is_some())
+                })
+                .collect()
+        };
+        if chosen.is_empty() {
+            return Vec::new();
+        }
+        let ids: Vec<String> = chosen.iter().map(|(id, _)| id.clone()).collect();
+        if let Err(e) = self
+            .ec2
+            .create_tags()
+            .set_resources(Some(ids.clone()))
+            .tags(Self::tag(DRAINING_TAG, &format!("{t:.0}")))
+            .send()
+            .await
+        {
+            tracing::error!(error = %ec2_error("CreateTags", e), "could not mark workers as draining");
+        }
+        let registered: Vec<String> = chosen.into_iter().filter(|(_, r)| *r).map(|(id, _)| id).collect();
+        if !registered.is_empty() {
+            if let Err(e) = self.deregister(&registered).await {
+                tracing::error!(error = %e, "could not deregister workers");
+            }
+        }
+        ids
+    }
+
+    /// The health rounds terminate the instance once the ALB has drained it; this waits
+    /// for that (bounded by the deregistration delay and the drain timeout).
+    async fn drain_and_stop(&self, id: &str) {
+        let deadline = now() + self.deregistration_delay + self.config.drain_timeout_secs + 60.0;
+        while now() < deadline {
+            let gone = self.instances.lock().unwrap().get(id).is_none_or(|i| i.state == WorkerState::Stopped);
+            if gone {
+                tracing::info!(worker = %id, "worker drained and terminated");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tracing::warn!(worker = %id, "worker still not terminated after its drain deadline");
+    }
+
+    async fn check_health(&self) {
+        if let Err(e) = self.refresh().await {
+            tracing::error!(error = %e, "could not read the pool from AWS");
+        }
+    }
+
+    async fn sample(&self) -> Option<f64> {
+        if let Err(e) = self.read_metrics().await {
+            tracing::warn!(error = %e, "could not read worker metrics from CloudWatch");
+        }
+        let t = now();
+        let instances = self.instances.lock().unwrap();
+        // A point older than a minute says nothing about now (the worker stopped publishing).
+        let healthy: Vec<f64> = instances
+            .values()
+            .filter(|i| i.state == WorkerState::Healthy)
+            .filter_map(|i| i.cpu.last().filter(|(at, _)| t - at < 60.0).map(|(_, v)| v))
+            .collect();
+        (!healthy.is_empty()).then(|| healthy.iter().sum::<f64>() / healthy.len() as f64)
+    }
+
+    async fn status(&self) -> Vec<WorkerStatus> {
+        self.instances
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, i)| WorkerStatus::from_series(id, &i.address, None, i.state, i.launched_at, &i.cpu, &i.requests, 0))
+            .collect()
+    }
+
+    /// Instances outlive the control plane; a restart adopts them.
+    fn kill_all(&self) {}
+
+    async fn entry_point(&self) -> Option<String> {
+        self.entry_point.clone()
+    }
+
+    fn outlives_control_plane(&self) -> bool {
+        true
+    }
+}
+
+/// Operator codes by SES v2, from a verified sender.
+pub struct SesMail {
+    client: aws_sdk_sesv2::Client,
+    from: String,
+}
+
+impl SesMail {
+    pub async fn new(from: &str) -> SesMail {
+        SesMail { client: aws_sdk_sesv2::Client::new(&sdk_config().await), from: from.to_owned() }
+    }
+
+    pub async fn send(&self, to: &str, subject: &str, body: &str) -> anyhow::Result<()> {
+        use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+        let content = |text: &str| Content::builder().data(text).charset("UTF-8").build();
+        let message = Message::builder().subject(content(subject)?).body(Body::builder().text(content(body)?).build()).build();
+        self.client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(to).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("SES SendEmail: {}", aws_sdk_sesv2::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_states_follow_ec2_and_the_target_group() {
+        use TargetHealth::*;
+        assert_eq!(worker_state("pending", None, false), WorkerState::Starting);
+        assert_eq!(worker_state("running", None, false), WorkerState::Starting);
+        assert_eq!(worker_state("running", Some(Initial), false), WorkerState::Starting);
+        assert_eq!(worker_state("running", Some(Healthy), false), WorkerState::Healthy);
+        assert_eq!(worker_state("running", Some(Unhealthy), false), WorkerState::Unhealthy);
+        assert_eq!(worker_state("running", Some(Unused), false), WorkerState::Unhealthy);
+        assert_eq!(worker_state("running", Some(Draining), false), WorkerState::Draining);
+        assert_eq!(worker_state("stopped", None, false), WorkerState::Unhealthy);
+        // Our mark wins over what the ALB has not caught up with yet.
+        assert_eq!(worker_state("running", Some(Healthy), true), WorkerState::Draining);
+        assert_eq!(worker_state("shutting-down", Some(Draining), true), WorkerState::Stopped);
+    }
+}

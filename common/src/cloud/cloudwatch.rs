@@ -1,0 +1,173 @@
+//! The aws deployment's metrics: each worker publishes its request count and CPU to
+//! CloudWatch (high resolution, so the autoscaler sees seconds-old load rather than the
+//! 5-minute EC2 basic monitoring), and the control plane reads them back per instance.
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricDatum, MetricStat, StandardUnit};
+use aws_sdk_cloudwatch::Client;
+
+/// Requests served since the previous point (a `Sum` per period is a request count).
+pub const REQUESTS: &str = "HttpRequestCount";
+/// The worker process's CPU use, percent of its machine.
+pub const CPU: &str = "CPUUtilization";
+pub const DIMENSION: &str = "InstanceId";
+/// EC2's own CPU metric: used when a worker has published none (it is not running the
+/// gallery yet, or publishing fails), at its coarser resolution.
+const EC2_NAMESPACE: &str = "AWS/EC2";
+
+/// A CloudWatch client from the standard AWS chain (environment, profile, instance role;
+/// `AWS_ENDPOINT_URL` points it at an emulator).
+pub async fn client() -> Client {
+    Client::new(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+}
+
+fn seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn instance(id: &str) -> Dimension {
+    Dimension::builder().name(DIMENSION).value(id).build()
+}
+
+/// One worker's publisher.
+pub struct Publisher {
+    client: Client,
+    namespace: String,
+    instance_id: String,
+}
+
+impl Publisher {
+    pub fn new(client: Client, namespace: &str, instance_id: &str) -> Self {
+        Publisher { client, namespace: namespace.to_owned(), instance_id: instance_id.to_owned() }
+    }
+
+    /// Both metrics in one call, stored at one-second resolution.
+    pub async fn publish(&self, at: SystemTime, requests: f64, cpu_percent: f64) -> anyhow::Result<()> {
+        let at = DateTime::from_secs_f64(seconds(at));
+        let datum = |name: &str, value: f64, unit: StandardUnit| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .dimensions(instance(&self.instance_id))
+                .timestamp(at)
+                .value(value)
+                .unit(unit)
+                .storage_resolution(1)
+                .build()
+        };
+        self.client
+            .put_metric_data()
+            .namespace(&self.namespace)
+            .metric_data(datum(REQUESTS, requests, StandardUnit::Count))
+            .metric_data(datum(CPU, cpu_percent, StandardUnit::Percent))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("PutMetricData: {}", aws_sdk_cloudwatch::error::DisplayErrorContext(&e)))?;
+        Ok(())
+    }
+}
+
+/// One instance's points over a window, oldest first: (period start, value).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct InstancePoints {
+    /// Requests per second (the period's sum divided by its length).
+    pub request_rate: Vec<(f64, f64)>,
+    /// CPU, 0–1: the worker's own figure, or EC2's when the worker published none.
+    pub cpu: Vec<(f64, f64)>,
+}
+
+/// Reads `instances`' metrics from `from` to `to` in `period`-second buckets (60 for the
+/// charts' minutes; 1–30 only exists for high-resolution metrics such as the workers').
+pub async fn read(
+    client: &Client,
+    namespace: &str,
+    instances: &[String],
+    from: SystemTime,
+    to: SystemTime,
+    period: i32,
+) -> anyhow::Result<HashMap<String, InstancePoints>> {
+    let mut out: HashMap<String, InstancePoints> = HashMap::new();
+    // Three queries per instance; GetMetricData takes at most 500.
+    for chunk in instances.chunks(160) {
+        let mut queries = Vec::new();
+        for (i, id) in chunk.iter().enumerate() {
+            let query = |qid: String, ns: &str, name: &str, stat: &str| {
+                MetricDataQuery::builder()
+                    .id(qid)
+                    .metric_stat(
+                        MetricStat::builder()
+                            .metric(Metric::builder().namespace(ns).metric_name(name).dimensions(instance(id)).build())
+                            .period(period)
+                            .stat(stat)
+                            .build(),
+                    )
+                    .return_data(true)
+                    .build()
+            };
+            queries.push(query(format!("r{i}"), namespace, REQUESTS, "Sum"));
+            queries.push(query(format!("c{i}"), namespace, CPU, "Average"));
+            queries.push(query(format!("e{i}"), EC2_NAMESPACE, CPU, "Average"));
+        }
+        let mut own_cpu: HashMap<usize, Vec<(f64, f64)>> = HashMap::new();
+        let mut ec2_cpu: HashMap<usize, Vec<(f64, f64)>> = HashMap::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let reply = client
+                .get_metric_data()
+                .start_time(DateTime::from_secs_f64(seconds(from)))
+                .end_time(DateTime::from_secs_f64(seconds(to)))
+                .set_metric_data_queries(Some(queries.clone()))
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("GetMetricData: {}", aws_sdk_cloudwatch::error::DisplayErrorContext(&e)))?;
+            for result in reply.metric_data_results() {
+                let Some(qid) = result.id() else { continue };
+                let (kind, index) = qid.split_at(1);
+                let Ok(index) = index.parse::<usize>() else { continue };
+                let Some(id) = chunk.get(index) else { continue };
+                let points: Vec<(f64, f64)> = result
+                    .timestamps()
+                    .iter()
+                    .zip(result.values())
+                    .map(|(t, v)| (t.as_secs_f64(), *v))
+                    .collect();
+                match kind {
+                    "r" => {
+                        let entry = out.entry(id.clone()).or_default();
+                        entry.request_rate.extend(points.into_iter().map(|(t, sum)| (t, sum / period as f64)));
+                    }
+                    "c" => own_cpu.entry(index).or_default().extend(points),
+                    _ => ec2_cpu.entry(index).or_default().extend(points),
+                }
+            }
+            next_token = reply.next_token().map(str::to_owned);
+            if next_token.is_none() {
+                break;
+            }
+        }
+        for (i, id) in chunk.iter().enumerate() {
+            let own = own_cpu.remove(&i).unwrap_or_default();
+            let cpu = if own.is_empty() { ec2_cpu.remove(&i).unwrap_or_default() } else { own };
+            let entry = out.entry(id.clone()).or_default();
+            entry.cpu = cpu.into_iter().map(|(t, percent)| (t, (percent / 100.0).clamp(0.0, 1.0))).collect();
+        }
+    }
+    for points in out.values_mut() {
+        // CloudWatch answers newest first.
+        points.request_rate.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points.cpu.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    Ok(out)
+}
+
+/// This instance's id from the instance metadata service (IMDSv2).
+pub async fn instance_id_from_metadata() -> anyhow::Result<String> {
+    let imds = aws_config::imds::Client::builder().connect_timeout(Duration::from_secs(2)).build();
+    let id = imds
+        .get("/latest/meta-data/instance-id")
+        .await
+        .map_err(|e| anyhow::anyhow!("asking the instance metadata service for the instance id: {e}"))?;
+    Ok(id.as_ref().to_owned())
+}
