@@ -97,6 +97,12 @@ ensure_seaweedfs() {
   command -v weed >/dev/null 2>&1 || hash -r
 }
 
+# The AWS emulator the aws provider's tests run against (each test starts its own).
+ensure_moto() {
+  command -v moto_server >/dev/null 2>&1 || { log "installing the AWS emulator (PyPI moto[server])"; python3 -m pip install -q 'moto[server]>=5.2,<6'; }
+  command -v moto_server >/dev/null 2>&1 || hash -r
+}
+
 # start_seaweedfs DIR: an S3 server enforcing SigV4 for the access key test/test. Every port
 # it opens is chosen free (its gRPC ports default to port+10000, which can overflow).
 # Sets S3_ENDPOINT.

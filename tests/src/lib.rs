@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: start the built binaries against the servers that
 //! `scripts/test` runs, and wait on conditions (never on luck). `sim` models a pool for the
 //! autoscaler simulator.
+pub mod aws;
 pub mod sim;
 
 /// Registers DejaVu Sans as the charts' "sans-serif" (plotters draws text with it).
@@ -81,6 +82,11 @@ pub struct Worker {
 
 impl Worker {
     pub fn spawn(database_url: &str, data_dir: &Path) -> Worker {
+        Self::spawn_with(database_url, data_dir, &[])
+    }
+
+    /// As [`Worker::spawn`], with more environment (settings, an AWS emulator's endpoint).
+    pub fn spawn_with(database_url: &str, data_dir: &Path, env_vars: &[(&str, String)]) -> Worker {
         let port = free_port();
         let child = Command::new(env("GALLERY_SERVER_BIN"))
             .arg("serve")
@@ -89,6 +95,7 @@ impl Worker {
             .env("GALLERY_PORT", port.to_string())
             .env("GALLERY_MODEL_PATH", env("GALLERY_MODEL_PATH"))
             .env("GALLERY_CONFIG", data_dir.join("none.toml"))
+            .envs(env_vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .spawn()
             .expect("gallery-server binary (built by scripts/test)");
@@ -141,6 +148,18 @@ impl ControlPlane {
     }
 
     pub fn spawn_on(database_url: &str, data_dir: &Path, manager_toml: &str, api_port: u16, lb_port: u16) -> ControlPlane {
+        Self::spawn_with(database_url, data_dir, manager_toml, api_port, lb_port, &[])
+    }
+
+    /// As [`ControlPlane::spawn_on`], with more environment (an AWS emulator's endpoint).
+    pub fn spawn_with(
+        database_url: &str,
+        data_dir: &Path,
+        manager_toml: &str,
+        api_port: u16,
+        lb_port: u16,
+        env_vars: &[(&str, String)],
+    ) -> ControlPlane {
         std::fs::create_dir_all(data_dir).unwrap();
         let config = data_dir.join("manager.toml");
         std::fs::write(&config, manager_toml).unwrap();
@@ -155,6 +174,7 @@ impl ControlPlane {
             .env("GALLERY_BALANCER_PORT", lb_port.to_string())
             .env("GALLERY_WORKER_BIN", env("GALLERY_SERVER_BIN"))
             .env("GALLERY_MODEL_PATH", env("GALLERY_MODEL_PATH"))
+            .envs(env_vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .spawn()
             .expect("manager-tui binary (built by scripts/test)");

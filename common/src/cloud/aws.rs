@@ -28,6 +28,9 @@ use crate::metrics::{Series, SERIES_AGE};
 pub const DEPLOYMENT_TAG: &str = "gallery:deployment";
 /// Set (to the Unix time) when the control plane takes an instance out of the pool.
 pub const DRAINING_TAG: &str = "gallery:draining-since";
+/// How long a launched instance may be missing from DescribeInstances before it is
+/// considered gone.
+const LISTING_GRACE: f64 = 60.0;
 
 fn now() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -290,7 +293,9 @@ impl AwsPool {
         {
             let mut instances = self.instances.lock().unwrap();
             let seen: std::collections::HashSet<&str> = described.iter().map(|d| d.0.as_str()).collect();
-            instances.retain(|id, _| seen.contains(id.as_str()));
+            // DescribeInstances is eventually consistent, and a launch may land while it
+            // runs: an instance we launched a moment ago is kept even if not listed yet.
+            instances.retain(|id, i| seen.contains(id.as_str()) || (t - i.launched_at < LISTING_GRACE && !i.terminating));
             for (id, ec2, address, launched_at, draining_tag) in described {
                 let target = health.get(&id).copied();
                 let entry = instances.entry(id.clone()).or_insert_with(|| Instance {

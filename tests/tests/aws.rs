@@ -1,0 +1,240 @@
+//! The aws deployment against an AWS emulator (moto): the control plane's real SDK clients
+//! launch, register, drain, terminate and adopt EC2 workers; operator codes go through SES;
+//! worker metrics go through CloudWatch and drive the autoscaler.
+use std::time::{Duration, Instant};
+
+use common::api::{Status, WorkerState};
+use gallery_tests::aws::{Deployment, Moto};
+use gallery_tests::{fresh_database, wait_until, ControlPlane, Worker};
+
+const OPERATOR: &str = "ops@example.com";
+
+fn start(db: &str, dir: &std::path::Path, toml: &str, moto: &Moto, api_port: u16) -> ControlPlane {
+    ControlPlane::spawn_with(db, dir, toml, api_port, gallery_tests::free_port(), &moto.client_env())
+}
+
+/// Logs in with the code SES delivered to the operator.
+async fn login(cp: &ControlPlane, moto: &Moto, http: &reqwest::Client) -> String {
+    let before = moto.sent_mail().await.len();
+    let res = http.post(cp.api("/auth/otp")).json(&serde_json::json!({ "email": OPERATOR })).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let challenge = res.json::<serde_json::Value>().await.unwrap()["challenge"].as_str().unwrap().to_owned();
+    let (to, subject, body) = wait_until("the code to be sent with SES", Duration::from_secs(10), || async {
+        moto.sent_mail().await.into_iter().nth(before)
+    })
+    .await;
+    assert_eq!(to, vec![OPERATOR.to_owned()]);
+    assert!(subject.starts_with("Gallery operator code"), "{subject}");
+    let at = body.find("control plane is ").expect("code in the mail") + "control plane is ".len();
+    let code = &body[at..at + 6];
+    let res = http
+        .post(cp.api("/auth/verify"))
+        .json(&serde_json::json!({ "challenge": challenge, "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+async fn status(cp: &ControlPlane, http: &reqwest::Client, token: &str) -> Status {
+    cp.status(http, token).await
+}
+
+fn healthy_ids(s: &Status) -> Vec<String> {
+    let mut ids: Vec<String> = s.workers.iter().filter(|w| w.state == WorkerState::Healthy).map(|w| w.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_restart() {
+    let moto = Moto::start(&[]).await;
+    let deployment = Deployment::create(&moto).await;
+    let db = fresh_database("aws_pool").await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = deployment.manager_toml("ami-12c6146b", "[policy]\nmin_workers = 1\nmax_workers = 4\ncooldown_secs = 1\n");
+    let api_port = gallery_tests::free_port();
+    let mut cp = start(&db, dir.path(), &toml, &moto, api_port);
+    let http = reqwest::Client::new();
+    cp.wait_api(&http).await;
+    let token = login(&cp, &moto, &http).await;
+
+    // Scale out to two: instances tagged, running, registered and healthy.
+    let res = http.post(cp.api("/pool/grow")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let s = wait_until("two healthy workers", Duration::from_secs(30), || async {
+        let s = status(&cp, &http, &token).await;
+        (healthy_ids(&s).len() == 2).then_some(s)
+    })
+    .await;
+    assert_eq!(s.deployment, "aws");
+    assert_eq!(s.balancer, format!("http://{}", deployment.alb_dns), "the ALB is where users go");
+    let ids = healthy_ids(&s);
+    assert!(ids.iter().all(|id| id.starts_with("i-")), "{ids:?}");
+    let running: Vec<(String, String)> = ids.iter().map(|id| (id.clone(), "running".to_owned())).collect();
+    assert_eq!(moto.instances("test").await, running);
+    let registered: Vec<(String, String)> = ids.iter().map(|id| (id.clone(), "healthy".to_owned())).collect();
+    assert_eq!(moto.targets(&deployment.target_group).await, registered);
+
+    // Scale in by one: the newest is deregistered, then terminated; the other keeps serving.
+    let res = http.post(cp.api("/pool/shrink")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let gone = wait_until("one instance terminated", Duration::from_secs(30), || async {
+        let instances = moto.instances("test").await;
+        let terminated: Vec<String> =
+            instances.iter().filter(|(_, state)| state == "terminated" || state == "shutting-down").map(|(id, _)| id.clone()).collect();
+        (terminated.len() == 1).then(|| terminated[0].clone())
+    })
+    .await;
+    let kept: Vec<String> = ids.iter().filter(|id| **id != gone).cloned().collect();
+    assert_eq!(kept.len(), 1);
+    let targets = moto.targets(&deployment.target_group).await;
+    assert_eq!(targets, vec![(kept[0].clone(), "healthy".to_owned())], "the terminated worker was deregistered");
+    wait_until("the pool to show one healthy worker", Duration::from_secs(10), || async {
+        let s = status(&cp, &http, &token).await;
+        (healthy_ids(&s) == kept && s.workers.len() == 1).then_some(())
+    })
+    .await;
+
+    // A restart of the control plane leaves the worker serving and adopts it: no launch.
+    let exit = cp.terminate().await;
+    assert!(exit.success(), "{exit}");
+    assert_eq!(
+        moto.instances("test").await.iter().filter(|(_, s)| s == "running").map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        kept,
+        "stopping the control plane does not stop cloud workers"
+    );
+    let mut cp = start(&db, dir.path(), &toml, &moto, api_port);
+    cp.wait_api(&http).await;
+    let token = login(&cp, &moto, &http).await;
+    let s = wait_until("the adopted worker to be listed healthy", Duration::from_secs(20), || async {
+        let s = status(&cp, &http, &token).await;
+        (!healthy_ids(&s).is_empty()).then_some(s)
+    })
+    .await;
+    assert_eq!(healthy_ids(&s), kept);
+    assert_eq!(s.pool.desired, 1, "the desired size survived the restart");
+    // Give the reconciler several rounds to (wrongly) launch; the instance list must not grow.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        assert_eq!(moto.instances("test").await.len(), 2, "no instance launched after adoption");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
+    let moto = Moto::start(&[]).await;
+    let deployment = Deployment::create(&moto).await;
+    let db = fresh_database("aws_metrics").await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = deployment.manager_toml(
+        "ami-12c6146b",
+        "[policy]\nmin_workers = 1\nmax_workers = 3\ngrow_cpu = 0.6\nshrink_cpu = 0.05\ncooldown_secs = 5\ngrow_window_secs = 5\n",
+    );
+    let mut cp = start(&db, dir.path(), &toml, &moto, gallery_tests::free_port());
+    let http = reqwest::Client::new();
+    cp.wait_api(&http).await;
+    let token = login(&cp, &moto, &http).await;
+    let id = wait_until("one healthy worker", Duration::from_secs(30), || async {
+        healthy_ids(&status(&cp, &http, &token).await).into_iter().next()
+    })
+    .await;
+
+    // A real worker, told it is that instance, publishes its requests to CloudWatch.
+    let worker_dir = tempfile::tempdir().unwrap();
+    let mut env = moto.client_env();
+    env.push(("GALLERY_METRICS_NAMESPACE", "GalleryTest".into()));
+    env.push(("GALLERY_METRICS_INTERVAL_SECS", "1".into()));
+    env.push(("GALLERY_INSTANCE_ID", id.clone()));
+    let mut worker = Worker::spawn_with(&cp.database_url, worker_dir.path(), &env);
+    worker.wait_healthy(&http).await;
+    let served = wait_until("the worker's request rate to reach the control plane", Duration::from_secs(45), || async {
+        for _ in 0..20 {
+            let res = http.get(worker.url("/login")).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+        }
+        let s = status(&cp, &http, &token).await;
+        let w = s.workers.iter().find(|w| w.id == id)?;
+        w.request_rate.filter(|r| *r > 0.0)
+    })
+    .await;
+    assert!(served > 0.0);
+    let exit = worker.terminate().await;
+    assert!(exit.success(), "{exit}");
+
+    // Now the instance reports 95 % CPU, as a worker under load would: the pool grows.
+    let cloudwatch = moto.cloudwatch();
+    let load = tokio::spawn({
+        let id = id.clone();
+        async move {
+            let publisher = common::cloud::cloudwatch::Publisher::new(cloudwatch, "GalleryTest", &id);
+            loop {
+                publisher.publish(std::time::SystemTime::now(), 10.0, 95.0).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    let s = wait_until("the autoscaler to grow the pool", Duration::from_secs(60), || async {
+        let s = status(&cp, &http, &token).await;
+        (s.pool.desired >= 2).then_some(s)
+    })
+    .await;
+    load.abort();
+    let event = s.events.first().expect("a scaling event");
+    assert!(event.reason.starts_with("autoscaler"), "{}", event.reason);
+    assert_eq!((event.from, event.to), (1, s.pool.desired));
+    let w = s.workers.iter().find(|w| w.id == id).unwrap();
+    assert!(w.cpu.unwrap() > 0.6, "{:?}", w.cpu);
+    wait_until("a second instance to run", Duration::from_secs(30), || async {
+        let running = moto.instances("test").await.iter().filter(|(_, s)| s == "running").count();
+        (running >= 2).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_launch_is_reported_and_retried_with_backoff() {
+    // The emulator rejects images it does not know, as AWS does.
+    let moto = Moto::start(&[("MOTO_ENABLE_AMI_VALIDATION", "true")]).await;
+    let deployment = Deployment::create(&moto).await;
+    let db = fresh_database("aws_launch").await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = deployment.manager_toml("ami-00000000000bad", "[policy]\nmin_workers = 1\nmax_workers = 2\n");
+    let mut cp = start(&db, dir.path(), &toml, &moto, gallery_tests::free_port());
+    let http = reqwest::Client::new();
+    cp.wait_api(&http).await;
+    let token = login(&cp, &moto, &http).await;
+
+    let first = wait_until("the launch failure to be reported", Duration::from_secs(20), || async {
+        status(&cp, &http, &token).await.launch_problem
+    })
+    .await;
+    assert!(first.error.contains("RunInstances") && first.error.contains("ami-00000000000bad"), "{}", first.error);
+    // Time three failures from the moment one is seen happening: backing off 2 s, then 4 s
+    // (or more) puts at least 6 s between failures k and k + 2; a hot loop (the reconciler
+    // wakes every second) would take about 2.
+    let failures = |at_least: u32| {
+        let (cp, http, token) = (&cp, &http, &token);
+        async move {
+            wait_until(&format!("launch failure {at_least}"), Duration::from_secs(60), || async {
+                status(cp, http, token).await.launch_problem.filter(|p| p.failures >= at_least)
+            })
+            .await
+        }
+    };
+    let k = failures(first.failures + 1).await;
+    let seen = Instant::now();
+    let later = failures(k.failures + 2).await;
+    assert!(seen.elapsed() >= Duration::from_secs(5), "failures {} to {} within {:?}: not backing off", k.failures, later.failures, seen.elapsed());
+    assert!(later.retry_at > status(&cp, &http, &token).await.now, "the next try is in the future");
+    assert!(moto.instances("test").await.is_empty(), "nothing was launched");
+    let once = std::process::Command::new(gallery_tests::env("GALLERY_MANAGER_BIN"))
+        .args(["--once", "--api", &cp.api("")])
+        .env("GALLERY_TOKEN", &token)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&once.stdout);
+    assert!(text.contains("launch: failed") && text.contains("ami-00000000000bad"), "{text}");
+}
