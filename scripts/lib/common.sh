@@ -103,6 +103,12 @@ ensure_moto() {
   command -v moto_server >/dev/null 2>&1 || hash -r
 }
 
+# The AWS CLI, which scripts/aws/bootstrap and teardown use (and their test).
+ensure_awscli() {
+  command -v aws >/dev/null 2>&1 || { log "installing the AWS CLI (PyPI awscli)"; python3 -m pip install -q awscli; }
+  command -v aws >/dev/null 2>&1 || hash -r
+}
+
 # start_seaweedfs DIR: an S3 server enforcing SigV4 for the access key test/test. Every port
 # it opens is chosen free (its gRPC ports default to port+10000, which can overflow).
 # Sets S3_ENDPOINT.

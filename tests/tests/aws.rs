@@ -238,3 +238,74 @@ async fn a_failing_launch_is_reported_and_retried_with_backoff() {
     let text = String::from_utf8_lossy(&once.stdout);
     assert!(text.contains("launch: failed") && text.contains("ami-00000000000bad"), "{text}");
 }
+
+/// Runs one of the deployment kit's scripts against the emulator.
+fn kit(moto: &Moto, script: &str, args: &[&str]) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out = std::process::Command::new(root.join("scripts/aws").join(script))
+        .args(args)
+        .envs(moto.client_env())
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "scripts/aws/{script} failed:\n{text}");
+    text
+}
+
+#[tokio::test]
+async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_removes_it() {
+    let moto = Moto::start(&[]).await;
+    let out = tempfile::tempdir().unwrap();
+    let release = out.path().join("release.tar.gz");
+    std::fs::write(&release, b"not a real release; the emulator boots nothing").unwrap();
+    let printed = kit(
+        &moto,
+        "bootstrap",
+        &[
+            "--region", "us-east-1", "--deployment", "kit",
+            "--database-url", "mysql://gallery:secret@db.example:3306/gallery",
+            "--mail-from", "gallery@example.com", "--operator", OPERATOR,
+            "--release", release.to_str().unwrap(), "--out", out.path().to_str().unwrap(),
+        ],
+    );
+    for made in ["BUCKET", "TARGET_GROUP", "ALB", "LISTENER", "LAUNCH_TEMPLATE", "WORKER_SG", "CONTROL_POLICY"] {
+        assert!(printed.contains(&format!("made {made}")), "{made} missing from:\n{printed}");
+    }
+    let toml = std::fs::read_to_string(out.path().join("manager.toml")).unwrap();
+    assert!(!toml.contains("secret"), "no secret in the generated configuration:\n{toml}");
+
+    // The generated configuration runs a pool: a worker from the launch template, registered.
+    let db = fresh_database("aws_kit").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = moto.client_env();
+    env.push(("GALLERY_CONFIG", out.path().join("gallery.toml").to_str().unwrap().to_owned()));
+    let mut cp = ControlPlane::spawn_with(&db, dir.path(), &toml, gallery_tests::free_port(), gallery_tests::free_port(), &env);
+    let http = reqwest::Client::new();
+    cp.wait_api(&http).await;
+    let token = login(&cp, &moto, &http).await;
+    let s = wait_until("a healthy worker", Duration::from_secs(30), || async {
+        let s = status(&cp, &http, &token).await;
+        (healthy_ids(&s).len() == 1).then_some(s)
+    })
+    .await;
+    let id = healthy_ids(&s)[0].clone();
+    let described = moto.ec2().describe_instances().instance_ids(&id).send().await.unwrap();
+    let instance = &described.reservations()[0].instances()[0];
+    let template = instance.tags().iter().find(|t| t.key() == Some("aws:ec2launchtemplate:id")).and_then(|t| t.value());
+    assert!(template.is_some_and(|t| toml.contains(t)), "launched from the bootstrap's template: {template:?}");
+    let tg = toml.lines().find_map(|l| l.strip_prefix("aws_target_group_arn = ")).unwrap().trim_matches('"').to_owned();
+    assert_eq!(moto.targets(&tg).await, vec![(id.clone(), "healthy".to_owned())]);
+    assert!(cp.terminate().await.success());
+
+    // Teardown removes the pool and everything made, but keeps the photos.
+    kit(&moto, "teardown", &["--out", out.path().to_str().unwrap()]);
+    assert!(moto.instances("kit").await.iter().all(|(_, s)| s == "terminated"), "{:?}", moto.instances("kit").await);
+    let elb = moto.elb();
+    assert!(elb.describe_load_balancers().send().await.unwrap().load_balancers().is_empty());
+    assert!(elb.describe_target_groups().send().await.unwrap().target_groups().is_empty());
+    let templates = moto.ec2().describe_launch_templates().send().await.unwrap();
+    assert!(templates.launch_templates().is_empty());
+    let buckets = reqwest::get(format!("{}/moto-api/data.json", moto.endpoint())).await.unwrap().text().await.unwrap();
+    assert!(buckets.contains("kit-photos-"), "the photo bucket is kept");
+}

@@ -1,0 +1,60 @@
+#!/bin/bash
+# A gallery worker's first boot (Amazon Linux 2023). scripts/aws/bootstrap fills in the
+# @NAME@ values and puts this in the launch template. Secrets (database URL, the key shared
+# by every worker for cookies and media URLs) are read from SSM Parameter Store with the
+# instance role, never written into user data.
+set -euo pipefail
+BUCKET=@BUCKET@
+REGION=@REGION@
+DEPLOYMENT=@DEPLOYMENT@
+NAMESPACE=@NAMESPACE@
+RELEASE=@RELEASE@
+PORT=@PORT@
+
+id gallery >/dev/null 2>&1 || useradd --system --home-dir /var/lib/gallery --create-home gallery
+mkdir -p /opt/gallery /etc/gallery
+aws s3 cp "s3://$BUCKET/releases/$RELEASE" /tmp/gallery.tar.gz --region "$REGION"
+tar -xzf /tmp/gallery.tar.gz -C /opt/gallery
+rm -f /tmp/gallery.tar.gz
+
+secret() {
+  aws ssm get-parameter --with-decryption --name "/$DEPLOYMENT/$1" --query Parameter.Value --output text --region "$REGION"
+}
+umask 077
+cat > /etc/gallery/gallery.env <<ENV
+GALLERY_DATABASE_URL=$(secret database_url)
+GALLERY_SECRET_KEY=$(secret secret_key)
+GALLERY_STORE=s3://$BUCKET/photos
+GALLERY_S3_REGION=$REGION
+GALLERY_ADDRESS=0.0.0.0
+GALLERY_PORT=$PORT
+GALLERY_DATA_DIR=/var/lib/gallery
+GALLERY_MODEL_PATH=/opt/gallery/models/ch_PP-OCRv4_det_infer.onnx
+GALLERY_METRICS_NAMESPACE=$NAMESPACE
+AWS_REGION=$REGION
+ENV
+umask 022
+
+cat > /etc/systemd/system/gallery-server.service <<'UNIT'
+[Unit]
+Description=Gallery worker
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+User=gallery
+EnvironmentFile=/etc/gallery/gallery.env
+ExecStart=/opt/gallery/gallery-server serve
+Restart=always
+RestartSec=2
+# The worker finishes in-flight uploads for up to 30 s after SIGTERM.
+TimeoutStopSec=40
+NoNewPrivileges=true
+ProtectSystem=strict
+ReadWritePaths=/var/lib/gallery
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now gallery-server
