@@ -31,6 +31,13 @@ pub struct Config {
     /// When unset, one is generated on first run and kept in `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
     pub model_path: PathBuf,
+    /// A YOLO-family ONNX model (`[1, 4 + classes, N]` output): when set, photos get labelled
+    /// object boxes instead of text boxes.
+    pub yolo_model_path: Option<PathBuf>,
+    /// Smallest class score of a kept object, 0–1.
+    pub yolo_confidence: f32,
+    /// Overlap (IoU) above which the weaker of two same-class boxes is dropped.
+    pub yolo_iou: f32,
     /// Threads for detector inference inside one job.
     pub detector_threads: usize,
     /// Uploads processed at once; 0 means one per core.
@@ -66,6 +73,9 @@ impl Default for Config {
             max_image_pixels: 50_000_000,
             secret_key: None,
             model_path: PathBuf::from("models/ch_PP-OCRv4_det_infer.onnx"),
+            yolo_model_path: None,
+            yolo_confidence: 0.25,
+            yolo_iou: 0.45,
             detector_threads: 1,
             pipeline_workers: 0,
             pipeline_queue: 16,
@@ -142,6 +152,9 @@ impl Config {
         }
         if self.detector_threads == 0 {
             return bad("detector_threads", "must be at least 1");
+        }
+        if !(0.0..1.0).contains(&self.yolo_confidence) || !(0.0..=1.0).contains(&self.yolo_iou) {
+            return bad("yolo_confidence/yolo_iou", "must be between 0 and 1");
         }
         if self.metrics_interval_secs == 0 {
             return bad("metrics_interval_secs", "must be at least 1");

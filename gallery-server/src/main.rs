@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use common::config::Config;
-use gallery_server::detect::{DbNetParams, Detector, TextDetector};
+use gallery_server::detect::Detector;
 
 const USAGE: &str = "usage: gallery-server [serve]\n       gallery-server detect [--json] FILE...";
 
@@ -32,14 +32,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_detector(config: &Config) -> anyhow::Result<TextDetector> {
-    Ok(TextDetector::load(&config.model_path, config.detector_threads, DbNetParams::default())?)
+fn load_detector(config: &Config) -> anyhow::Result<Box<dyn Detector>> {
+    Ok(gallery_server::detect::from_config(config)?)
 }
 
 #[rocket::main]
 async fn serve() -> anyhow::Result<()> {
     let config = Config::load()?;
-    let detector: Arc<dyn Detector> = Arc::new(load_detector(&config)?);
+    let detector: Arc<dyn Detector> = Arc::from(load_detector(&config)?);
     let rocket = gallery_server::build(config, detector).await?;
     let rocket = rocket.ignite().await?;
     let cfg = rocket.config();
@@ -55,7 +55,7 @@ fn detect(args: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(!files.is_empty(), "no files given\n{USAGE}");
     // Only the model path matters here; the database need not be configured.
     let mut config: Config = figment::Figment::from(figment::providers::Serialized::defaults(Config::default()))
-        .merge(Config::env().only(&["model_path", "detector_threads"]))
+        .merge(Config::env().only(&["model_path", "detector_threads", "yolo_model_path", "yolo_confidence", "yolo_iou"]))
         .extract()?;
     if config.detector_threads == 0 {
         config.detector_threads = 1;
@@ -70,7 +70,8 @@ fn detect(args: &[String]) -> anyhow::Result<()> {
         if !json {
             println!("{}: {} boxes", file.display(), boxes.len());
             for b in &boxes {
-                println!("  ({}, {}) – ({}, {})  score {:.2}", b.x0, b.y0, b.x1, b.y1, b.score);
+                let label = b.label.as_deref().map(|l| format!("  {l}")).unwrap_or_default();
+                println!("  ({}, {}) – ({}, {})  score {:.2}{label}", b.x0, b.y0, b.x1, b.y1, b.score);
             }
         }
         all.push(boxes);

@@ -72,12 +72,12 @@ async fn operator_logs_in_and_grows_the_pool_from_the_dashboard() {
     tui.keys(&[&mail[at..at + 6], "Enter"]);
     tui.wait_for("the offer to save the token", "Save the token").await;
     tui.keys(&["y"]);
-    tui.wait_for("the first worker, healthy", "local-1  healthy").await;
+    tui.wait_for("the first worker, healthy", "local-1   healthy").await;
     assert!(home.path().join("gallery/token").exists(), "token saved for --once");
     tui.wait_for("the balancer to be reported reachable", "● reachable").await;
 
     tui.keys(&["+"]);
-    let screen = tui.wait_for("the second worker to appear healthy", "local-2  healthy").await;
+    let screen = tui.wait_for("the second worker to appear healthy", "local-2   healthy").await;
     assert!(screen.contains("desired 2"), "{screen}");
     tui.wait_for("the pool gauge to count both", "2/2 healthy").await;
     tui.keys(&["q"]);

@@ -1,10 +1,25 @@
-//! Detectors: image in, boxes out. Text detection (PP-OCR's DBNet) is the default.
+//! Detectors: image in, boxes out. Text detection (PP-OCR's DBNet) is the default; object
+//! detection (YOLO, labelled boxes) when the configuration names a YOLO model.
 mod dbnet;
+mod yolo;
 
 use image::RgbImage;
 use serde::Serialize;
 
 pub use dbnet::{DbNetParams, TextDetector};
+pub use yolo::{ObjectDetector, YoloParams, COCO};
+
+/// The detector the configuration asks for.
+pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>, DetectError> {
+    let threads = config.detector_threads;
+    Ok(match &config.yolo_model_path {
+        Some(path) => {
+            let params = YoloParams { confidence: config.yolo_confidence, iou: config.yolo_iou, ..YoloParams::default() };
+            Box::new(ObjectDetector::load(path, threads, params)?)
+        }
+        None => Box::new(TextDetector::load(&config.model_path, threads, DbNetParams::default())?),
+    })
+}
 
 /// An axis-aligned box in original-image pixels.
 #[derive(Debug, Clone, PartialEq, Serialize)]
