@@ -97,6 +97,20 @@ ensure_seaweedfs() {
   command -v weed >/dev/null 2>&1 || hash -r
 }
 
+# ensure_test_yolo DIR: the fixed-output YOLO-shaped model the object-detection tests use,
+# built with PyPI's onnx in a venv of its own (nothing is fetched from a model hub). Sets
+# TEST_YOLO_MODEL.
+ensure_test_yolo() {
+  local venv=${XDG_CACHE_HOME:-$HOME/.cache}/gallery/onnx-venv
+  if ! "$venv/bin/python" -c 'import onnx, numpy' 2>/dev/null; then
+    log "installing onnx into $venv (to build the test YOLO model)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q onnx numpy
+  fi
+  TEST_YOLO_MODEL="$1/test-yolo.onnx"
+  "$venv/bin/python" "$ROOT/scripts/models/make-test-yolo.py" "$TEST_YOLO_MODEL"
+}
+
 # The AWS emulator the aws provider's tests run against (each test starts its own).
 ensure_moto() {
   command -v moto_server >/dev/null 2>&1 || { log "installing the AWS emulator (PyPI moto[server])"; python3 -m pip install -q 'moto[server]>=5.2,<6'; }

@@ -169,3 +169,98 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The candidates the test YOLO model always outputs (scripts/models/make-test-yolo.py).
+fn yolo_candidates() -> (f32, Vec<(f32, f32, f32, f32, usize, f32)>) {
+    let model = std::path::PathBuf::from(gallery_tests::env("GALLERY_TEST_YOLO_MODEL"));
+    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(model.with_extension("json")).unwrap()).unwrap();
+    let f = |v: &serde_json::Value| v.as_f64().unwrap() as f32;
+    let candidates = spec["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (f(&c[0]), f(&c[1]), f(&c[2]), f(&c[3]), c[4].as_u64().unwrap() as usize, f(&c[5])))
+        .collect();
+    (f(&spec["side"]), candidates)
+}
+
+#[tokio::test]
+async fn a_yolo_model_finds_labelled_objects_which_the_annotated_copy_shows() {
+    let model = gallery_tests::env("GALLERY_TEST_YOLO_MODEL");
+    let photo_path = testdata("photo001.jpg");
+    let photo = std::fs::read(&photo_path).unwrap();
+    let original = image::load_from_memory(&photo).unwrap().to_rgb8();
+    let (w, h) = original.dimensions();
+
+    // What the model's candidates mean in this photo: letterboxed into the square input,
+    // the best per class kept (the second person overlaps the first), the weak car dropped.
+    let (side, candidates) = yolo_candidates();
+    let scale = (side / w as f32).min(side / h as f32);
+    let (pad_x, pad_y) = (((side - (w as f32 * scale).round()) / 2.0).floor(), ((side - (h as f32 * scale).round()) / 2.0).floor());
+    let to_image = |(cx, cy, bw, bh): (f32, f32, f32, f32)| {
+        let x = |v: f32| ((v - pad_x) / scale).round() as u32;
+        let y = |v: f32| ((v - pad_y) / scale).round() as u32;
+        (x(cx - bw / 2.0), y(cy - bh / 2.0), x(cx + bw / 2.0), y(cy + bh / 2.0))
+    };
+    let names = [(0, "person"), (16, "dog"), (1, "bicycle")];
+    let expected: Vec<(String, (u32, u32, u32, u32))> = [0usize, 2, 4]
+        .iter()
+        .map(|&i| {
+            let (cx, cy, bw, bh, class, _) = candidates[i];
+            let name = names.iter().find(|(c, _)| *c == class).unwrap().1;
+            (name.to_owned(), to_image((cx, cy, bw, bh)))
+        })
+        .collect();
+
+    let out = std::process::Command::new(gallery_tests::env("GALLERY_SERVER_BIN"))
+        .args(["detect", "--json", photo_path.to_str().unwrap()])
+        .env("GALLERY_YOLO_MODEL_PATH", &model)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<(String, (u32, u32, u32, u32))> = found[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let n = |k: &str| d[k].as_u64().unwrap() as u32;
+            (d["label"].as_str().unwrap().to_owned(), (n("x0"), n("y0"), n("x1"), n("y1")))
+        })
+        .collect();
+    assert_eq!(found, expected);
+
+    // Through a worker: the annotated copy has the boxes and their labels drawn.
+    let db = fresh_database("yolo").await;
+    let data = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(60)).build().unwrap();
+    let mut worker = Worker::spawn_with(&db, data.path(), &[("GALLERY_YOLO_MODEL_PATH", model.clone())]);
+    worker.wait_healthy(&http).await;
+    http.post(worker.url("/api/register")).multipart(credentials("yves")).send().await.unwrap();
+    let form = credentials("yves").part("file", Part::bytes(photo.clone()).file_name("street.jpg").mime_str("image/jpeg").unwrap());
+    let reply: serde_json::Value =
+        http.post(worker.url("/api/upload")).header("Accept", "application/json").multipart(form).send().await.unwrap().json().await.unwrap();
+    let id = reply["photo_id"].as_str().unwrap_or_else(|| panic!("{reply}")).to_owned();
+    let login = http.get(worker.url("/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = hidden(&login, "csrf");
+    http.post(worker.url("/login")).form(&[("csrf", csrf.as_str()), ("username", "yves"), ("password", PW)]).send().await.unwrap();
+    let page = http.get(worker.url(&format!("/photos/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("3 objects"), "{page}");
+    let annotated_src = page.split("<img src=\"").nth(2).map(|s| s[..s.find('"').unwrap()].replace("&amp;", "&")).unwrap();
+    let bytes = http.get(worker.url(&annotated_src)).send().await.unwrap().bytes().await.unwrap();
+    let annotated = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    assert_eq!(annotated.dimensions(), (w, h));
+
+    let distance = |a: &image::Rgb<u8>, b: &image::Rgb<u8>| a.0.iter().zip(b.0).map(|(x, y)| (*x as i32 - y as i32).abs()).max().unwrap();
+    let changed = |x: u32, y: u32| distance(annotated.get_pixel(x, y), original.get_pixel(x, y)) > 60;
+    let (_, (x0, y0, x1, y1)) = expected[2]; // the bicycle, clear of the others
+    assert!(changed(x0, (y0 + y1) / 2) && changed(x1, (y0 + y1) / 2), "its left and right edges are drawn");
+    assert!(!changed((x0 + x1) / 2, (y0 + y1) / 2), "its inside is the photo");
+    // Its label tab sits above the top edge: white letters among the tab's colour.
+    let tab_white = (x0..x0 + 60)
+        .flat_map(|x| (y0.saturating_sub(30)..y0).map(move |y| (x, y)))
+        .filter(|&(x, y)| annotated.get_pixel(x, y).0.iter().all(|c| *c > 200) && changed(x, y))
+        .count();
+    assert!(tab_white > 20, "label letters above the bicycle: {tab_white} white pixels");
+    assert!(!changed(w - 10, 10), "far from every box the photo is unchanged");
+}

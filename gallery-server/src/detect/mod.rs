@@ -44,4 +44,8 @@ pub enum DetectError {
 pub trait Detector: Send + Sync {
     fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectError>;
     fn name(&self) -> &str;
+    /// What one box is, singular and plural, for the pages ("text region", "text regions").
+    fn finds(&self) -> (&'static str, &'static str) {
+        ("text region", "text regions")
+    }
 }

@@ -212,6 +212,10 @@ impl Detector for ObjectDetector {
     fn name(&self) -> &str {
         "objects (YOLO)"
     }
+
+    fn finds(&self) -> (&'static str, &'static str) {
+        ("object", "objects")
+    }
 }
 
 #[cfg(test)]

@@ -246,16 +246,17 @@ async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -
     let photo = state.db.photo_of(user.id, id).await?.ok_or_else(|| Error::not_found("no such photo"))?;
     let original = media_url(state, &photo.original_key()).await?;
     let annotated = media_url(state, &photo.annotated_key()).await?;
+    let (one, many) = state.detector.finds();
     Ok(layout(&photo.file_name, Some(&user), &csrf, html! {
         h1 { (photo.file_name) }
         p.meta {
             (photo.width) "×" (photo.height) " · " (human_bytes(photo.bytes)) " · "
-            (photo.boxes) @if photo.boxes == 1 { " text region" } @else { " text regions" }
+            (photo.boxes) " " @if photo.boxes == 1 { (one) } @else { (many) }
             " · uploaded " (format_time(photo.created_ms))
         }
         div.pair {
             figure { img src=(original) alt={ "Original of " (photo.file_name) }; figcaption { "Original" } }
-            figure { img src=(annotated) alt={ "Text regions in " (photo.file_name) }; figcaption { "Text found" } }
+            figure { img src=(annotated) alt={ "Boxes around the " (many) " in " (photo.file_name) }; figcaption { "With the " (many) " found" } }
         }
         p { a href="/" { "← All photos" } }
     }))
