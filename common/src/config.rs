@@ -38,6 +38,9 @@ pub struct Config {
     pub yolo_confidence: f32,
     /// Overlap (IoU) above which the weaker of two same-class boxes is dropped.
     pub yolo_iou: f32,
+    /// The ONNX Runtime library (`libonnxruntime.so.*`) to run detection models with;
+    /// unset, they run on rten (pure Rust).
+    pub onnxruntime_library: Option<PathBuf>,
     /// Threads for detector inference inside one job.
     pub detector_threads: usize,
     /// Uploads processed at once; 0 means one per core.
@@ -76,6 +79,7 @@ impl Default for Config {
             yolo_model_path: None,
             yolo_confidence: 0.25,
             yolo_iou: 0.45,
+            onnxruntime_library: None,
             detector_threads: 1,
             pipeline_workers: 0,
             pipeline_queue: 16,

@@ -3,6 +3,7 @@ pub mod detect;
 pub mod error;
 pub mod metrics;
 pub mod pipeline;
+pub mod resize;
 pub mod routes;
 pub mod session;
 pub mod uploads;

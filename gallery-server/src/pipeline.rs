@@ -209,7 +209,7 @@ pub fn process(data: &[u8], detector: &dyn Detector, limits: DecodeLimits) -> Re
 
     let t = Instant::now();
     let (tw, th) = fit_within(rgb.width(), rgb.height(), THUMBNAIL_SIDE);
-    let thumb = image::imageops::thumbnail(&rgb, tw, th);
+    let thumb = crate::resize::bilinear(&rgb, tw, th);
     let thumbnail = encode_jpeg(&thumb, THUMBNAIL_QUALITY)?;
     timings.push(("thumbnail", t.elapsed()));
 

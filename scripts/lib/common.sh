@@ -97,6 +97,29 @@ ensure_seaweedfs() {
   command -v weed >/dev/null 2>&1 || hash -r
 }
 
+# ONNX Runtime for the detector (`onnxruntime_library`): the shared library out of PyPI's
+# onnxruntime wheel (any Python's wheel carries the same library). Sets ONNXRUNTIME_LIB.
+ONNXRUNTIME_VERSION=1.32.0
+ensure_onnxruntime() {
+  local dir=${XDG_CACHE_HOME:-$HOME/.cache}/gallery/onnxruntime-$ONNXRUNTIME_VERSION
+  ONNXRUNTIME_LIB="$dir/libonnxruntime.so.$ONNXRUNTIME_VERSION"
+  [ -f "$ONNXRUNTIME_LIB" ] && return 0
+  log "fetching ONNX Runtime $ONNXRUNTIME_VERSION (PyPI onnxruntime wheel)"
+  mkdir -p "$dir/wheel"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 -d "$dir/wheel" "onnxruntime==$ONNXRUNTIME_VERSION"
+  python3 - "$dir" "$ONNXRUNTIME_VERSION" <<'PY'
+import glob, sys, zipfile
+out, version = sys.argv[1:3]
+wheel = glob.glob(f"{out}/wheel/onnxruntime-{version}-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith(f"capi/libonnxruntime.so.{version}"))
+    with open(f"{out}/libonnxruntime.so.{version}", "wb") as f:
+        f.write(z.read(name))
+PY
+  rm -rf "$dir/wheel"
+}
+
 # ensure_test_yolo DIR: the fixed-output YOLO-shaped model the object-detection tests use,
 # built with PyPI's onnx in a venv of its own (nothing is fetched from a model hub). Sets
 # TEST_YOLO_MODEL.

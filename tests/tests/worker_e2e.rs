@@ -264,3 +264,47 @@ async fn a_yolo_model_finds_labelled_objects_which_the_annotated_copy_shows() {
     assert!(tab_white > 20, "label letters above the bicycle: {tab_white} white pixels");
     assert!(!changed(w - 10, 10), "far from every box the photo is unchanged");
 }
+
+/// `gallery-server detect --json` on some test photos: per photo, the boxes.
+fn detect_boxes(env_vars: &[(&str, String)]) -> Vec<Vec<(i64, i64, i64, i64)>> {
+    let photos: Vec<String> = ["photo000.jpg", "photo001.jpg", "big000.jpg"].iter().map(|p| testdata(p).display().to_string()).collect();
+    let out = std::process::Command::new(gallery_tests::env("GALLERY_SERVER_BIN"))
+        .arg("detect")
+        .arg("--json")
+        .args(&photos)
+        .envs(env_vars.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|boxes| {
+            boxes
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| (b["x0"].as_i64().unwrap(), b["y0"].as_i64().unwrap(), b["x1"].as_i64().unwrap(), b["y1"].as_i64().unwrap()))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn onnx_runtime_finds_the_same_text_as_rten() {
+    let rten = detect_boxes(&[]);
+    let ort = detect_boxes(&[("GALLERY_ONNXRUNTIME_LIBRARY", gallery_tests::env("GALLERY_TEST_ONNXRUNTIME_LIBRARY"))]);
+    assert!(rten.iter().all(|boxes| !boxes.is_empty()), "every test photo has text: {rten:?}");
+    assert_eq!(rten.len(), ort.len());
+    for (a, b) in rten.iter().zip(&ort) {
+        // Two runtimes sum in different orders; a probability at the threshold may flip a
+        // pixel, no more.
+        assert_eq!(a.len(), b.len(), "same number of boxes:\n{a:?}\n{b:?}");
+        for (p, q) in a.iter().zip(b) {
+            let off = [(p.0 - q.0).abs(), (p.1 - q.1).abs(), (p.2 - q.2).abs(), (p.3 - q.3).abs()];
+            assert!(off.iter().all(|d| *d <= 3), "{p:?} vs {q:?}");
+        }
+    }
+}

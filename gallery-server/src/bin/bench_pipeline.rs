@@ -4,7 +4,9 @@
 //! process's peak RSS with the model loaded. `scripts/bench-pipeline` compares it with the
 //! Python reference.
 //!
-//!     bench-pipeline MODEL DIR [RUNS]
+//!     bench-pipeline MODEL DIR [RUNS] [ONNXRUNTIME_LIBRARY]
+//!
+//! With a library path, the detector runs on ONNX Runtime instead of rten.
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -25,9 +27,14 @@ fn peak_rss_mb() -> Option<f64> {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    anyhow::ensure!(args.len() >= 2, "usage: bench-pipeline MODEL DIR [RUNS]");
+    anyhow::ensure!(args.len() >= 2, "usage: bench-pipeline MODEL DIR [RUNS] [ONNXRUNTIME_LIBRARY]");
     let runs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
-    let detector = TextDetector::load(std::path::Path::new(&args[0]), 1, DbNetParams::default())?;
+    let onnxruntime = args.get(3).map(std::path::PathBuf::from);
+    let detector = TextDetector::load(std::path::Path::new(&args[0]), 1, DbNetParams::default(), onnxruntime.as_ref())?;
+    let implementation = match &onnxruntime {
+        Some(_) => "ours (ONNX Runtime via ort + image)",
+        None => "ours (rten + image)",
+    };
     let rss_model = peak_rss_mb();
     let limits = DecodeLimits { max_side: 20_000, max_pixels: 50_000_000 };
     let mut files: Vec<_> = std::fs::read_dir(&args[1])?
@@ -60,7 +67,7 @@ fn main() -> anyhow::Result<()> {
             record("annotate", t);
             let t = Instant::now();
             let (w, h) = pipeline::fit_within(rgb.width(), rgb.height(), pipeline::THUMBNAIL_SIDE);
-            pipeline::encode_jpeg(&image::imageops::thumbnail(&rgb, w, h), pipeline::THUMBNAIL_QUALITY)?;
+            pipeline::encode_jpeg(&gallery_server::resize::bilinear(&rgb, w, h), pipeline::THUMBNAIL_QUALITY)?;
             record("thumbnail", t);
             let t = Instant::now();
             pipeline::process(&data, &detector, limits)?;
@@ -77,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     println!(
         "{}",
-        json!({ "implementation": "ours (rten + image)", "runs": runs, "classes": classes,
+        json!({ "implementation": implementation, "runs": runs, "classes": classes,
                 "rss_mb_model_loaded": rss_model, "peak_rss_mb": peak_rss_mb() })
     );
     Ok(())

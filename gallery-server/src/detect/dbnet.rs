@@ -2,18 +2,13 @@
 //! threshold the probability map, dilate, trace region outlines, fit minimum-area
 //! rectangles, score them on the map, grow ("unclip") them by the DB offset, and scale
 //! back to the original image.
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
-use image::imageops::FilterType;
 use image::{GrayImage, Luma, RgbImage};
 use imageproc::contours::{find_contours, BorderType};
 use imageproc::geometry::min_area_rect;
 use imageproc::point::Point;
-use rten::{Model, RunOptions, ThreadPool};
-use rten_tensor::prelude::*;
-use rten_tensor::NdTensor;
-
+use super::engine::Engine;
 use super::{DetectError, Detection, Detector};
 
 #[derive(Debug, Clone)]
@@ -48,18 +43,14 @@ impl Default for DbNetParams {
 }
 
 pub struct TextDetector {
-    model: Model,
-    pool: Arc<ThreadPool>,
+    engine: Engine,
     params: DbNetParams,
 }
 
 impl TextDetector {
-    pub fn load(path: &Path, threads: usize, params: DbNetParams) -> Result<Self, DetectError> {
-        let model = Model::load_file(path).map_err(|e| DetectError::Load {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(TextDetector { model, pool: Arc::new(ThreadPool::with_num_threads(threads.max(1))), params })
+    /// `onnxruntime`: the ONNX Runtime library to run the model with, instead of rten.
+    pub fn load(path: &Path, threads: usize, params: DbNetParams, onnxruntime: Option<&PathBuf>) -> Result<Self, DetectError> {
+        Ok(TextDetector { engine: Engine::load(path, threads, onnxruntime)?, params })
     }
 
     /// Network input size for an image: long side at most `max_side`, both sides multiples
@@ -75,7 +66,7 @@ impl Detector for TextDetector {
     fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectError> {
         let (w, h) = image.dimensions();
         let (iw, ih) = self.input_size(w, h);
-        let resized = image::imageops::resize(image, iw, ih, FilterType::Triangle);
+        let resized = crate::resize::bilinear(image, iw, ih);
         let plane = (iw * ih) as usize;
         let mut data = vec![0f32; 3 * plane];
         for (i, px) in resized.pixels().enumerate() {
@@ -84,16 +75,11 @@ impl Detector for TextDetector {
                 data[c * plane + i] = px[c] as f32 / 127.5 - 1.0;
             }
         }
-        let input = NdTensor::from_data([1, 3, ih as usize, iw as usize], data);
-        let mut opts = RunOptions::default();
-        opts.thread_pool = Some(self.pool.clone());
-        let output = self
-            .model
-            .run_one(input.view().into(), Some(opts))
-            .map_err(|e| DetectError::Run(e.to_string()))?;
-        let prob: NdTensor<f32, 4> = output.try_into().map_err(|e: rten::TryFromValueError| DetectError::Run(e.to_string()))?;
-        let [_, _, ph, pw] = prob.shape();
-        let prob = ProbMap { w: pw, h: ph, data: prob.to_vec() };
+        let (shape, data) = self.engine.run([1, 3, ih as usize, iw as usize], data)?;
+        let [_, _, ph, pw] = shape[..] else {
+            return Err(DetectError::Run(format!("expected a [1, 1, h, w] probability map, got {shape:?}")));
+        };
+        let prob = ProbMap { w: pw, h: ph, data };
         Ok(boxes_from_map(&prob, &self.params, w, h))
     }
 

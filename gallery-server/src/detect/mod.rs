@@ -1,6 +1,7 @@
 //! Detectors: image in, boxes out. Text detection (PP-OCR's DBNet) is the default; object
 //! detection (YOLO, labelled boxes) when the configuration names a YOLO model.
 mod dbnet;
+mod engine;
 mod yolo;
 
 use image::RgbImage;
@@ -12,12 +13,13 @@ pub use yolo::{ObjectDetector, YoloParams, COCO};
 /// The detector the configuration asks for.
 pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>, DetectError> {
     let threads = config.detector_threads;
+    let onnxruntime = config.onnxruntime_library.as_ref();
     Ok(match &config.yolo_model_path {
         Some(path) => {
             let params = YoloParams { confidence: config.yolo_confidence, iou: config.yolo_iou, ..YoloParams::default() };
-            Box::new(ObjectDetector::load(path, threads, params)?)
+            Box::new(ObjectDetector::load(path, threads, params, onnxruntime)?)
         }
-        None => Box::new(TextDetector::load(&config.model_path, threads, DbNetParams::default())?),
+        None => Box::new(TextDetector::load(&config.model_path, threads, DbNetParams::default(), onnxruntime)?),
     })
 }
 

@@ -2,15 +2,11 @@
 //! `[1, 4 + classes, candidates]`, boxes as centre/size in input pixels, class scores already
 //! through a sigmoid). Letterbox in, class-wise non-maximum suppression out, COCO names when
 //! the model has COCO's 80 classes.
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
-use image::imageops::FilterType;
 use image::{Rgb, RgbImage};
-use rten::{Dimension, Model, RunOptions, ThreadPool};
-use rten_tensor::prelude::*;
-use rten_tensor::NdTensor;
 
+use super::engine::Engine;
 use super::{DetectError, Detection, Detector};
 
 pub const COCO: [&str; 80] = [
@@ -42,27 +38,26 @@ impl Default for YoloParams {
 }
 
 pub struct ObjectDetector {
-    model: Model,
-    pool: Arc<ThreadPool>,
+    engine: Engine,
     /// The square input side the model was exported with (640 when it does not say).
     side: u32,
     params: YoloParams,
 }
 
 impl ObjectDetector {
-    pub fn load(path: &Path, threads: usize, params: YoloParams) -> Result<Self, DetectError> {
-        let load_error = |reason: String| DetectError::Load { path: path.display().to_string(), reason };
-        let model = Model::load_file(path).map_err(|e| load_error(e.to_string()))?;
-        let input = *model.input_ids().first().ok_or_else(|| load_error("the model has no input".into()))?;
-        let shape = model.node_info(input).and_then(|info| info.shape());
-        let side = match shape.as_deref() {
-            Some([_, _, Dimension::Fixed(h), Dimension::Fixed(w)]) if h == w => *h as u32,
-            Some([_, _, Dimension::Fixed(h), Dimension::Fixed(w)]) => {
-                return Err(load_error(format!("input {w}×{h} is not square; export the model with a square imgsz")))
+    pub fn load(path: &Path, threads: usize, params: YoloParams, onnxruntime: Option<&PathBuf>) -> Result<Self, DetectError> {
+        let engine = Engine::load(path, threads, onnxruntime)?;
+        let side = match engine.fixed_input_size() {
+            Some((h, w)) if h == w => h as u32,
+            Some((h, w)) => {
+                return Err(DetectError::Load {
+                    path: path.display().to_string(),
+                    reason: format!("input {w}×{h} is not square; export the model with a square imgsz"),
+                })
             }
-            _ => 640,
+            None => 640,
         };
-        Ok(ObjectDetector { model, pool: Arc::new(ThreadPool::with_num_threads(threads.max(1))), side, params })
+        Ok(ObjectDetector { engine, side, params })
     }
 }
 
@@ -181,7 +176,7 @@ impl Detector for ObjectDetector {
         let (w, h) = image.dimensions();
         let side = self.side;
         let lb = Letterbox::new(w, h, side);
-        let resized = image::imageops::resize(image, lb.width, lb.height, FilterType::Triangle);
+        let resized = crate::resize::bilinear(image, lb.width, lb.height);
         // Ultralytics pads with grey 114.
         let plane = (side * side) as usize;
         let mut data = vec![114.0 / 255.0; 3 * plane];
@@ -192,20 +187,13 @@ impl Detector for ObjectDetector {
                 data[c * plane + i] = p[c] as f32 / 255.0;
             }
         }
-        let input = NdTensor::from_data([1, 3, side as usize, side as usize], data);
-        let mut opts = RunOptions::default();
-        opts.thread_pool = Some(self.pool.clone());
-        let output = self
-            .model
-            .run_one(input.view().into(), Some(opts))
-            .map_err(|e| DetectError::Run(e.to_string()))?;
-        let output: NdTensor<f32, 3> =
-            output.try_into().map_err(|e: rten::TryFromValueError| DetectError::Run(format!("expected [1, 4 + classes, N]: {e}")))?;
-        let [_, rows, candidates] = output.shape();
+        let (shape, data) = self.engine.run([1, 3, side as usize, side as usize], data)?;
+        let [_, rows, candidates] = shape[..] else {
+            return Err(DetectError::Run(format!("expected a [1, 4 + classes, N] output, got {shape:?}")));
+        };
         if rows < 5 {
             return Err(DetectError::Run(format!("output has {rows} rows; a YOLO model has 4 + classes")));
         }
-        let data = output.to_vec();
         Ok(decode(&data, rows, candidates, &lb, &self.params, w, h))
     }
 
