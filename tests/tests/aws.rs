@@ -142,6 +142,21 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
     })
     .await;
 
+    // Before the worker publishes anything, EC2's own CPU metric stands in.
+    let ec2_metric = aws_sdk_cloudwatch::types::MetricDatum::builder()
+        .metric_name("CPUUtilization")
+        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("InstanceId").value(&id).build())
+        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(std::time::SystemTime::now() - Duration::from_secs(15)))
+        .value(42.0)
+        .unit(aws_sdk_cloudwatch::types::StandardUnit::Percent)
+        .build();
+    moto.cloudwatch().put_metric_data().namespace("AWS/EC2").metric_data(ec2_metric).send().await.unwrap();
+    let cpu = wait_until("EC2's CPU figure for the worker", Duration::from_secs(30), || async {
+        status(&cp, &http, &token).await.workers.iter().find(|w| w.id == id).and_then(|w| w.cpu)
+    })
+    .await;
+    assert!((cpu - 0.42).abs() < 1e-6, "{cpu}");
+
     // A real worker, told it is that instance, publishes its requests to CloudWatch.
     let worker_dir = tempfile::tempdir().unwrap();
     let mut env = moto.client_env();

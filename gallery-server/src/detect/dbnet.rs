@@ -66,7 +66,7 @@ impl Detector for TextDetector {
     fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectError> {
         let (w, h) = image.dimensions();
         let (iw, ih) = self.input_size(w, h);
-        let resized = crate::resize::bilinear(image, iw, ih);
+        let resized = crate::resize::for_network(image, iw, ih);
         let plane = (iw * ih) as usize;
         let mut data = vec![0f32; 3 * plane];
         for (i, px) in resized.pixels().enumerate() {

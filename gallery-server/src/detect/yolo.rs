@@ -176,7 +176,7 @@ impl Detector for ObjectDetector {
         let (w, h) = image.dimensions();
         let side = self.side;
         let lb = Letterbox::new(w, h, side);
-        let resized = crate::resize::bilinear(image, lb.width, lb.height);
+        let resized = crate::resize::for_network(image, lb.width, lb.height);
         // Ultralytics pads with grey 114.
         let plane = (side * side) as usize;
         let mut data = vec![114.0 / 255.0; 3 * plane];
