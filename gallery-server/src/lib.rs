@@ -1,4 +1,5 @@
 //! The gallery worker: accounts, uploads with text detection, pages, media, health, metrics.
+pub mod allocator;
 pub mod detect;
 pub mod error;
 pub mod metrics;

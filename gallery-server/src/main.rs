@@ -12,6 +12,7 @@ const USAGE: &str = "usage: gallery-server [serve]\n       gallery-server detect
 const DEFAULT_LOG: &str = "info,rocket=error,hyper=warn,gallery_server::routes=error";
 
 fn main() -> ExitCode {
+    gallery_server::allocator::limit_retention();
     common::logging::init(DEFAULT_LOG);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {

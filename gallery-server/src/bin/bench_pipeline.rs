@@ -26,6 +26,8 @@ fn peak_rss_mb() -> Option<f64> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the worker runs.
+    gallery_server::allocator::limit_retention();
     let args: Vec<String> = std::env::args().skip(1).collect();
     anyhow::ensure!(args.len() >= 2, "usage: bench-pipeline MODEL DIR [RUNS] [ONNXRUNTIME_LIBRARY]");
     let runs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
@@ -54,8 +56,7 @@ fn main() -> anyhow::Result<()> {
             };
             let t = Instant::now();
             let (img, _) = pipeline::decode(&data, limits)?;
-            let rgb = pipeline::to_rgb(&img);
-            drop(img);
+            let rgb = pipeline::into_rgb(img);
             record("decode", t);
             let t = Instant::now();
             let boxes = detector.detect(&rgb)?;
