@@ -1,7 +1,6 @@
 //! Helpers for end-to-end tests: start the built binaries against the servers that
 //! `scripts/test` runs, and wait on conditions (never on luck). `sim` models a pool for the
 //! autoscaler simulator.
-pub mod aws;
 pub mod sim;
 
 /// Registers DejaVu Sans as the charts' "sans-serif" (plotters draws text with it).

@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use common::api::{Status, WorkerState};
-use gallery_tests::aws::{Deployment, Moto};
+mod aws_emulator;
+
+use aws_emulator::{Deployment, Moto};
 use gallery_tests::{fresh_database, wait_until, ControlPlane, Worker};
 
 const OPERATOR: &str = "ops@example.com";

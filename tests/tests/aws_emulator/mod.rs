@@ -1,3 +1,6 @@
+//! (A module of tests/aws.rs, so the SDK clients stay dev-dependencies: nothing else built
+//! from this crate pulls them in.)
+//!
 //! An AWS emulator (moto server, installed by scripts/test) of the test's own, and the
 //! deployment an operator's bootstrap would have made in it: a target group behind an ALB
 //! and a verified SES sender. The SDK clients are the real ones, pointed at the emulator.
@@ -6,7 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::{env, free_port, wait_until};
+use gallery_tests::{env, free_port, wait_until};
 
 pub struct Moto {
     child: Child,
