@@ -99,6 +99,20 @@ async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_
     })
     .await;
 
+    // Instances of another deployment, or of nobody, share the account: never ours to manage.
+    for tag in [Some("other"), None] {
+        let mut run = moto.ec2().run_instances().image_id("ami-12c6146b").min_count(1).max_count(1);
+        if let Some(value) = tag {
+            run = run.tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                    .tags(aws_sdk_ec2::types::Tag::builder().key("gallery:deployment").value(value).build())
+                    .build(),
+            );
+        }
+        run.send().await.unwrap();
+    }
+
     // A restart of the control plane leaves the worker serving and adopts it: no launch.
     let exit = cp.terminate().await;
     assert!(exit.success(), "{exit}");
@@ -116,13 +130,17 @@ async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_
     })
     .await;
     assert_eq!(healthy_ids(&s), kept);
+    assert_eq!(s.workers.len(), 1, "only this deployment's instances are adopted: {:?}", s.workers);
     assert_eq!(s.pool.desired, 1, "the desired size survived the restart");
-    // Give the reconciler several rounds to (wrongly) launch; the instance list must not grow.
+    // Give the reconciler several rounds to (wrongly) launch; the instance list must not grow,
+    // and the other instances are left running.
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
         assert_eq!(moto.instances("test").await.len(), 2, "no instance launched after adoption");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let others = moto.instances("other").await;
+    assert_eq!(others.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), vec!["running"], "{others:?}");
 }
 
 #[tokio::test]
