@@ -36,7 +36,7 @@ fn now() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-fn ec2_error<E: std::error::Error + 'static>(what: &str, e: E) -> anyhow::Error {
+fn sdk_error<E: std::error::Error + 'static>(what: &str, e: E) -> anyhow::Error {
     anyhow::anyhow!("{what}: {}", aws_sdk_ec2::error::DisplayErrorContext(e))
 }
 
@@ -138,7 +138,7 @@ impl AwsPool {
             .target_group_arns(&target_group)
             .send()
             .await
-            .map_err(|e| ec2_error(&format!("target group {target_group}"), e))?;
+            .map_err(|e| sdk_error(&format!("target group {target_group}"), e))?;
         let group = groups.target_groups().first().context("the target group does not exist")?;
         let mut entry_point = config.aws_public_url.clone();
         if entry_point.is_none() && !group.load_balancer_arns().is_empty() {
@@ -147,7 +147,7 @@ impl AwsPool {
                 .set_load_balancer_arns(Some(group.load_balancer_arns().to_vec()))
                 .send()
                 .await
-                .map_err(|e| ec2_error("DescribeLoadBalancers", e))?;
+                .map_err(|e| sdk_error("DescribeLoadBalancers", e))?;
             entry_point = lbs.load_balancers().first().and_then(|lb| lb.dns_name()).map(|dns| format!("http://{dns}"));
         }
         let attributes = elb
@@ -155,7 +155,7 @@ impl AwsPool {
             .target_group_arn(&target_group)
             .send()
             .await
-            .map_err(|e| ec2_error("DescribeTargetGroupAttributes", e))?;
+            .map_err(|e| sdk_error("DescribeTargetGroupAttributes", e))?;
         let deregistration_delay = attributes
             .attributes()
             .iter()
@@ -208,7 +208,7 @@ impl AwsPool {
                 .set_next_token(next_token)
                 .send()
                 .await
-                .map_err(|e| ec2_error("DescribeInstances", e))?;
+                .map_err(|e| sdk_error("DescribeInstances", e))?;
             for reservation in reply.reservations() {
                 for i in reservation.instances() {
                     let Some(id) = i.instance_id() else { continue };
@@ -241,7 +241,7 @@ impl AwsPool {
             .target_group_arn(&self.target_group)
             .send()
             .await
-            .map_err(|e| ec2_error("DescribeTargetHealth", e))?;
+            .map_err(|e| sdk_error("DescribeTargetHealth", e))?;
         Ok(reply
             .target_health_descriptions()
             .iter()
@@ -265,7 +265,7 @@ impl AwsPool {
             .set_targets(Some(targets))
             .send()
             .await
-            .map_err(|e| ec2_error("RegisterTargets", e))?;
+            .map_err(|e| sdk_error("RegisterTargets", e))?;
         tracing::info!(?ids, "registered with the target group");
         Ok(())
     }
@@ -276,7 +276,7 @@ impl AwsPool {
             .set_instance_ids(Some(ids.to_vec()))
             .send()
             .await
-            .map_err(|e| ec2_error("TerminateInstances", e))?;
+            .map_err(|e| sdk_error("TerminateInstances", e))?;
         tracing::info!(?ids, "terminated");
         Ok(())
     }
@@ -389,7 +389,7 @@ impl AwsPool {
             .set_targets(Some(targets))
             .send()
             .await
-            .map_err(|e| ec2_error("DeregisterTargets", e))?;
+            .map_err(|e| sdk_error("DeregisterTargets", e))?;
         tracing::info!(?ids, "deregistered; the ALB drains them");
         Ok(())
     }
@@ -489,7 +489,7 @@ impl Provider for AwsPool {
             let spec = if profile.starts_with("arn:") { spec.arn(profile) } else { spec.name(profile) };
             request = request.iam_instance_profile(spec.build());
         }
-        let reply = request.send().await.map_err(|e| ec2_error("RunInstances", e))?;
+        let reply = request.send().await.map_err(|e| sdk_error("RunInstances", e))?;
         let instance = reply.instances().first().context("RunInstances returned no instance")?;
         let id = instance.instance_id().context("RunInstances returned no instance id")?.to_owned();
         let t = now();
@@ -571,7 +571,7 @@ impl Provider for AwsPool {
             .send()
             .await
         {
-            tracing::error!(error = %ec2_error("CreateTags", e), "could not mark workers as draining");
+            tracing::error!(error = %sdk_error("CreateTags", e), "could not mark workers as draining");
         }
         let registered: Vec<String> = chosen.into_iter().filter(|(_, r)| *r).map(|(id, _)| id).collect();
         if !registered.is_empty() {
