@@ -332,6 +332,9 @@ pub struct ManagerConfig {
     pub aws_public_url: Option<String>,
     /// CloudWatch namespace the workers publish to (their `metrics_namespace`).
     pub metrics_namespace: String,
+    /// `aws`: seconds between two reads of the workers' metrics. Workers publish every 10 s,
+    /// so reading more often finds nothing new, and GetMetricData is billed per metric read.
+    pub metrics_read_interval_secs: f64,
 }
 
 impl Default for ManagerConfig {
@@ -371,6 +374,7 @@ impl Default for ManagerConfig {
             aws_deployment: "gallery".into(),
             aws_public_url: None,
             metrics_namespace: "Gallery".into(),
+            metrics_read_interval_secs: 10.0,
         }
     }
 }

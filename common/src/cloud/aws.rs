@@ -112,6 +112,9 @@ pub struct AwsPool {
     deregistration_delay: f64,
     instances: Mutex<BTreeMap<String, Instance>>,
     next_subnet: AtomicUsize,
+    /// When the workers' metrics were last read (reads are rationed, see
+    /// `metrics_read_interval_secs`).
+    last_read: Mutex<f64>,
 }
 
 /// AWS clients from the standard chain (environment, profile, instance role).
@@ -174,6 +177,7 @@ impl AwsPool {
             deregistration_delay,
             instances: Mutex::new(BTreeMap::new()),
             next_subnet: AtomicUsize::new(0),
+            last_read: Mutex::new(0.0),
         };
         pool.refresh().await?;
         let adopted = pool.instances.lock().unwrap().len();
@@ -397,17 +401,26 @@ impl AwsPool {
     /// Reads new metric points: the last 30 minutes (1-minute periods) once per instance,
     /// then the recent high-resolution points.
     async fn read_metrics(&self) -> anyhow::Result<()> {
-        let (fresh, all): (Vec<String>, Vec<String>) = {
+        let t = now();
+        {
+            let mut last = self.last_read.lock().unwrap();
+            if t - *last < self.config.metrics_read_interval_secs {
+                return Ok(());
+            }
+            *last = t;
+        }
+        let (fresh, all, quiet): (Vec<String>, Vec<String>, std::collections::HashSet<String>) = {
             let instances = self.instances.lock().unwrap();
             let live = instances.iter().filter(|(_, i)| i.state != WorkerState::Stopped);
             let fresh = live.clone().filter(|(_, i)| !i.backfilled).map(|(id, _)| id.clone()).collect();
-            (fresh, live.map(|(id, _)| id.clone()).collect())
+            // No CPU point of its own in the last two minutes: ask EC2's metric too.
+            let quiet = live.clone().filter(|(_, i)| i.cpu.last().is_none_or(|(at, _)| t - at > 120.0)).map(|(id, _)| id.clone()).collect();
+            (fresh, live.map(|(id, _)| id.clone()).collect(), quiet)
         };
         if all.is_empty() {
             return Ok(());
         }
         let to = SystemTime::now();
-        let t = now();
         let ns = &self.config.metrics_namespace;
         // Periods start at multiples of their length (as CloudWatch rounds them), so the same
         // bucket has the same time in every read and is kept once.
@@ -415,12 +428,12 @@ impl AwsPool {
         let mut batches = Vec::new();
         if !fresh.is_empty() {
             let from = aligned(t - SERIES_AGE, 60.0);
-            batches.push((fresh.clone(), 60.0, cloudwatch::read(&self.cloudwatch, ns, &fresh, from, to, 60).await?));
+            batches.push((fresh.clone(), 60.0, cloudwatch::read(&self.cloudwatch, ns, &fresh, &quiet, from, to, 60).await?));
         }
         // Two minutes back covers a late publication.
         let period = 10;
         let from = aligned(t - 120.0, period as f64);
-        batches.push((all.clone(), period as f64, cloudwatch::read(&self.cloudwatch, ns, &all, from, to, period).await?));
+        batches.push((all.clone(), period as f64, cloudwatch::read(&self.cloudwatch, ns, &all, &quiet, from, to, period).await?));
         let mut instances = self.instances.lock().unwrap();
         for (ids, period, points) in batches {
             for id in ids {

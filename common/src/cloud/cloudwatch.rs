@@ -79,10 +79,13 @@ pub struct InstancePoints {
 
 /// Reads `instances`' metrics from `from` to `to` in `period`-second buckets (60 for the
 /// charts' minutes; 1–30 only exists for high-resolution metrics such as the workers').
+/// EC2's CPU metric is asked for only for the instances in `ec2_cpu_for` (those that have
+/// published no CPU of their own lately): each metric read is billed.
 pub async fn read(
     client: &Client,
     namespace: &str,
     instances: &[String],
+    ec2_cpu_for: &std::collections::HashSet<String>,
     from: SystemTime,
     to: SystemTime,
     period: i32,
@@ -107,7 +110,9 @@ pub async fn read(
             };
             queries.push(query(format!("r{i}"), namespace, REQUESTS, "Sum"));
             queries.push(query(format!("c{i}"), namespace, CPU, "Average"));
-            queries.push(query(format!("e{i}"), EC2_NAMESPACE, CPU, "Average"));
+            if ec2_cpu_for.contains(id) {
+                queries.push(query(format!("e{i}"), EC2_NAMESPACE, CPU, "Average"));
+            }
         }
         let mut own_cpu: HashMap<usize, Vec<(f64, f64)>> = HashMap::new();
         let mut ec2_cpu: HashMap<usize, Vec<(f64, f64)>> = HashMap::new();

@@ -211,6 +211,7 @@ aws_deployment = "test"
 metrics_namespace = "GalleryTest"
 health_interval_secs = 0.5
 sample_interval_secs = 1.0
+metrics_read_interval_secs = 1.0
 drain_timeout_secs = 1.0
 {extra}
 "#,
