@@ -30,6 +30,7 @@ GALLERY_ADDRESS=0.0.0.0
 GALLERY_PORT=$PORT
 GALLERY_DATA_DIR=/var/lib/gallery
 GALLERY_MODEL_PATH=/opt/gallery/models/ch_PP-OCRv4_det_infer.onnx
+$( [ -f /opt/gallery/lib/libonnxruntime.so ] && echo GALLERY_ONNXRUNTIME_LIBRARY=/opt/gallery/lib/libonnxruntime.so || true )
 GALLERY_METRICS_NAMESPACE=$NAMESPACE
 AWS_REGION=$REGION
 ENV

@@ -13,7 +13,12 @@ pub use yolo::{ObjectDetector, YoloParams, COCO};
 /// The detector the configuration asks for.
 pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>, DetectError> {
     let threads = config.detector_threads;
-    let onnxruntime = config.onnxruntime_library.as_ref();
+    // An empty setting (GALLERY_ONNXRUNTIME_LIBRARY=) means rten, like an absent one.
+    let onnxruntime = config.onnxruntime_library.as_ref().filter(|p| !p.as_os_str().is_empty());
+    match onnxruntime {
+        Some(library) => tracing::info!(library = %library.display(), "detection runs on ONNX Runtime"),
+        None => tracing::info!("detection runs on rten"),
+    }
     Ok(match &config.yolo_model_path {
         Some(path) => {
             let params = YoloParams { confidence: config.yolo_confidence, iou: config.yolo_iou, ..YoloParams::default() };
