@@ -98,6 +98,28 @@ struct Instance {
     requests: Series,
     /// The last 30 minutes have been read once (after launch or adoption).
     backfilled: bool,
+    /// When the worker's own CPU figure was last seen (EC2's is read while it is stale).
+    own_cpu_at: Option<f64>,
+}
+
+impl Instance {
+    /// A pending instance, as launched or first seen; each health round fills in the rest.
+    fn new(address: String, launched_at: f64) -> Instance {
+        Instance {
+            ec2: "pending".into(),
+            address,
+            launched_at,
+            target: None,
+            draining_since: None,
+            state: WorkerState::Starting,
+            since: now(),
+            terminating: false,
+            cpu: Series::new(SERIES_AGE),
+            requests: Series::new(SERIES_AGE),
+            backfilled: false,
+            own_cpu_at: None,
+        }
+    }
 }
 
 pub struct AwsPool {
@@ -302,19 +324,7 @@ impl AwsPool {
             instances.retain(|id, i| seen.contains(id.as_str()) || (t - i.launched_at < LISTING_GRACE && !i.terminating));
             for (id, ec2, address, launched_at, draining_tag) in described {
                 let target = health.get(&id).copied();
-                let entry = instances.entry(id.clone()).or_insert_with(|| Instance {
-                    ec2: ec2.clone(),
-                    address: address.clone(),
-                    launched_at,
-                    target,
-                    draining_since: draining_tag,
-                    state: WorkerState::Starting,
-                    since: t,
-                    terminating: false,
-                    cpu: Series::new(SERIES_AGE),
-                    requests: Series::new(SERIES_AGE),
-                    backfilled: false,
-                });
+                let entry = instances.entry(id.clone()).or_insert_with(|| Instance::new(address.clone(), launched_at));
                 entry.ec2 = ec2;
                 if !address.is_empty() {
                     entry.address = address;
@@ -414,7 +424,7 @@ impl AwsPool {
             let live = instances.iter().filter(|(_, i)| i.state != WorkerState::Stopped);
             let fresh = live.clone().filter(|(_, i)| !i.backfilled).map(|(id, _)| id.clone()).collect();
             // No CPU point of its own in the last two minutes: ask EC2's metric too.
-            let quiet = live.clone().filter(|(_, i)| i.cpu.last().is_none_or(|(at, _)| t - at > 120.0)).map(|(id, _)| id.clone()).collect();
+            let quiet = live.clone().filter(|(_, i)| i.own_cpu_at.is_none_or(|at| t - at > 120.0)).map(|(id, _)| id.clone()).collect();
             (fresh, live.map(|(id, _)| id.clone()).collect(), quiet)
         };
         if all.is_empty() {
@@ -440,6 +450,9 @@ impl AwsPool {
                 let Some(i) = instances.get_mut(&id) else { continue };
                 i.backfilled = true;
                 let Some(p) = points.get(&id) else { continue };
+                if p.cpu_is_own {
+                    i.own_cpu_at = p.cpu.last().map(|(at, _)| *at).or(i.own_cpu_at);
+                }
                 // The current period is still filling up; it is read again once complete.
                 let complete = |at: f64| at + period <= t;
                 for &(at, v) in p.cpu.iter().filter(|(at, _)| complete(*at)) {
@@ -505,26 +518,8 @@ impl Provider for AwsPool {
         let reply = request.send().await.map_err(|e| sdk_error("RunInstances", e))?;
         let instance = reply.instances().first().context("RunInstances returned no instance")?;
         let id = instance.instance_id().context("RunInstances returned no instance id")?.to_owned();
-        let t = now();
-        self.instances.lock().unwrap().insert(
-            id.clone(),
-            Instance {
-                ec2: "pending".into(),
-                address: instance
-                    .private_ip_address()
-                    .map(|ip| format!("{ip}:{}", c.aws_worker_port))
-                    .unwrap_or_default(),
-                launched_at: t,
-                target: None,
-                draining_since: None,
-                state: WorkerState::Starting,
-                since: t,
-                terminating: false,
-                cpu: Series::new(SERIES_AGE),
-                requests: Series::new(SERIES_AGE),
-                backfilled: false,
-            },
-        );
+        let address = instance.private_ip_address().map(|ip| format!("{ip}:{}", c.aws_worker_port)).unwrap_or_default();
+        self.instances.lock().unwrap().insert(id.clone(), Instance::new(address, now()));
         tracing::info!(worker = %id, "launched instance");
         Ok(id)
     }
@@ -548,22 +543,10 @@ impl Provider for AwsPool {
         let t = now();
         let chosen: Vec<(String, bool)> = {
             let mut instances = self.instances.lock().unwrap();
-            let rank = |s: WorkerState| match s {
-                WorkerState::Starting => 0,
-                WorkerState::Unhealthy => 1,
-                _ => 2,
-            };
-            let mut candidates: Vec<(u8, std::cmp::Reverse<u64>, String)> = instances
-                .iter()
-                .filter(|(_, i)| !i.terminating)
-                .filter(|(_, i)| matches!(i.state, WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy))
-                .map(|(id, i)| (rank(i.state), std::cmp::Reverse((i.launched_at * 1000.0) as u64), id.clone()))
-                .collect();
-            candidates.sort();
-            candidates
+            let live = instances.iter().filter(|(_, i)| !i.terminating);
+            super::drain_order(live.map(|(id, i)| (id.clone(), i.state, i.launched_at)), n)
                 .into_iter()
-                .take(n as usize)
-                .map(|(_, _, id)| {
+                .map(|id| {
                     let i = instances.get_mut(&id).expect("present");
                     i.state = WorkerState::Draining;
                     i.since = t;

@@ -75,6 +75,8 @@ pub struct InstancePoints {
     pub request_rate: Vec<(f64, f64)>,
     /// CPU, 0–1: the worker's own figure, or EC2's when the worker published none.
     pub cpu: Vec<(f64, f64)>,
+    /// Whether `cpu` is the worker's own figure.
+    pub cpu_is_own: bool,
 }
 
 /// Reads `instances`' metrics from `from` to `to` in `period`-second buckets (60 for the
@@ -154,8 +156,10 @@ pub async fn read(
         }
         for (i, id) in chunk.iter().enumerate() {
             let own = own_cpu.remove(&i).unwrap_or_default();
-            let cpu = if own.is_empty() { ec2_cpu.remove(&i).unwrap_or_default() } else { own };
+            let cpu_is_own = !own.is_empty();
+            let cpu = if cpu_is_own { own } else { ec2_cpu.remove(&i).unwrap_or_default() };
             let entry = out.entry(id.clone()).or_default();
+            entry.cpu_is_own = cpu_is_own;
             entry.cpu = cpu.into_iter().map(|(t, percent)| (t, (percent / 100.0).clamp(0.0, 1.0))).collect();
         }
     }

@@ -45,3 +45,35 @@ pub trait Provider: Send + Sync {
         false
     }
 }
+
+/// Which workers to take out of the pool first, at most `n`: starting ones (they serve
+/// nobody yet), then unhealthy ones, then the newest healthy ones. Workers already leaving
+/// are not candidates. Each item is (key, state, start time).
+pub fn drain_order<K>(workers: impl IntoIterator<Item = (K, WorkerState, f64)>, n: u32) -> Vec<K> {
+    let rank = |s: WorkerState| match s {
+        WorkerState::Starting => 0,
+        WorkerState::Unhealthy => 1,
+        _ => 2,
+    };
+    let mut candidates: Vec<(u8, f64, K)> = workers
+        .into_iter()
+        .filter(|(_, s, _)| matches!(s, WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy))
+        .map(|(k, s, started)| (rank(s), started, k))
+        .collect();
+    candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    candidates.into_iter().take(n as usize).map(|(_, _, k)| k).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drains_starting_then_unhealthy_then_the_newest() {
+        use WorkerState::*;
+        let pool = [(1, Healthy, 10.0), (2, Healthy, 30.0), (3, Unhealthy, 5.0), (4, Draining, 40.0), (5, Starting, 1.0), (6, Healthy, 20.0)];
+        assert_eq!(drain_order(pool, 4), vec![5, 3, 2, 6]);
+        assert_eq!(drain_order(pool, 10), vec![5, 3, 2, 6, 1], "a draining worker is not drained twice");
+        assert!(drain_order(pool, 0).is_empty());
+    }
+}

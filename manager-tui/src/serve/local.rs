@@ -192,22 +192,11 @@ impl Provider for LocalPool {
     /// healthy) and returns their ids. The balancer stops using them at once.
     async fn mark_draining(&self, n: u32) -> Vec<String> {
         let mut workers = self.workers.lock().unwrap();
-        let rank = |s: WorkerState| match s {
-            WorkerState::Starting => 0,
-            WorkerState::Unhealthy => 1,
-            _ => 2,
-        };
-        let mut candidates: Vec<(u8, std::cmp::Reverse<u64>)> = workers
-            .iter()
-            .filter(|(_, w)| matches!(w.state, WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy))
-            .map(|(k, w)| (rank(w.state), std::cmp::Reverse(*k)))
-            .collect();
-        candidates.sort();
+        let chosen = common::cloud::drain_order(workers.iter().map(|(k, w)| (*k, w.state, w.started_at)), n);
         let t = now();
-        candidates
+        chosen
             .into_iter()
-            .take(n as usize)
-            .map(|(_, std::cmp::Reverse(k))| {
+            .map(|k| {
                 let w = workers.get_mut(&k).expect("present");
                 w.state = WorkerState::Draining;
                 w.since = t;
