@@ -2,6 +2,7 @@
 pub mod api;
 pub mod auth;
 pub mod autoscale;
+pub mod clock;
 pub mod cloud;
 pub mod config;
 pub mod db;

@@ -20,6 +20,7 @@ use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthState
 use base64::Engine;
 
 use crate::api::{WorkerState, WorkerStatus};
+use crate::clock::now;
 use crate::cloud::{cloudwatch, Provider};
 use crate::config::ManagerConfig;
 use crate::metrics::{Series, SERIES_AGE};
@@ -31,10 +32,6 @@ pub const DRAINING_TAG: &str = "gallery:draining-since";
 /// How long a launched instance may be missing from DescribeInstances before it is
 /// considered gone.
 const LISTING_GRACE: f64 = 60.0;
-
-fn now() -> f64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
 
 fn sdk_error<E: std::error::Error + 'static>(what: &str, e: E) -> anyhow::Error {
     anyhow::anyhow!("{what}: {}", aws_sdk_ec2::error::DisplayErrorContext(e))

@@ -2,7 +2,7 @@
 //! CloudWatch (high resolution, so the autoscaler sees seconds-old load rather than the
 //! 5-minute EC2 basic monitoring), and the control plane reads them back per instance.
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricDatum, MetricStat, StandardUnit};
@@ -23,10 +23,6 @@ pub async fn client() -> Client {
     Client::new(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
 }
 
-fn seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 fn instance(id: &str) -> Dimension {
     Dimension::builder().name(DIMENSION).value(id).build()
 }
@@ -45,7 +41,7 @@ impl Publisher {
 
     /// Both metrics in one call, stored at one-second resolution.
     pub async fn publish(&self, at: SystemTime, requests: f64, cpu_percent: f64) -> anyhow::Result<()> {
-        let at = DateTime::from_secs_f64(seconds(at));
+        let at = DateTime::from_secs_f64(crate::clock::unix_seconds(at));
         let datum = |name: &str, value: f64, unit: StandardUnit| {
             MetricDatum::builder()
                 .metric_name(name)
@@ -122,8 +118,8 @@ pub async fn read(
         loop {
             let reply = client
                 .get_metric_data()
-                .start_time(DateTime::from_secs_f64(seconds(from)))
-                .end_time(DateTime::from_secs_f64(seconds(to)))
+                .start_time(DateTime::from_secs_f64(crate::clock::unix_seconds(from)))
+                .end_time(DateTime::from_secs_f64(crate::clock::unix_seconds(to)))
                 .set_metric_data_queries(Some(queries.clone()))
                 .set_next_token(next_token.take())
                 .send()

@@ -15,10 +15,7 @@ use common::db::Db;
 
 pub use control::ControlPlane;
 
-/// Wall-clock seconds since the Unix epoch: the one clock of the control plane.
-pub fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
+pub use common::clock::now;
 
 pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
     let config = Arc::new(config);

@@ -23,9 +23,7 @@ pub enum Event {
     Reply(Reply),
 }
 
-pub fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
+pub use common::clock::now;
 
 fn restore_terminal() {
     let _ = disable_raw_mode();
