@@ -79,11 +79,11 @@ impl Letterbox {
         Letterbox { scale, pad_x: ((side - width) / 2) as f32, pad_y: ((side - height) / 2) as f32, width, height }
     }
 
-    /// An input-space box (centre, size) in original-image pixels, clamped to the image.
-    pub fn to_image(&self, cx: f32, cy: f32, bw: f32, bh: f32, img_w: u32, img_h: u32) -> (u32, u32, u32, u32) {
+    /// An input-space box (corners) in original-image pixels, clamped to the image.
+    pub fn to_image(&self, x0: f32, y0: f32, x1: f32, y1: f32, img_w: u32, img_h: u32) -> (u32, u32, u32, u32) {
         let x = |v: f32| ((v - self.pad_x) / self.scale).clamp(0.0, img_w.saturating_sub(1) as f32).round() as u32;
         let y = |v: f32| ((v - self.pad_y) / self.scale).clamp(0.0, img_h.saturating_sub(1) as f32).round() as u32;
-        (x(cx - bw / 2.0), y(cy - bh / 2.0), x(cx + bw / 2.0), y(cy + bh / 2.0))
+        (x(x0), y(y0), x(x1), y(y1))
     }
 }
 
@@ -142,14 +142,7 @@ pub fn decode(
     }
     kept.into_iter()
         .filter_map(|c| {
-            let (x0, y0, x1, y1) = letterbox.to_image(
-                (c.x0 + c.x1) / 2.0,
-                (c.y0 + c.y1) / 2.0,
-                c.x1 - c.x0,
-                c.y1 - c.y0,
-                img_w,
-                img_h,
-            );
+            let (x0, y0, x1, y1) = letterbox.to_image(c.x0, c.y0, c.x1, c.y1, img_w, img_h);
             // A box wholly in the padding has nothing of the photo in it.
             (x1 > x0 && y1 > y0).then(|| Detection {
                 x0,
@@ -230,7 +223,7 @@ mod tests {
         let lb = Letterbox::new(1280, 720, 640);
         assert_eq!((lb.width, lb.height, lb.pad_x, lb.pad_y), (640, 360, 0.0, 140.0));
         // The input's centre is the image's centre.
-        assert_eq!(lb.to_image(320.0, 320.0, 100.0, 50.0, 1280, 720), (540, 310, 740, 410));
+        assert_eq!(lb.to_image(270.0, 295.0, 370.0, 345.0, 1280, 720), (540, 310, 740, 410));
     }
 
     #[test]
