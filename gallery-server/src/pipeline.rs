@@ -121,15 +121,24 @@ pub fn into_rgb(img: DynamicImage) -> RgbImage {
 
 pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PipelineError> {
     let (w, h) = img.dimensions();
-    let (w, h) = (u16::try_from(w), u16::try_from(h));
-    let (Ok(w), Ok(h)) = (w, h) else {
+    if w.max(h) > 65_535 {
         return Err(PipelineError::Encode("JPEG cannot hold more than 65535 pixels per side".into()));
+    }
+    let encode = || -> Result<Vec<u8>, turbojpeg::Error> {
+        let mut compressor = turbojpeg::Compressor::new()?;
+        compressor.set_quality(quality as i32)?;
+        // 4:2:0, as photo encoders (and libjpeg's defaults) do at these qualities.
+        compressor.set_subsamp(turbojpeg::Subsamp::Sub2x2)?;
+        let image = turbojpeg::Image {
+            pixels: img.as_raw().as_slice(),
+            width: w as usize,
+            pitch: 3 * w as usize,
+            height: h as usize,
+            format: turbojpeg::PixelFormat::RGB,
+        };
+        compressor.compress_to_vec(image)
     };
-    let mut out = Vec::with_capacity(img.as_raw().len() / 8);
-    jpeg_encoder::Encoder::new(&mut out, quality)
-        .encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
-        .map_err(|e| PipelineError::Encode(e.to_string()))?;
-    Ok(out)
+    encode().map_err(|e| PipelineError::Encode(e.to_string()))
 }
 
 /// Text boxes are red; object classes get one of these, always the same for a class.

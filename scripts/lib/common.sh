@@ -97,6 +97,12 @@ ensure_seaweedfs() {
   command -v weed >/dev/null 2>&1 || hash -r
 }
 
+# What the build needs beyond Rust: the worker's JPEG encoder (libjpeg-turbo) is compiled from
+# the turbojpeg crate's bundled source with cmake, its SIMD code with nasm.
+ensure_build_tools() {
+  command -v cmake >/dev/null 2>&1 && command -v nasm >/dev/null 2>&1 || apt_install cmake nasm
+}
+
 # ONNX Runtime for the detector (`onnxruntime_library`): the shared library out of PyPI's
 # onnxruntime wheel (any Python's wheel carries the same library). Sets ONNXRUNTIME_LIB.
 ONNXRUNTIME_VERSION=1.32.0

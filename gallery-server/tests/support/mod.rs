@@ -227,9 +227,8 @@ pub mod images {
     pub fn cmyk_jpeg() -> Vec<u8> {
         let (w, h) = (64u16, 40u16);
         let data: Vec<u8> = (0..w as usize * h as usize).flat_map(|i| [(i % 200) as u8, 40, 90, 10]).collect();
-        let mut out = Vec::new();
-        jpeg_encoder::Encoder::new(&mut out, 90).encode(&data, w, h, jpeg_encoder::ColorType::Cmyk).unwrap();
-        out
+        let image = turbojpeg::Image { pixels: data.as_slice(), width: w as usize, pitch: 4 * w as usize, height: h as usize, format: turbojpeg::PixelFormat::CMYK };
+        turbojpeg::compress(image, 90, turbojpeg::Subsamp::None).unwrap().to_vec()
     }
 
     /// A JPEG `w`×`h` whose EXIF says "rotate 90° clockwise to display" (orientation 6).
