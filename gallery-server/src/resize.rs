@@ -10,12 +10,14 @@ pub fn bilinear(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     resize(img, width, height, ResizeAlg::Convolution(FilterType::Bilinear))
 }
 
-/// A network's input: a large reduction (a 12 MP photo to 960 px) first samples the photo
-/// down to twice the target, then filters, instead of filtering all of it. The network does
-/// not notice (the detector-quality test holds); a 12 MP photo's input costs a fraction.
+/// A network's input. A large reduction (a 12 MP photo to 960 px) interpolates between the
+/// nearest source pixels, as PP-OCR's own preprocessing does (OpenCV's INTER_LINEAR), instead
+/// of filtering every pixel: 8–9 ms instead of 10–13 on a freshly decoded 12 MP photo, and the
+/// detector finds the same boxes (quality test unchanged). Smaller reductions keep the
+/// antialiasing filter, which costs little there.
 pub fn for_network(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     if img.width() > 4 * width && img.height() > 4 * height {
-        resize(img, width, height, ResizeAlg::SuperSampling(FilterType::Bilinear, 2))
+        resize(img, width, height, ResizeAlg::Interpolation(FilterType::Bilinear))
     } else {
         bilinear(img, width, height)
     }
