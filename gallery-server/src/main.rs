@@ -66,8 +66,11 @@ fn detect(args: &[String]) -> anyhow::Result<()> {
     let mut all = Vec::new();
     for file in &files {
         let data = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let (img, _) = gallery_server::pipeline::decode(&data, limits).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let boxes = detector.detect(&img.to_rgb8())?;
+        // The whole pipeline, so that large JPEGs are detected on the same scaled decode as
+        // in the worker.
+        let boxes = gallery_server::pipeline::process(&data, detector.as_ref(), limits)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+            .boxes;
         if !json {
             println!("{}: {} boxes", file.display(), boxes.len());
             for b in &boxes {

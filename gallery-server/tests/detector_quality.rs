@@ -19,8 +19,8 @@ fn text_detection_meets_the_quality_bar() {
     let limits = gallery_server::pipeline::DecodeLimits { max_side: 20_000, max_pixels: 50_000_000 };
     let mut all = Vec::new();
     for photo in &photos {
-        let (img, _) = gallery_server::pipeline::decode(&std::fs::read(photo).unwrap(), limits).unwrap();
-        all.push(detector.detect(&img.to_rgb8()).unwrap());
+        // As a worker sees it (a large JPEG is detected on a scaled decode).
+        all.push(gallery_server::pipeline::process(&std::fs::read(photo).unwrap(), detector.as_ref(), limits).unwrap().boxes);
     }
     let out = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(out.path(), serde_json::to_string(&all).unwrap()).unwrap();

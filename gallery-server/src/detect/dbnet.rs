@@ -87,6 +87,10 @@ impl Detector for TextDetector {
     fn name(&self) -> &str {
         "text (PP-OCRv4 DBNet)"
     }
+
+    fn input_side(&self) -> u32 {
+        self.params.max_side
+    }
 }
 
 /// The network's text probability per input pixel, row-major.

@@ -28,6 +28,15 @@ pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>,
     })
 }
 
+impl Detection {
+    /// The box in an image `sx` × `sy` times the size of the one it was found in, kept
+    /// inside `w` × `h`.
+    pub fn scaled(self, sx: f32, sy: f32, w: u32, h: u32) -> Detection {
+        let at = |v: u32, s: f32, max: u32| ((v as f32 * s).round() as u32).min(max);
+        Detection { x0: at(self.x0, sx, w), y0: at(self.y0, sy, h), x1: at(self.x1, sx, w), y1: at(self.y1, sy, h), ..self }
+    }
+}
+
 /// An axis-aligned box in original-image pixels.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detection {
@@ -51,6 +60,10 @@ pub enum DetectError {
 pub trait Detector: Send + Sync {
     fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectError>;
     fn name(&self) -> &str;
+    /// The long side the detector reduces every photo to: a photo handed over at any size
+    /// at least this long gives the same boxes (the pipeline decodes large JPEGs only that far
+    /// for it).
+    fn input_side(&self) -> u32;
     /// What one box is, singular and plural, for the pages ("text region", "text regions").
     fn finds(&self) -> (&'static str, &'static str) {
         ("text region", "text regions")

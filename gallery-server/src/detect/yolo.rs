@@ -194,6 +194,10 @@ impl Detector for ObjectDetector {
         "objects (YOLO)"
     }
 
+    fn input_side(&self) -> u32 {
+        self.side
+    }
+
     fn finds(&self) -> (&'static str, &'static str) {
         ("object", "objects")
     }

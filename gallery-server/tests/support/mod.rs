@@ -233,7 +233,11 @@ pub mod images {
 
     /// A JPEG `w`×`h` whose EXIF says "rotate 90° clockwise to display" (orientation 6).
     pub fn exif_rotated_jpeg(w: u32, h: u32) -> Vec<u8> {
-        let jpeg = rgb_jpeg(w, h);
+        exif_rotated(rgb_jpeg(w, h))
+    }
+
+    /// `jpeg` with an EXIF block saying "rotate 90° clockwise to display" (orientation 6).
+    pub fn exif_rotated(jpeg: Vec<u8>) -> Vec<u8> {
         let tiff: [u8; 26] = [
             b'M', b'M', 0, 42, 0, 0, 0, 8, // big-endian TIFF header, IFD at 8
             0, 1, // one entry
