@@ -283,66 +283,53 @@ pub fn process(data: &[u8], detector: &dyn Detector, limits: DecodeLimits) -> Re
         ImageFormat::Jpeg => jpeg_preview(data, detector.input_side().max(THUMBNAIL_SIDE), header.orientation),
         _ => None,
     };
-    let Some(preview) = preview else {
-        let rgb = into_rgb(decode_pixels(data, &header, limits)?);
-        return finish(rgb, None, detector, (ext, content_type), t.elapsed());
+    let (mut rgb, seen, decode_took) = match preview {
+        // A large JPEG is decoded twice: scaled down for the detector and the thumbnail, then
+        // in full for the annotated copy once the detector is done. About the same CPU as one
+        // full decode and two reductions, and the full photo (36 MB at 12 MP) is never held
+        // together with the network's buffers (~90 MB): a worker's peak is the larger of the two.
+        Some(preview) => {
+            let preview_took = t.elapsed();
+            let seen = look_at(&preview, detector)?;
+            let (pw, ph) = preview.dimensions();
+            drop(preview);
+            let t = Instant::now();
+            let rgb = into_rgb(decode_pixels(data, &header, limits)?);
+            let (w, h) = rgb.dimensions();
+            let (sx, sy) = (w as f32 / pw as f32, h as f32 / ph as f32);
+            let boxes = seen.boxes.into_iter().map(|b| b.scaled(sx, sy, w, h)).collect();
+            (rgb, Seen { boxes, ..seen }, preview_took + t.elapsed())
+        }
+        None => {
+            let rgb = into_rgb(decode_pixels(data, &header, limits)?);
+            let decode_took = t.elapsed();
+            let seen = look_at(&rgb, detector)?;
+            (rgb, seen, decode_took)
+        }
     };
-    // A large JPEG is decoded twice: scaled down for the detector and the thumbnail, then in
-    // full for the annotated copy once the detector is done. About the same CPU as one full
-    // decode and two reductions, and the full photo (36 MB at 12 MP) is never held together
-    // with the network's buffers (~90 MB): a worker's peak is the larger of the two.
-    let preview_took = t.elapsed();
     let t = Instant::now();
-    let boxes = detector.detect(&preview)?;
-    let detect_took = t.elapsed();
-    let t = Instant::now();
-    let thumbnail = thumbnail_of(&preview)?;
-    let thumbnail_took = t.elapsed();
-    let (pw, ph) = preview.dimensions();
-    drop(preview);
-    let t = Instant::now();
-    let rgb = into_rgb(decode_pixels(data, &header, limits)?);
-    let (w, h) = rgb.dimensions();
-    let boxes = boxes.into_iter().map(|b| b.scaled(w as f32 / pw as f32, h as f32 / ph as f32, w, h)).collect();
-    let found = Found { boxes, detect_took, thumbnail, thumbnail_took };
-    finish(rgb, Some(found), detector, (ext, content_type), preview_took + t.elapsed())
+    let (width, height) = rgb.dimensions();
+    annotate(&mut rgb, &seen.boxes);
+    let annotated = encode_jpeg(&rgb, ANNOTATED_QUALITY)?;
+    let timings = vec![("decode", decode_took), ("detect", seen.detect_took), ("thumbnail", seen.thumbnail_took), ("annotate", t.elapsed())];
+    Ok(Processed { ext, content_type, width, height, boxes: seen.boxes, annotated, thumbnail: seen.thumbnail, timings })
 }
 
-/// What the detector and the thumbnail made of a preview, before the full decode.
-struct Found {
+/// What the detector and the thumbnail made of a photo (or of its scaled decode).
+struct Seen {
     boxes: Vec<Detection>,
     detect_took: Duration,
     thumbnail: Vec<u8>,
     thumbnail_took: Duration,
 }
 
-fn finish(
-    mut rgb: RgbImage,
-    found: Option<Found>,
-    detector: &dyn Detector,
-    (ext, content_type): (&'static str, &'static str),
-    decode_took: Duration,
-) -> Result<Processed, PipelineError> {
-    let mut timings = vec![("decode", decode_took)];
-    let found = match found {
-        Some(found) => found,
-        None => {
-            let t = Instant::now();
-            let boxes = detector.detect(&rgb)?;
-            let detect_took = t.elapsed();
-            let t = Instant::now();
-            let thumbnail = thumbnail_of(&rgb)?;
-            Found { boxes, detect_took, thumbnail, thumbnail_took: t.elapsed() }
-        }
-    };
-    timings.push(("detect", found.detect_took));
-    timings.push(("thumbnail", found.thumbnail_took));
+fn look_at(img: &RgbImage, detector: &dyn Detector) -> Result<Seen, PipelineError> {
     let t = Instant::now();
-    let (width, height) = rgb.dimensions();
-    annotate(&mut rgb, &found.boxes);
-    let annotated = encode_jpeg(&rgb, ANNOTATED_QUALITY)?;
-    timings.push(("annotate", t.elapsed()));
-    Ok(Processed { ext, content_type, width, height, boxes: found.boxes, annotated, thumbnail: found.thumbnail, timings })
+    let boxes = detector.detect(img)?;
+    let detect_took = t.elapsed();
+    let t = Instant::now();
+    let thumbnail = thumbnail_of(img)?;
+    Ok(Seen { boxes, detect_took, thumbnail, thumbnail_took: t.elapsed() })
 }
 
 fn thumbnail_of(img: &RgbImage) -> Result<Vec<u8>, PipelineError> {
