@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use gallery_server::detect::{DbNetParams, TextDetector};
+use gallery_server::detect::{DbNetParams, TextDetector, Threads};
 use gallery_server::pipeline::{self, DecodeLimits};
 use serde_json::json;
 
@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.len() >= 2, "usage: bench-pipeline MODEL DIR [RUNS] [ONNXRUNTIME_LIBRARY]");
     let runs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
     let onnxruntime = args.get(3).map(std::path::PathBuf::from);
-    let detector = TextDetector::load(std::path::Path::new(&args[0]), 1, DbNetParams::default(), onnxruntime.as_ref())?;
+    let detector = TextDetector::load(std::path::Path::new(&args[0]), Threads::ONE, DbNetParams::default(), onnxruntime.as_ref())?;
     let implementation = match &onnxruntime {
         Some(_) => "ours (ONNX Runtime via ort + image)",
         None => "ours (rten + image)",

@@ -8,7 +8,7 @@ use image::{GrayImage, RgbImage};
 use imageproc::contours::{find_contours, BorderType};
 use imageproc::geometry::min_area_rect;
 use imageproc::point::Point;
-use super::engine::Engine;
+use super::engine::{Engine, Threads};
 use super::{DetectError, Detection, Detector};
 
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub struct TextDetector {
 
 impl TextDetector {
     /// `onnxruntime`: the ONNX Runtime library to run the model with, instead of rten.
-    pub fn load(path: &Path, threads: usize, params: DbNetParams, onnxruntime: Option<&PathBuf>) -> Result<Self, DetectError> {
+    pub fn load(path: &Path, threads: Threads, params: DbNetParams, onnxruntime: Option<&PathBuf>) -> Result<Self, DetectError> {
         Ok(TextDetector { engine: Engine::load(path, threads, onnxruntime)?, params })
     }
 

@@ -3,19 +3,61 @@
 //! loaded at run time from the library in PyPI's `onnxruntime` wheel, which
 //! `scripts/lib/common.sh` fetches).
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use rten::{Dimension, Model, RunOptions, ThreadPool};
 use rten_tensor::prelude::*;
 use rten_tensor::NdTensor;
 
+use super::pool::Pool;
 use super::DetectError;
 
 pub enum Engine {
     Rten { model: Model, pool: Arc<ThreadPool> },
-    // ONNX Runtime sessions run with `&mut`; a worker's jobs take turns on one session
-    // (each job uses its own threads inside it).
-    Ort(Mutex<ort::session::Session>),
+    Ort(OrtSessions),
+}
+
+/// How a detector may use the CPU: `per_job` threads for one photo, `jobs` photos at once
+/// (a worker's `pipeline_workers`).
+#[derive(Debug, Clone, Copy)]
+pub struct Threads {
+    pub per_job: usize,
+    pub jobs: usize,
+}
+
+impl Threads {
+    pub const ONE: Threads = Threads { per_job: 1, jobs: 1 };
+}
+
+/// ONNX Runtime sessions run with `&mut`: one per photo in flight, made when photos overlap,
+/// sharing one copy of the prepacked weights.
+pub struct OrtSessions {
+    pool: Pool<ort::session::Session>,
+    recipe: OrtRecipe,
+}
+
+struct OrtRecipe {
+    env: &'static ort::environment::Environment,
+    path: PathBuf,
+    threads: usize,
+    weights: ort::session::builder::PrepackedWeights,
+}
+
+impl OrtRecipe {
+    fn session(&self) -> Result<ort::session::Session, ort::Error> {
+        use ort::session::builder::GraphOptimizationLevel;
+        ort::session::Session::builder(self.env)?
+            .with_intra_threads(self.threads)?
+            .with_optimization_level(GraphOptimizationLevel::All)?
+            .with_prepacked_weights(&self.weights)?
+            .commit_from_file(&self.path)
+    }
+}
+
+impl OrtSessions {
+    fn with<R>(&self, f: impl FnOnce(&mut ort::session::Session) -> R) -> Result<R, ort::Error> {
+        self.pool.with(|| self.recipe.session(), f)
+    }
 }
 
 /// One ONNX Runtime environment per process, from the first library path asked for.
@@ -34,26 +76,28 @@ fn ort_environment(library: &Path) -> Result<&'static ort::environment::Environm
 }
 
 impl Engine {
-    pub fn load(path: &Path, threads: usize, onnxruntime: Option<&PathBuf>) -> Result<Engine, DetectError> {
+    pub fn load(path: &Path, threads: Threads, onnxruntime: Option<&PathBuf>) -> Result<Engine, DetectError> {
         let load_error = |reason: String| DetectError::Load { path: path.display().to_string(), reason };
+        let per_job = threads.per_job.max(1);
         match onnxruntime {
             None => {
                 let model = Model::load_file(path).map_err(|e| load_error(e.to_string()))?;
-                Ok(Engine::Rten { model, pool: Arc::new(ThreadPool::with_num_threads(threads.max(1))) })
+                // Overlapping runs share the pool: sized for one job it would run them one
+                // after the other, leaving the worker's other cores idle.
+                let pool = ThreadPool::with_num_threads(per_job * threads.jobs.max(1));
+                Ok(Engine::Rten { model, pool: Arc::new(pool) })
             }
             Some(library) => {
-                use ort::session::builder::GraphOptimizationLevel;
                 let env = ort_environment(library).map_err(load_error)?;
-                let err = |e: ort::Error| load_error(e.to_string());
-                let session = ort::session::Session::builder(env)
-                    .map_err(err)?
-                    .with_intra_threads(threads.max(1))
-                    .map_err(|e| err(e.into()))?
-                    .with_optimization_level(GraphOptimizationLevel::All)
-                    .map_err(|e| err(e.into()))?
-                    .commit_from_file(path)
-                    .map_err(err)?;
-                Ok(Engine::Ort(Mutex::new(session)))
+                let recipe = OrtRecipe {
+                    env,
+                    path: path.to_path_buf(),
+                    threads: per_job,
+                    weights: ort::session::builder::PrepackedWeights::new(),
+                };
+                // The first session now, so that a bad model or library fails the worker's start.
+                let first = recipe.session().map_err(|e| load_error(e.to_string()))?;
+                Ok(Engine::Ort(OrtSessions { pool: Pool::new(first, threads.jobs), recipe }))
             }
         }
     }
@@ -68,9 +112,8 @@ impl Engine {
                     _ => None,
                 }
             }
-            Engine::Ort(session) => {
-                let session = session.lock().unwrap();
-                let shape = session.inputs().first()?.dtype().tensor_shape()?.to_vec();
+            Engine::Ort(sessions) => {
+                let shape = sessions.with(|s| s.inputs().first()?.dtype().tensor_shape().map(|t| t.to_vec())).ok()??;
                 match shape.as_slice() {
                     [_, _, h, w] if *h > 0 && *w > 0 => Some((*h as usize, *w as usize)),
                     _ => None,
@@ -93,12 +136,14 @@ impl Engine {
                     output.try_into().map_err(|e: rten::TryFromValueError| run_error(e.to_string()))?;
                 Ok((output.shape().to_vec(), output.to_vec()))
             }
-            Engine::Ort(session) => {
+            Engine::Ort(sessions) => {
                 let input = ort::value::TensorRef::from_array_view((shape, data.as_slice())).map_err(|e| run_error(e.to_string()))?;
-                let mut session = session.lock().unwrap();
-                let outputs = session.run(ort::inputs![input]).map_err(|e| run_error(e.to_string()))?;
-                let (out_shape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| run_error(e.to_string()))?;
-                Ok((out_shape.iter().map(|d| *d as usize).collect(), values.to_vec()))
+                let run = |session: &mut ort::session::Session| -> Result<(Vec<usize>, Vec<f32>), ort::Error> {
+                    let outputs = session.run(ort::inputs![input])?;
+                    let (out_shape, values) = outputs[0].try_extract_tensor::<f32>()?;
+                    Ok((out_shape.iter().map(|d| *d as usize).collect(), values.to_vec()))
+                };
+                sessions.with(run).map_err(|e| run_error(e.to_string()))?.map_err(|e| run_error(e.to_string()))
             }
         }
     }

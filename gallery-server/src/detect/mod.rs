@@ -2,17 +2,19 @@
 //! detection (YOLO, labelled boxes) when the configuration names a YOLO model.
 mod dbnet;
 mod engine;
+mod pool;
 mod yolo;
 
 use image::RgbImage;
 use serde::Serialize;
 
 pub use dbnet::{DbNetParams, TextDetector};
+pub use engine::Threads;
 pub use yolo::{ObjectDetector, YoloParams, COCO};
 
 /// The detector the configuration asks for.
 pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>, DetectError> {
-    let threads = config.detector_threads;
+    let threads = Threads { per_job: config.detector_threads, jobs: config.pipeline_workers() };
     // An empty setting (GALLERY_ONNXRUNTIME_LIBRARY=) means rten, like an absent one.
     let onnxruntime = config.onnxruntime_library.as_ref().filter(|p| !p.as_os_str().is_empty());
     match onnxruntime {

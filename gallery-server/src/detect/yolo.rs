@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 
-use super::engine::Engine;
+use super::engine::{Engine, Threads};
 use super::{DetectError, Detection, Detector};
 
 pub const COCO: [&str; 80] = [
@@ -45,7 +45,7 @@ pub struct ObjectDetector {
 }
 
 impl ObjectDetector {
-    pub fn load(path: &Path, threads: usize, params: YoloParams, onnxruntime: Option<&PathBuf>) -> Result<Self, DetectError> {
+    pub fn load(path: &Path, threads: Threads, params: YoloParams, onnxruntime: Option<&PathBuf>) -> Result<Self, DetectError> {
         let engine = Engine::load(path, threads, onnxruntime)?;
         let side = match engine.fixed_input_size() {
             Some((h, w)) if h == w => h as u32,
