@@ -41,6 +41,9 @@ pub struct Config {
     /// The ONNX Runtime library (`libonnxruntime.so.*`) to run detection models with;
     /// unset, they run on rten (pure Rust).
     pub onnxruntime_library: Option<PathBuf>,
+    /// The OpenVINO C library (`libopenvino_c.so.*`, with the rest of OpenVINO's libraries
+    /// beside it) to run detection models with; fastest on x86. Not with `onnxruntime_library`.
+    pub openvino_library: Option<PathBuf>,
     /// Threads for detector inference inside one job.
     pub detector_threads: usize,
     /// Uploads processed at once; 0 means one per core.
@@ -80,6 +83,7 @@ impl Default for Config {
             yolo_confidence: 0.25,
             yolo_iou: 0.45,
             onnxruntime_library: None,
+            openvino_library: None,
             detector_threads: 1,
             pipeline_workers: 0,
             pipeline_queue: 16,
@@ -163,6 +167,10 @@ impl Config {
         if self.metrics_interval_secs == 0 {
             return bad("metrics_interval_secs", "must be at least 1");
         }
+        let set = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        if set(&self.onnxruntime_library) && set(&self.openvino_library) {
+            return bad("openvino_library", "and `onnxruntime_library` are both set: detection runs on one of them, unset the other");
+        }
         self.store_location()?;
         Ok(())
     }
@@ -233,6 +241,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn one_detection_library_at_most() {
+        let both = "database_url='mysql://x'\nonnxruntime_library='/a/libonnxruntime.so'\nopenvino_library='/b/libopenvino_c.so'";
+        let err = Config::from_figment(figment(both)).unwrap_err().to_string();
+        assert!(err.contains("openvino_library") && err.contains("onnxruntime_library"), "{err}");
+        // An empty one is unset, as GALLERY_ONNXRUNTIME_LIBRARY= is meant to be.
+        let one = "database_url='mysql://x'\nonnxruntime_library=''\nopenvino_library='/b/libopenvino_c.so'";
+        assert!(Config::from_figment(figment(one)).is_ok());
     }
 
     #[test]

@@ -126,6 +126,35 @@ PY
   rm -rf "$dir/wheel"
 }
 
+# OpenVINO for the detector (`openvino_library`): the C library and what it loads (the core,
+# the CPU plugin, the ONNX reader, TBB) out of PyPI's openvino wheel, side by side (they find
+# each other through $ORIGIN). Sets OPENVINO_LIB.
+OPENVINO_VERSION=2026.4.1
+ensure_openvino() {
+  local dir=${XDG_CACHE_HOME:-$HOME/.cache}/gallery/openvino-$OPENVINO_VERSION
+  OPENVINO_LIB=$(ls "$dir"/libopenvino_c.so.* 2>/dev/null | head -1)
+  [ -n "$OPENVINO_LIB" ] && [ -f "$dir/libopenvino_intel_cpu_plugin.so" ] && return 0
+  log "fetching OpenVINO $OPENVINO_VERSION (PyPI openvino wheel)"
+  rm -rf "$dir" && mkdir -p "$dir/wheel"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 -d "$dir/wheel" "openvino==$OPENVINO_VERSION"
+  python3 - "$dir" <<'PY'
+import glob, os, re, sys, zipfile
+out = sys.argv[1]
+wheel = glob.glob(f"{out}/wheel/openvino-*.whl")[0]
+# Not the GPU/NPU plugins nor the readers of other model formats: ~60 MB less.
+wanted = re.compile(r"openvino/libs/(libopenvino(_c|_intel_cpu_plugin|_onnx_frontend)?\.so[.0-9]*|libtbb(bind_2_5|malloc)?\.so[.0-9]*|libhwloc[^/]*)$")
+with zipfile.ZipFile(wheel) as z:
+    names = [n for n in z.namelist() if wanted.search(n)]
+    for name in names:
+        with open(os.path.join(out, os.path.basename(name)), "wb") as f:
+            f.write(z.read(name))
+print(len(names), "libraries")
+PY
+  rm -rf "$dir/wheel"
+  OPENVINO_LIB=$(ls "$dir"/libopenvino_c.so.* | head -1)
+}
+
 # ensure_test_yolo DIR: the fixed-output YOLO-shaped model the object-detection tests use,
 # built with PyPI's onnx in a venv of its own (nothing is fetched from a model hub). Sets
 # TEST_YOLO_MODEL.

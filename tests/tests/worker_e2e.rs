@@ -212,23 +212,32 @@ async fn a_yolo_model_finds_labelled_objects_which_the_annotated_copy_shows() {
         })
         .collect();
 
-    let out = std::process::Command::new(gallery_tests::env("GALLERY_SERVER_BIN"))
-        .args(["detect", "--json", photo_path.to_str().unwrap()])
-        .env("GALLERY_YOLO_MODEL_PATH", &model)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let found: Vec<(String, (u32, u32, u32, u32))> = found[0]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            let n = |k: &str| d[k].as_u64().unwrap() as u32;
-            (d["label"].as_str().unwrap().to_owned(), (n("x0"), n("y0"), n("x1"), n("y1")))
-        })
-        .collect();
-    assert_eq!(found, expected);
+    // The same on every runtime.
+    let runtimes = [
+        ("rten", String::new(), String::new()),
+        ("ONNX Runtime", "GALLERY_ONNXRUNTIME_LIBRARY".to_owned(), gallery_tests::env("GALLERY_TEST_ONNXRUNTIME_LIBRARY")),
+        ("OpenVINO", "GALLERY_OPENVINO_LIBRARY".to_owned(), gallery_tests::env("GALLERY_TEST_OPENVINO_LIBRARY")),
+    ];
+    for (runtime, variable, library) in &runtimes {
+        let mut detect = std::process::Command::new(gallery_tests::env("GALLERY_SERVER_BIN"));
+        detect.args(["detect", "--json", photo_path.to_str().unwrap()]).env("GALLERY_YOLO_MODEL_PATH", &model);
+        if !variable.is_empty() {
+            detect.env(variable, library);
+        }
+        let out = detect.output().unwrap();
+        assert!(out.status.success(), "{runtime}: {}", String::from_utf8_lossy(&out.stderr));
+        let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let found: Vec<(String, (u32, u32, u32, u32))> = found[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let n = |k: &str| d[k].as_u64().unwrap() as u32;
+                (d["label"].as_str().unwrap().to_owned(), (n("x0"), n("y0"), n("x1"), n("y1")))
+            })
+            .collect();
+        assert_eq!(found, expected, "{runtime}");
+    }
 
     // Through a worker: the annotated copy has the boxes and their labels drawn.
     let db = fresh_database("yolo").await;
@@ -293,18 +302,20 @@ fn detect_boxes(env_vars: &[(&str, String)]) -> Vec<Vec<(i64, i64, i64, i64)>> {
 }
 
 #[test]
-fn onnx_runtime_finds_the_same_text_as_rten() {
+fn onnx_runtime_and_openvino_find_the_same_text_as_rten() {
     let rten = detect_boxes(&[]);
-    let ort = detect_boxes(&[("GALLERY_ONNXRUNTIME_LIBRARY", gallery_tests::env("GALLERY_TEST_ONNXRUNTIME_LIBRARY"))]);
     assert!(rten.iter().all(|boxes| !boxes.is_empty()), "every test photo has text: {rten:?}");
-    assert_eq!(rten.len(), ort.len());
-    for (a, b) in rten.iter().zip(&ort) {
-        // Two runtimes sum in different orders; a probability at the threshold may flip a
-        // pixel, no more.
-        assert_eq!(a.len(), b.len(), "same number of boxes:\n{a:?}\n{b:?}");
-        for (p, q) in a.iter().zip(b) {
-            let off = [(p.0 - q.0).abs(), (p.1 - q.1).abs(), (p.2 - q.2).abs(), (p.3 - q.3).abs()];
-            assert!(off.iter().all(|d| *d <= 3), "{p:?} vs {q:?}");
+    for (variable, library) in [("GALLERY_ONNXRUNTIME_LIBRARY", "GALLERY_TEST_ONNXRUNTIME_LIBRARY"), ("GALLERY_OPENVINO_LIBRARY", "GALLERY_TEST_OPENVINO_LIBRARY")] {
+        let other = detect_boxes(&[(variable, gallery_tests::env(library))]);
+        assert_eq!(rten.len(), other.len());
+        for (a, b) in rten.iter().zip(&other) {
+            // Two runtimes sum in different orders; a probability at the threshold may flip a
+            // pixel, no more.
+            assert_eq!(a.len(), b.len(), "{variable}: same number of boxes:\n{a:?}\n{b:?}");
+            for (p, q) in a.iter().zip(b) {
+                let off = [(p.0 - q.0).abs(), (p.1 - q.1).abs(), (p.2 - q.2).abs(), (p.3 - q.3).abs()];
+                assert!(off.iter().all(|d| *d <= 3), "{variable}: {p:?} vs {q:?}");
+            }
         }
     }
 }

@@ -4,13 +4,13 @@
 //! process's peak RSS with the model loaded. `scripts/bench-pipeline` compares it with the
 //! Python reference.
 //!
-//!     bench-pipeline MODEL DIR [RUNS] [ONNXRUNTIME_LIBRARY]
+//!     bench-pipeline MODEL DIR [RUNS] [onnxruntime|openvino LIBRARY]
 //!
-//! With a library path, the detector runs on ONNX Runtime instead of rten.
+//! With a runtime and its library, the detector runs on it instead of rten.
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use gallery_server::detect::{DbNetParams, TextDetector, Threads};
+use gallery_server::detect::{DbNetParams, Runtime, TextDetector, Threads};
 use gallery_server::pipeline::{self, DecodeLimits};
 use serde_json::json;
 
@@ -29,13 +29,20 @@ fn main() -> anyhow::Result<()> {
     // As the worker runs.
     gallery_server::allocator::limit_retention();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    anyhow::ensure!(args.len() >= 2, "usage: bench-pipeline MODEL DIR [RUNS] [ONNXRUNTIME_LIBRARY]");
+    let usage = "usage: bench-pipeline MODEL DIR [RUNS] [onnxruntime|openvino LIBRARY]";
+    anyhow::ensure!(args.len() >= 2, usage);
     let runs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
-    let onnxruntime = args.get(3).map(std::path::PathBuf::from);
-    let detector = TextDetector::load(std::path::Path::new(&args[0]), Threads::ONE, DbNetParams::default(), onnxruntime.as_ref())?;
-    let implementation = match &onnxruntime {
-        Some(_) => "ours (ONNX Runtime via ort + image)",
-        None => "ours (rten + image)",
+    let runtime = match (args.get(3).map(String::as_str), args.get(4)) {
+        (None, _) => Runtime::Rten,
+        (Some("onnxruntime"), Some(library)) => Runtime::OnnxRuntime(library.into()),
+        (Some("openvino"), Some(library)) => Runtime::OpenVino(library.into()),
+        _ => anyhow::bail!(usage),
+    };
+    let detector = TextDetector::load(std::path::Path::new(&args[0]), Threads::ONE, DbNetParams::default(), &runtime)?;
+    let implementation = match &runtime {
+        Runtime::Rten => "ours (rten + image)",
+        Runtime::OnnxRuntime(_) => "ours (ONNX Runtime via ort + image)",
+        Runtime::OpenVino(_) => "ours (OpenVINO via openvino + image)",
     };
     let rss_model = peak_rss_mb();
     let limits = DecodeLimits { max_side: 20_000, max_pixels: 50_000_000 };

@@ -2,13 +2,13 @@
 //! threshold the probability map, dilate, trace region outlines, fit minimum-area
 //! rectangles, score them on the map, grow ("unclip") them by the DB offset, and scale
 //! back to the original image.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::{GrayImage, RgbImage};
 use imageproc::contours::{find_contours, BorderType};
 use imageproc::geometry::min_area_rect;
 use imageproc::point::Point;
-use super::engine::{Engine, Threads};
+use super::engine::{Engine, Runtime, Threads};
 use super::{DetectError, Detection, Detector};
 
 #[derive(Debug, Clone)]
@@ -48,9 +48,8 @@ pub struct TextDetector {
 }
 
 impl TextDetector {
-    /// `onnxruntime`: the ONNX Runtime library to run the model with, instead of rten.
-    pub fn load(path: &Path, threads: Threads, params: DbNetParams, onnxruntime: Option<&PathBuf>) -> Result<Self, DetectError> {
-        Ok(TextDetector { engine: Engine::load(path, threads, onnxruntime)?, params })
+    pub fn load(path: &Path, threads: Threads, params: DbNetParams, runtime: &Runtime) -> Result<Self, DetectError> {
+        Ok(TextDetector { engine: Engine::load(path, threads, runtime)?, params })
     }
 
     /// Network input size for an image: long side at most `max_side`, both sides multiples

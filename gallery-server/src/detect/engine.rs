@@ -1,7 +1,7 @@
-//! What runs a detection model: rten (pure Rust, the default: nothing to install, small
-//! memory) or ONNX Runtime (`onnxruntime_library`: about twice as fast on these models,
-//! loaded at run time from the library in PyPI's `onnxruntime` wheel, which
-//! `scripts/lib/common.sh` fetches).
+//! What runs a detection model: rten (pure Rust, the default: nothing to install, least
+//! memory), ONNX Runtime (`onnxruntime_library`: about twice as fast on these models) or
+//! OpenVINO (`openvino_library`: fastest on x86), both loaded at run time from the library in
+//! their PyPI wheel, which `scripts/lib/common.sh` fetches.
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -9,12 +9,34 @@ use rten::{Dimension, Model, RunOptions, ThreadPool};
 use rten_tensor::prelude::*;
 use rten_tensor::NdTensor;
 
+use super::openvino::OpenVino;
 use super::pool::Pool;
 use super::DetectError;
 
 pub enum Engine {
     Rten { model: Model, pool: Arc<ThreadPool> },
     Ort(OrtSessions),
+    OpenVino(OpenVino),
+}
+
+/// Which library runs the detection model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Runtime {
+    Rten,
+    /// ONNX Runtime, from this `libonnxruntime.so`.
+    OnnxRuntime(PathBuf),
+    /// OpenVINO, from this `libopenvino_c.so`.
+    OpenVino(PathBuf),
+}
+
+impl Runtime {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Runtime::Rten => "rten",
+            Runtime::OnnxRuntime(_) => "ONNX Runtime",
+            Runtime::OpenVino(_) => "OpenVINO",
+        }
+    }
 }
 
 /// How a detector may use the CPU: `per_job` threads for one photo, `jobs` photos at once
@@ -76,18 +98,23 @@ fn ort_environment(library: &Path) -> Result<&'static ort::environment::Environm
 }
 
 impl Engine {
-    pub fn load(path: &Path, threads: Threads, onnxruntime: Option<&PathBuf>) -> Result<Engine, DetectError> {
+    pub fn load(path: &Path, threads: Threads, runtime: &Runtime) -> Result<Engine, DetectError> {
         let load_error = |reason: String| DetectError::Load { path: path.display().to_string(), reason };
         let per_job = threads.per_job.max(1);
-        match onnxruntime {
-            None => {
+        match runtime {
+            Runtime::Rten => {
                 let model = Model::load_file(path).map_err(|e| load_error(e.to_string()))?;
                 // Overlapping runs share the pool: sized for one job it would run them one
                 // after the other, leaving the worker's other cores idle.
                 let pool = ThreadPool::with_num_threads(per_job * threads.jobs.max(1));
                 Ok(Engine::Rten { model, pool: Arc::new(pool) })
             }
-            Some(library) => {
+            Runtime::OpenVino(library) => {
+                let engine = OpenVino::load(library, path, threads).map_err(load_error)?;
+                // Compiled for a shape on first use; a model that cannot be read failed above.
+                Ok(Engine::OpenVino(engine))
+            }
+            Runtime::OnnxRuntime(library) => {
                 let env = ort_environment(library).map_err(load_error)?;
                 let recipe = OrtRecipe {
                     env,
@@ -119,6 +146,7 @@ impl Engine {
                     _ => None,
                 }
             }
+            Engine::OpenVino(engine) => engine.fixed_input_size(),
         }
     }
 
@@ -145,6 +173,7 @@ impl Engine {
                 };
                 sessions.with(run).map_err(|e| run_error(e.to_string()))?.map_err(|e| run_error(e.to_string()))
             }
+            Engine::OpenVino(engine) => engine.run(shape, &data).map_err(run_error),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! detection (YOLO, labelled boxes) when the configuration names a YOLO model.
 mod dbnet;
 mod engine;
+mod openvino;
 mod pool;
 mod yolo;
 
@@ -9,25 +10,37 @@ use image::RgbImage;
 use serde::Serialize;
 
 pub use dbnet::{DbNetParams, TextDetector};
-pub use engine::Threads;
+pub use engine::{Runtime, Threads};
 pub use yolo::{ObjectDetector, YoloParams, COCO};
 
 /// The detector the configuration asks for.
 pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>, DetectError> {
     let threads = Threads { per_job: config.detector_threads, jobs: config.pipeline_workers() };
-    // An empty setting (GALLERY_ONNXRUNTIME_LIBRARY=) means rten, like an absent one.
-    let onnxruntime = config.onnxruntime_library.as_ref().filter(|p| !p.as_os_str().is_empty());
-    match onnxruntime {
-        Some(library) => tracing::info!(library = %library.display(), "detection runs on ONNX Runtime"),
-        None => tracing::info!("detection runs on rten"),
+    let runtime = runtime(config);
+    match &runtime {
+        Runtime::OnnxRuntime(library) | Runtime::OpenVino(library) => {
+            tracing::info!(library = %library.display(), "detection runs on {}", runtime.name())
+        }
+        Runtime::Rten => tracing::info!("detection runs on rten"),
     }
     Ok(match &config.yolo_model_path {
         Some(path) => {
             let params = YoloParams { confidence: config.yolo_confidence, iou: config.yolo_iou, ..YoloParams::default() };
-            Box::new(ObjectDetector::load(path, threads, params, onnxruntime)?)
+            Box::new(ObjectDetector::load(path, threads, params, &runtime)?)
         }
-        None => Box::new(TextDetector::load(&config.model_path, threads, DbNetParams::default(), onnxruntime)?),
+        None => Box::new(TextDetector::load(&config.model_path, threads, DbNetParams::default(), &runtime)?),
     })
+}
+
+/// The library the configuration names; an empty setting (GALLERY_OPENVINO_LIBRARY=) is
+/// an absent one. The configuration refuses both libraries at once.
+pub fn runtime(config: &common::config::Config) -> Runtime {
+    let set = |p: &Option<std::path::PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
+    match (set(&config.openvino_library), set(&config.onnxruntime_library)) {
+        (Some(library), _) => Runtime::OpenVino(library),
+        (None, Some(library)) => Runtime::OnnxRuntime(library),
+        (None, None) => Runtime::Rten,
+    }
 }
 
 impl Detection {

@@ -2,11 +2,11 @@
 //! `[1, 4 + classes, candidates]`, boxes as centre/size in input pixels, class scores already
 //! through a sigmoid). Letterbox in, class-wise non-maximum suppression out, COCO names when
 //! the model has COCO's 80 classes.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::{Rgb, RgbImage};
 
-use super::engine::{Engine, Threads};
+use super::engine::{Engine, Runtime, Threads};
 use super::{DetectError, Detection, Detector};
 
 pub const COCO: [&str; 80] = [
@@ -45,8 +45,8 @@ pub struct ObjectDetector {
 }
 
 impl ObjectDetector {
-    pub fn load(path: &Path, threads: Threads, params: YoloParams, onnxruntime: Option<&PathBuf>) -> Result<Self, DetectError> {
-        let engine = Engine::load(path, threads, onnxruntime)?;
+    pub fn load(path: &Path, threads: Threads, params: YoloParams, runtime: &Runtime) -> Result<Self, DetectError> {
+        let engine = Engine::load(path, threads, runtime)?;
         let side = match engine.fixed_input_size() {
             Some((h, w)) if h == w => h as u32,
             Some((h, w)) => {

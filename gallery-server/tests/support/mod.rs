@@ -25,7 +25,7 @@ pub fn detector() -> Arc<dyn Detector> {
     static DETECTOR: OnceLock<Arc<TextDetector>> = OnceLock::new();
     DETECTOR
         .get_or_init(|| {
-            Arc::new(TextDetector::load(&PathBuf::from(env("GALLERY_MODEL_PATH")), gallery_server::detect::Threads::ONE, DbNetParams::default(), None).unwrap())
+            Arc::new(TextDetector::load(&PathBuf::from(env("GALLERY_MODEL_PATH")), gallery_server::detect::Threads::ONE, DbNetParams::default(), &gallery_server::detect::Runtime::Rten).unwrap())
         })
         .clone()
 }
