@@ -20,6 +20,16 @@ rm -f /tmp/gallery.tar.gz
 secret() {
   aws ssm get-parameter --with-decryption --name "/$DEPLOYMENT/$1" --query Parameter.Value --output text --region "$REGION"
 }
+# The release carries OpenVINO (older ones ONNX Runtime); without either, detection runs on rten.
+detector_library() {
+  local openvino
+  openvino=$(ls /opt/gallery/lib/openvino/libopenvino_c.so* 2>/dev/null | head -1)
+  if [ -n "$openvino" ]; then
+    echo "GALLERY_OPENVINO_LIBRARY=$openvino"
+  elif [ -f /opt/gallery/lib/libonnxruntime.so ]; then
+    echo GALLERY_ONNXRUNTIME_LIBRARY=/opt/gallery/lib/libonnxruntime.so
+  fi
+}
 umask 077
 cat > /etc/gallery/gallery.env <<ENV
 GALLERY_DATABASE_URL=$(secret database_url)
@@ -30,7 +40,7 @@ GALLERY_ADDRESS=0.0.0.0
 GALLERY_PORT=$PORT
 GALLERY_DATA_DIR=/var/lib/gallery
 GALLERY_MODEL_PATH=/opt/gallery/models/ch_PP-OCRv4_det_infer.onnx
-$( [ -f /opt/gallery/lib/libonnxruntime.so ] && echo GALLERY_ONNXRUNTIME_LIBRARY=/opt/gallery/lib/libonnxruntime.so || true )
+$(detector_library)
 GALLERY_METRICS_NAMESPACE=$NAMESPACE
 AWS_REGION=$REGION
 ENV

@@ -22,6 +22,8 @@ const SHAPES_KEPT: usize = 2;
 
 pub struct OpenVino {
     compiler: Mutex<Compiler>,
+    /// The input's spatial size as the model file declares it, if fixed.
+    declared: Option<(usize, usize)>,
     jobs: usize,
     /// Most recently used last.
     shapes: Mutex<Vec<Arc<Compiled>>>,
@@ -87,17 +89,18 @@ impl OpenVino {
         }
         let path = model_path.to_str().ok_or("the model path is not UTF-8")?;
         let model = core.read_model_from_file(path, "").map_err(ov_error)?;
-        Ok(OpenVino { compiler: Mutex::new(Compiler { core, model }), jobs, shapes: Mutex::new(Vec::new()) })
+        // Read now: every compile reshapes the model to the photo's size.
+        let shape = model.get_input_by_index(0).and_then(|input| input.get_partial_shape()).map_err(ov_error)?;
+        let declared = match shape.get_dimensions() {
+            [_, _, h, w] if !h.is_dynamic() && !w.is_dynamic() => Some((h.get_min() as usize, w.get_min() as usize)),
+            _ => None,
+        };
+        Ok(OpenVino { compiler: Mutex::new(Compiler { core, model }), declared, jobs, shapes: Mutex::new(Vec::new()) })
     }
 
     /// The first input's fixed spatial size (height, width), if the model declares one.
     pub fn fixed_input_size(&self) -> Option<(usize, usize)> {
-        let compiler = self.compiler.lock().unwrap();
-        let shape = compiler.model.get_input_by_index(0).ok()?.get_partial_shape().ok()?;
-        match shape.get_dimensions() {
-            [_, _, h, w] if !h.is_dynamic() && !w.is_dynamic() => Some((h.get_min() as usize, w.get_min() as usize)),
-            _ => None,
-        }
+        self.declared
     }
 
     /// Runs the model on one NCHW tensor; returns the first output's shape and values.
