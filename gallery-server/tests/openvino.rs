@@ -84,3 +84,13 @@ fn a_library_that_is_not_openvino_is_a_clear_load_error() {
     let message = err.to_string();
     assert!(message.contains("cannot load OpenVINO from"), "{message}");
 }
+
+#[test]
+fn a_model_openvino_cannot_read_fails_at_load() {
+    let library = PathBuf::from(support::env("GALLERY_TEST_OPENVINO_LIBRARY"));
+    let model = tempfile::Builder::new().suffix(".onnx").tempfile().unwrap();
+    std::fs::write(model.path(), b"not a model").unwrap();
+    let err = TextDetector::load(model.path(), Threads::ONE, DbNetParams::default(), &Runtime::OpenVino(library)).err().expect("loading must fail");
+    let message = err.to_string();
+    assert!(message.contains("cannot load detection model") && message.contains(&model.path().display().to_string()), "{message}");
+}

@@ -49,7 +49,11 @@ pub struct TextDetector {
 
 impl TextDetector {
     pub fn load(path: &Path, threads: Threads, params: DbNetParams, runtime: &Runtime) -> Result<Self, DetectError> {
-        Ok(TextDetector { engine: Engine::load(path, threads, runtime)?, params })
+        let detector = TextDetector { engine: Engine::load(path, threads, runtime)?, params };
+        // Most photos are a camera's 4:3 landscape: ready for those before the first upload.
+        let (w, h) = detector.input_size(4032, 3024);
+        detector.engine.prepare(path, [1, 3, h as usize, w as usize])?;
+        Ok(detector)
     }
 
     /// Network input size for an image: long side at most `max_side`, both sides multiples

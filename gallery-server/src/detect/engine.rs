@@ -110,9 +110,7 @@ impl Engine {
                 Ok(Engine::Rten { model, pool: Arc::new(pool) })
             }
             Runtime::OpenVino(library) => {
-                let engine = OpenVino::load(library, path, threads).map_err(load_error)?;
-                // Compiled for a shape on first use; a model that cannot be read failed above.
-                Ok(Engine::OpenVino(engine))
+                Ok(Engine::OpenVino(OpenVino::load(library, path, threads).map_err(load_error)?))
             }
             Runtime::OnnxRuntime(library) => {
                 let env = ort_environment(library).map_err(load_error)?;
@@ -147,6 +145,17 @@ impl Engine {
                 }
             }
             Engine::OpenVino(engine) => engine.fixed_input_size(),
+        }
+    }
+
+    /// Readies the engine for inputs of `shape` (OpenVINO compiles for it), so that a model
+    /// the runtime cannot run fails the worker's start rather than its first upload.
+    pub fn prepare(&self, path: &Path, shape: [usize; 4]) -> Result<(), DetectError> {
+        match self {
+            Engine::OpenVino(engine) => {
+                engine.prepare(shape).map_err(|reason| DetectError::Load { path: path.display().to_string(), reason })
+            }
+            Engine::Rten { .. } | Engine::Ort(_) => Ok(()),
         }
     }
 

@@ -123,6 +123,11 @@ impl OpenVino {
         compiled.requests.with(make, infer)?
     }
 
+    /// Compiles for `shape` now rather than on its first photo.
+    pub fn prepare(&self, shape: [usize; 4]) -> Result<(), String> {
+        self.compiled(shape).map(drop)
+    }
+
     /// The model compiled for `shape`: kept, or compiled now (dropping the least recently
     /// used shape beyond `SHAPES_KEPT`; photos running on it keep it until they finish).
     fn compiled(&self, shape: [usize; 4]) -> Result<Arc<Compiled>, String> {

@@ -57,6 +57,7 @@ impl ObjectDetector {
             }
             None => 640,
         };
+        engine.prepare(path, [1, 3, side as usize, side as usize])?;
         Ok(ObjectDetector { engine, side, params })
     }
 }
