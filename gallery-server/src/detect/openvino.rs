@@ -37,9 +37,10 @@ struct Compiler {
 
 struct Compiled {
     shape: [usize; 4],
-    model: Mutex<openvino::CompiledModel>,
-    /// One request per photo in flight: OpenVINO runs them on separate streams.
+    /// One request per photo in flight: OpenVINO runs them on separate streams. Declared
+    /// before the model so that they are dropped first.
     requests: Pool<openvino::InferRequest>,
+    model: Mutex<openvino::CompiledModel>,
 }
 
 /// The library this process loaded: one per process (its functions are global), kept only
@@ -77,8 +78,8 @@ impl OpenVino {
         let settings = [
             (RwPropertyKey::InferenceNumThreads, (threads.per_job.max(1) * jobs).to_string()),
             (RwPropertyKey::NumStreams, jobs.to_string()),
-            // The same arithmetic as the model's (f32): this CPU would otherwise pick bf16,
-            // which moves scores and so boxes.
+            // The same arithmetic as the model's (f32): on CPUs with bf16 units OpenVINO would
+            // otherwise pick bf16, which moves scores and so boxes (docs/bench-history.md #6).
             (RwPropertyKey::HintInferencePrecision, "f32".into()),
             // Several workers share one machine in the local deployment: threads pinned to the
             // same cores by each would queue there while other cores idle.
