@@ -4,7 +4,7 @@
 //! the model has COCO's 80 classes.
 use std::path::Path;
 
-use image::{Rgb, RgbImage};
+use image::RgbImage;
 
 use super::engine::{Engine, Runtime, Threads};
 use super::{DetectError, Detection, Detector};
@@ -78,6 +78,25 @@ impl Letterbox {
         let width = ((w as f32 * scale).round() as u32).clamp(1, side);
         let height = ((h as f32 * scale).round() as u32).clamp(1, side);
         Letterbox { scale, pad_x: ((side - width) / 2) as f32, pad_y: ((side - height) / 2) as f32, width, height }
+    }
+
+    /// The network's NCHW input: `resized` (this letterbox's width × height) placed at the
+    /// padding offsets of a `side` square of Ultralytics' grey (114), as planes scaled to 0–1.
+    pub fn input(&self, resized: &RgbImage, side: u32) -> Vec<f32> {
+        let (side, width) = (side as usize, self.width as usize);
+        let plane = side * side;
+        let mut data = vec![114.0 / 255.0; 3 * plane];
+        let (r, rest) = data.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        let (px, py) = (self.pad_x as usize, self.pad_y as usize);
+        for (y, row) in resized.as_raw().chunks_exact(3 * width).enumerate() {
+            let at = (y + py) * side + px;
+            let (r, g, b) = (&mut r[at..at + width], &mut g[at..at + width], &mut b[at..at + width]);
+            for (((p, r), g), b) in row.chunks_exact(3).zip(r).zip(g).zip(b) {
+                (*r, *g, *b) = (p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0);
+            }
+        }
+        data
     }
 
     /// An input-space box (corners) in original-image pixels, clamped to the image.
@@ -171,16 +190,7 @@ impl Detector for ObjectDetector {
         let side = self.side;
         let lb = Letterbox::new(w, h, side);
         let resized = crate::resize::for_network(image, lb.width, lb.height);
-        // Ultralytics pads with grey 114.
-        let plane = (side * side) as usize;
-        let mut data = vec![114.0 / 255.0; 3 * plane];
-        let (px, py) = (lb.pad_x as u32, lb.pad_y as u32);
-        for (x, y, Rgb(p)) in resized.enumerate_pixels() {
-            let i = ((y + py) * side + (x + px)) as usize;
-            for c in 0..3 {
-                data[c * plane + i] = p[c] as f32 / 255.0;
-            }
-        }
+        let data = lb.input(&resized, side);
         let (shape, data) = self.engine.run([1, 3, side as usize, side as usize], data)?;
         let [_, rows, candidates] = shape[..] else {
             return Err(DetectError::Run(format!("expected a [1, 4 + classes, N] output, got {shape:?}")));
@@ -207,6 +217,7 @@ impl Detector for ObjectDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::Rgb;
 
     /// An output with the given candidates: (cx, cy, w, h, class, score), 80 classes.
     fn output(cands: &[(f32, f32, f32, f32, usize, f32)]) -> (Vec<f32>, usize, usize) {
@@ -229,6 +240,26 @@ mod tests {
         assert_eq!((lb.width, lb.height, lb.pad_x, lb.pad_y), (640, 360, 0.0, 140.0));
         // The input's centre is the image's centre.
         assert_eq!(lb.to_image(270.0, 295.0, 370.0, 345.0, 1280, 720), (540, 310, 740, 410));
+    }
+
+    #[test]
+    fn the_input_is_the_image_centred_on_grey_planes() {
+        // A 4 × 2 image into an 8 square: scale 2 (8 × 4), 2 rows of grey above and below.
+        let lb = Letterbox::new(4, 2, 8);
+        assert_eq!((lb.width, lb.height, lb.pad_x, lb.pad_y), (8, 4, 0.0, 2.0));
+        let resized = RgbImage::from_fn(8, 4, |x, y| Rgb([255, (x * 10) as u8, (y * 50) as u8]));
+        let input = lb.input(&resized, 8);
+        assert_eq!(input.len(), 3 * 64);
+        let at = |c: usize, x: usize, y: usize| input[c * 64 + y * 8 + x];
+        let grey = 114.0 / 255.0;
+        for x in 0..8 {
+            for y in [0, 1, 6, 7] {
+                assert_eq!((at(0, x, y), at(1, x, y), at(2, x, y)), (grey, grey, grey), "padding at {x},{y}");
+            }
+        }
+        // The image's pixel (5, 3) lands at (5, 3 + 2), channel by channel.
+        assert_eq!((at(0, 5, 5), at(1, 5, 5), at(2, 5, 5)), (1.0, 50.0 / 255.0, 150.0 / 255.0));
+        assert_eq!((at(0, 0, 2), at(1, 0, 2), at(2, 0, 2)), (1.0, 0.0, 0.0));
     }
 
     #[test]
