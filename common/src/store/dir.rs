@@ -87,7 +87,7 @@ impl ObjectStore for DirStore {
                     if meta.is_dir() {
                         stack.push(path);
                     } else if rel.starts_with(&prefix) {
-                        out.push(ObjectInfo { key: rel, size: meta.len() });
+                        out.push(ObjectInfo { key: rel, size: meta.len(), modified: meta.modified().ok() });
                     }
                 }
             }
@@ -129,13 +129,10 @@ mod tests {
         assert_eq!(store.get("photos/a.jpg").await.unwrap().unwrap(), Bytes::from_static(b"abc"));
         assert_eq!(store.get("photos/missing.jpg").await.unwrap(), None);
         let all = store.list("").await.unwrap();
-        assert_eq!(
-            all,
-            vec![
-                ObjectInfo { key: "photos/a.jpg".into(), size: 3 },
-                ObjectInfo { key: "thumbnails/a.jpg".into(), size: 2 }
-            ]
-        );
+        let listed: Vec<(&str, u64)> = all.iter().map(|o| (o.key.as_str(), o.size)).collect();
+        assert_eq!(listed, vec![("photos/a.jpg", 3), ("thumbnails/a.jpg", 2)]);
+        let age = all[0].modified.and_then(|m| m.elapsed().ok()).expect("a written object has a time");
+        assert!(age < std::time::Duration::from_secs(600), "{age:?}");
         assert_eq!(store.list("thumbnails/").await.unwrap().len(), 1);
         store.delete("photos/a.jpg").await.unwrap();
         store.delete("photos/a.jpg").await.unwrap();

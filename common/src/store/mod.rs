@@ -29,6 +29,8 @@ pub enum StoreError {
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
+    /// When it was last written, as the store tells.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// How a browser gets an object: straight from the store (S3 presigned GET) or through a

@@ -109,7 +109,8 @@ impl ObjectStore for S3Store {
             for obj in page.contents() {
                 if let Some(key) = obj.key() {
                     let key = key.strip_prefix(&self.prefix).unwrap_or(key);
-                    out.push(ObjectInfo { key: key.into(), size: obj.size().unwrap_or(0).max(0) as u64 });
+                    let modified = obj.last_modified().and_then(|t| std::time::SystemTime::try_from(*t).ok());
+                    out.push(ObjectInfo { key: key.into(), size: obj.size().unwrap_or(0).max(0) as u64, modified });
                 }
             }
         }

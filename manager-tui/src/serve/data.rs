@@ -1,7 +1,8 @@
 //! The gallery's data as the operator sees it: tables of accounts, photos and objects,
 //! per-user usage, and the deletes. Rows go before objects, so a photo row never points at
 //! a missing file; objects whose row is gone are removed right after.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
 
 use common::api::{AccountRow, DeleteReply, KindUsage, ObjectRow, Page, PhotoRow, UserUsage};
 use common::db::{Db, DbError, Photo};
@@ -18,6 +19,17 @@ pub enum DataError {
 }
 
 pub const PHOTO_PREFIXES: [&str; 3] = ["photos/", "annotated/", "thumbnails/"];
+
+/// An upload writes its three objects, then its row: objects without a row younger than this
+/// may be an upload in flight, not the leftovers of a failed one (an upload commits in
+/// seconds), and are left for a later sweep.
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// The photo an object belongs to: `photos/<id>.jpg` → `<id>`.
+fn photo_id(key: &str) -> Option<&str> {
+    let (_, file) = key.split_once('/')?;
+    file.split('.').next()
+}
 
 pub async fn accounts(db: &Db, offset: u64, limit: u32) -> Result<Page<AccountRow>, DataError> {
     let (total, _) = db.count_rows().await?;
@@ -87,8 +99,7 @@ pub async fn usage(db: &Db, store: Option<&SharedStore>) -> Result<Vec<UserUsage
     }
     let index: HashMap<u64, usize> = users.iter().enumerate().map(|(i, u)| (u.id, i)).collect();
     for object in store.list("").await? {
-        let Some((kind, file)) = object.key.split_once('/') else { continue };
-        let id = file.split('.').next().unwrap_or_default();
+        let (Some((kind, _)), Some(id)) = (object.key.split_once('/'), photo_id(&object.key)) else { continue };
         let Some(user) = owners.get(id).and_then(|owner| index.get(owner)).map(|&i| &mut users[i]) else { continue };
         let usage = match kind {
             "photos" => &mut user.originals,
@@ -121,16 +132,23 @@ pub async fn delete_user_photos(db: &Db, store: Option<&SharedStore>, user: u64)
     Ok(DeleteReply { photos: photos.len() as u64, objects, accounts: 0 })
 }
 
-/// Every photo of every user: rows, then every object under the photo prefixes (which also
-/// sweeps objects a failed upload may have left).
+/// Every photo of every user: rows, then their objects, then what no row owns — objects a
+/// failed upload left — except those of an upload still in flight: sweeping those would
+/// leave its row, inserted a moment later, pointing at nothing.
 pub async fn delete_all_photos(db: &Db, store: Option<&SharedStore>) -> Result<DeleteReply, DataError> {
     let store = store.ok_or(DataError::NoStore)?;
     let photos = db.delete_photo_rows(None).await?;
-    let mut objects = 0;
+    let mut objects = delete_objects_of(store, &photos).await?;
+    // Rows that uploads in flight inserted since.
+    let owned: HashSet<String> = db.photo_owners().await?.into_iter().map(|(id, _, _)| id).collect();
+    let now = SystemTime::now();
     for prefix in PHOTO_PREFIXES {
         for o in store.list(prefix).await? {
-            store.delete(&o.key).await?;
-            objects += 1;
+            let settled = o.modified.is_none_or(|at| now.duration_since(at).unwrap_or_default() > IN_FLIGHT_GRACE);
+            if settled && photo_id(&o.key).is_none_or(|id| !owned.contains(id)) {
+                store.delete(&o.key).await?;
+                objects += 1;
+            }
         }
     }
     Ok(DeleteReply { photos: photos.len() as u64, objects, accounts: 0 })
