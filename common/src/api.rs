@@ -192,6 +192,18 @@ pub struct ApiKeyRequest {
     pub name: String,
 }
 
+/// An API key as listed: never the key itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiKeyRow {
+    /// The start of the key's SHA-256 (what `DELETE /api-keys/<id>` takes).
+    pub id: String,
+    pub name: String,
+    /// The operator who made it.
+    pub email: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PoolReply {
     pub desired: u32,

@@ -359,6 +359,32 @@ impl Db {
         Ok(())
     }
 
+    /// API keys, oldest first: (id = the first 16 hex digits of the key's hash, name, operator,
+    /// created unix seconds).
+    pub async fn api_keys(&self) -> Result<Vec<(String, String, String, i64)>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(conn
+            .query(
+                "SELECT LEFT(token_hash, 16), name, email, CAST(UNIX_TIMESTAMP(created_at) AS SIGNED)
+                 FROM operator_tokens WHERE kind = 'api_key' ORDER BY created_at, token_hash",
+            )
+            .await?)
+    }
+
+    /// Revokes the API key with this id; false when there is none.
+    pub async fn delete_api_key(&self, id: &str) -> Result<bool, DbError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("DELETE FROM operator_tokens WHERE kind = 'api_key' AND LEFT(token_hash, 16) = ?", (id,)).await?;
+        Ok(conn.affected_rows() > 0)
+    }
+
+    /// Forgets one token (a logout).
+    pub async fn delete_operator_token(&self, token_hash: &str) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("DELETE FROM operator_tokens WHERE token_hash = ?", (token_hash,)).await?;
+        Ok(())
+    }
+
     /// The operator's e-mail when the token is known and not expired.
     pub async fn operator_for_token(&self, token_hash: &str) -> Result<Option<String>, DbError> {
         let mut conn = self.conn().await?;

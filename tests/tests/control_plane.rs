@@ -58,6 +58,9 @@ async fn operator_login_rules_and_token_required() {
         ("POST", "/autoscaler/start"),
         ("POST", "/autoscaler/stop"),
         ("POST", "/api-keys"),
+        ("GET", "/api-keys"),
+        ("DELETE", "/api-keys/0123456789abcdef"),
+        ("POST", "/auth/logout"),
         ("POST", "/stop"),
     ] {
         let res = http.request(method.parse().unwrap(), cp.api(path)).bearer_auth("made-up").send().await.unwrap();
@@ -112,6 +115,28 @@ async fn operator_login_rules_and_token_required() {
     let res = http.post(cp.api("/api-keys")).bearer_auth(&token).json(&serde_json::json!({"name": "ci"})).send().await.unwrap();
     let key = res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
     assert_eq!(http.get(cp.api("/status")).bearer_auth(&key).send().await.unwrap().status(), StatusCode::OK);
+
+    // Keys are listed without the key, and a revoked one stops working at once.
+    let res = http.post(cp.api("/api-keys")).bearer_auth(&token).json(&serde_json::json!({"name": "leaked"})).send().await.unwrap();
+    let leaked = res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let keys: Vec<common::api::ApiKeyRow> = http.get(cp.api("/api-keys")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let names: Vec<(&str, &str)> = keys.iter().map(|k| (k.name.as_str(), k.email.as_str())).collect();
+    assert_eq!(names, vec![("ci", OPERATOR), ("leaked", OPERATOR)]);
+    let listing = serde_json::to_string(&keys).unwrap();
+    assert!(!listing.contains(&leaked[3..]) && !listing.contains(&key[3..]), "a listing never shows a key: {listing}");
+    let revoke = |id: String| http.delete(cp.api(&format!("/api-keys/{id}"))).bearer_auth(&key).send();
+    assert_eq!(revoke(keys[1].id.clone()).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(http.get(cp.api("/status")).bearer_auth(&leaked).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(http.get(cp.api("/status")).bearer_auth(&key).send().await.unwrap().status(), StatusCode::OK, "other keys still work");
+    let again = revoke(keys[1].id.clone()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert!(again.text().await.unwrap().contains("no API key"));
+    // Logging out ends the token the call is made with (a session's, or here a key's), only it.
+    let res = http.post(cp.api("/api-keys")).bearer_auth(&token).json(&serde_json::json!({"name": "one-off"})).send().await.unwrap();
+    let one_off = res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    assert_eq!(http.post(cp.api("/auth/logout")).bearer_auth(&one_off).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(http.get(cp.api("/status")).bearer_auth(&one_off).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(http.get(cp.api("/status")).bearer_auth(&token).send().await.unwrap().status(), StatusCode::OK);
 
     // `manager-tui --once` for scripts: text, JSON, and one-line failures.
     let once = |args: &[&str], token: Option<&str>| {

@@ -1,9 +1,10 @@
-//! The control API (JSON over HTTP). Everything but `/auth/*` needs an operator's token.
+//! The control API (JSON over HTTP). Everything but asking for and giving a one-time code
+//! needs an operator's token.
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use common::api::{
-    AccountRow, ApiKeyRequest, DeleteReply, ErrorReply, ObjectRow, OtpReply, OtpRequest, Page, PhotoRow, PoolReply, Status,
+    AccountRow, ApiKeyRequest, ApiKeyRow, DeleteReply, ErrorReply, ObjectRow, OtpReply, OtpRequest, Page, PhotoRow, PoolReply, Status,
     TokenReply, UserUsage, VerifyRequest,
 };
 use common::autoscale::Policy;
@@ -69,6 +70,8 @@ const PAGE_MAX: u32 = 1000;
 /// An authenticated operator (session token or API key).
 pub struct Operator {
     pub email: String,
+    /// The hash of the token the call came with.
+    token_hash: String,
 }
 
 #[rocket::async_trait]
@@ -81,8 +84,9 @@ impl<'r> FromRequest<'r> for Operator {
             return unauthorized("log in first: this call needs an operator token");
         };
         let control = req.rocket().state::<Arc<ControlPlane>>().expect("managed");
-        match control.db.operator_for_token(&hash_token(token.trim())).await {
-            Ok(Some(email)) => Outcome::Success(Operator { email }),
+        let token_hash = hash_token(token.trim());
+        match control.db.operator_for_token(&token_hash).await {
+            Ok(Some(email)) => Outcome::Success(Operator { email, token_hash }),
             Ok(None) => unauthorized("the token is unknown or has expired; log in again"),
             Err(e) => Outcome::Error((Http::InternalServerError, internal(e))),
         }
@@ -118,6 +122,29 @@ async fn api_key(op: Operator, control: &State<Arc<ControlPlane>>, req: Json<Api
     let token = format!("gk_{}", hex::encode(rand::random::<[u8; 32]>()));
     control.db.insert_operator_token(&hash_token(&token), &op.email, "api_key", name, None).await.map_err(internal)?;
     Ok(Json(TokenReply { token, expires_at: None }))
+}
+
+#[get("/api-keys")]
+async fn api_keys(_op: Operator, control: &State<Arc<ControlPlane>>) -> Result<Vec<ApiKeyRow>> {
+    let keys = control.db.api_keys().await.map_err(internal)?;
+    Ok(Json(keys.into_iter().map(|(id, name, email, created_at)| ApiKeyRow { id, name, email, created_at }).collect()))
+}
+
+/// Revokes a key: calls with it are refused from now on.
+#[delete("/api-keys/<id>")]
+async fn revoke_api_key(op: Operator, control: &State<Arc<ControlPlane>>, id: &str) -> std::result::Result<Http, ApiError> {
+    if !control.db.delete_api_key(id).await.map_err(internal)? {
+        return Err(ApiError(Http::NotFound, format!("no API key {id:?} (GET /api-keys lists them)")));
+    }
+    tracing::warn!(operator = %op.email, key = id, "revoked an API key");
+    Ok(Http::NoContent)
+}
+
+/// Ends the session (or retires the API key) the call is made with.
+#[post("/auth/logout")]
+async fn logout(op: Operator, control: &State<Arc<ControlPlane>>) -> std::result::Result<Http, ApiError> {
+    control.db.delete_operator_token(&op.token_hash).await.map_err(internal)?;
+    Ok(Http::NoContent)
 }
 
 #[get("/status")]
@@ -262,7 +289,10 @@ pub fn build(control: Arc<ControlPlane>, auth: Auth) -> Rocket<Build> {
             routes![
                 otp,
                 verify,
+                logout,
                 api_key,
+                api_keys,
+                revoke_api_key,
                 status,
                 grow,
                 shrink,
