@@ -7,6 +7,14 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+/// Floating-point format of detection arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    Bf16,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -44,6 +52,9 @@ pub struct Config {
     /// The OpenVINO C library (`libopenvino_c.so.*`, with the rest of OpenVINO's libraries
     /// beside it) to run detection models with; fastest on x86. Not with `onnxruntime_library`.
     pub openvino_library: Option<PathBuf>,
+    /// The arithmetic OpenVINO detects with: `f32`, the model's own, or `bf16`, about twice as
+    /// fast on CPUs with bf16 units (boxes move by a few pixels; docs/bench-history.md #7).
+    pub detector_precision: Precision,
     /// Threads for detector inference inside one job.
     pub detector_threads: usize,
     /// Uploads processed at once; 0 means one per core.
@@ -84,6 +95,7 @@ impl Default for Config {
             yolo_iou: 0.45,
             onnxruntime_library: None,
             openvino_library: None,
+            detector_precision: Precision::F32,
             detector_threads: 1,
             pipeline_workers: 0,
             pipeline_queue: 16,
@@ -171,6 +183,9 @@ impl Config {
         if set(&self.onnxruntime_library) && set(&self.openvino_library) {
             return bad("openvino_library", "and `onnxruntime_library` are both set: detection runs on one of them, unset the other");
         }
+        if self.detector_precision == Precision::Bf16 && !set(&self.openvino_library) {
+            return bad("detector_precision", "bf16 needs `openvino_library`: only OpenVINO detects in bf16");
+        }
         self.store_location()?;
         Ok(())
     }
@@ -251,6 +266,16 @@ mod tests {
         // An empty one is unset, as GALLERY_ONNXRUNTIME_LIBRARY= is meant to be.
         let one = "database_url='mysql://x'\nonnxruntime_library=''\nopenvino_library='/b/libopenvino_c.so'";
         assert!(Config::from_figment(figment(one)).is_ok());
+    }
+
+    #[test]
+    fn bf16_is_for_openvino_only() {
+        let err = Config::from_figment(figment("database_url='mysql://x'\ndetector_precision='bf16'")).unwrap_err().to_string();
+        assert!(err.contains("detector_precision") && err.contains("openvino_library"), "{err}");
+        let ok = "database_url='mysql://x'\ndetector_precision='bf16'\nopenvino_library='/b/libopenvino_c.so'";
+        assert_eq!(Config::from_figment(figment(ok)).unwrap().detector_precision, Precision::Bf16);
+        let err = Config::from_figment(figment("database_url='mysql://x'\ndetector_precision='f16'")).unwrap_err().to_string();
+        assert!(err.contains("detector_precision") || err.contains("f16"), "{err}");
     }
 
     #[test]

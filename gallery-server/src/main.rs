@@ -56,7 +56,7 @@ fn detect(args: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(!files.is_empty(), "no files given\n{USAGE}");
     // Only the model path matters here; the database need not be configured.
     let mut config: Config = figment::Figment::from(figment::providers::Serialized::defaults(Config::default()))
-        .merge(Config::env().only(&["model_path", "detector_threads", "yolo_model_path", "yolo_confidence", "yolo_iou", "onnxruntime_library", "openvino_library"]))
+        .merge(Config::env().only(&["model_path", "detector_threads", "yolo_model_path", "yolo_confidence", "yolo_iou", "onnxruntime_library", "openvino_library", "detector_precision"]))
         .extract()?;
     if config.detector_threads == 0 {
         config.detector_threads = 1;

@@ -5,8 +5,12 @@ mod support;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use gallery_server::detect::{DbNetParams, Detection, Detector, Runtime, TextDetector, Threads};
+use gallery_server::detect::{DbNetParams, Detection, Detector, Precision, Runtime, TextDetector, Threads};
 use image::RgbImage;
+
+fn openvino(library: &std::path::Path) -> Runtime {
+    Runtime::OpenVino { library: library.to_path_buf(), precision: Precision::F32 }
+}
 
 fn load(runtime: Runtime, threads: Threads) -> TextDetector {
     TextDetector::load(&PathBuf::from(support::env("GALLERY_MODEL_PATH")), threads, DbNetParams::default(), &runtime).unwrap()
@@ -45,14 +49,14 @@ fn photos_of_every_shape_get_rtens_boxes_also_two_at_a_time() {
     let want: Vec<Vec<Detection>> = images.iter().map(|(_, image)| rten.detect(image).unwrap()).collect();
     assert!(want.iter().all(|boxes| !boxes.is_empty()), "every cut shows text: {want:?}");
 
-    let one = load(Runtime::OpenVino(library.clone()), Threads::ONE);
+    let one = load(openvino(&library), Threads::ONE);
     for ((what, image), want) in images.iter().zip(&want) {
         assert_same(what, want, &one.detect(image).unwrap());
     }
 
     // Two photos in flight on one detector, each thread going through the shapes from a
     // different start: requests are lent per shape while shapes are compiled and dropped.
-    let two = Arc::new(load(Runtime::OpenVino(library), Threads { per_job: 1, jobs: 2 }));
+    let two = Arc::new(load(openvino(&library), Threads { per_job: 1, jobs: 2 }));
     let images = Arc::new(images);
     let want = Arc::new(want);
     let threads: Vec<_> = (0..2)
@@ -77,7 +81,7 @@ fn a_library_that_is_not_openvino_is_a_clear_load_error() {
         &PathBuf::from(support::env("GALLERY_MODEL_PATH")),
         Threads::ONE,
         DbNetParams::default(),
-        &Runtime::OpenVino(not_a_library.path().to_path_buf()),
+        &openvino(not_a_library.path()),
     )
     .err()
     .expect("loading must fail");
@@ -90,7 +94,7 @@ fn a_model_openvino_cannot_read_fails_at_load() {
     let library = PathBuf::from(support::env("GALLERY_TEST_OPENVINO_LIBRARY"));
     let model = tempfile::Builder::new().suffix(".onnx").tempfile().unwrap();
     std::fs::write(model.path(), b"not a model").unwrap();
-    let err = TextDetector::load(model.path(), Threads::ONE, DbNetParams::default(), &Runtime::OpenVino(library)).err().expect("loading must fail");
+    let err = TextDetector::load(model.path(), Threads::ONE, DbNetParams::default(), &openvino(&library)).err().expect("loading must fail");
     let message = err.to_string();
     assert!(message.contains("cannot load detection model") && message.contains(&model.path().display().to_string()), "{message}");
 }

@@ -4,13 +4,13 @@
 //! process's peak RSS with the model loaded. `scripts/bench-pipeline` compares it with the
 //! Python reference.
 //!
-//!     bench-pipeline MODEL DIR [RUNS] [onnxruntime|openvino LIBRARY]
+//!     bench-pipeline MODEL DIR [RUNS] [onnxruntime|openvino|openvino-bf16 LIBRARY]
 //!
 //! With a runtime and its library, the detector runs on it instead of rten.
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use gallery_server::detect::{DbNetParams, Runtime, TextDetector, Threads};
+use gallery_server::detect::{DbNetParams, Precision, Runtime, TextDetector, Threads};
 use gallery_server::pipeline::{self, DecodeLimits};
 use serde_json::json;
 
@@ -29,20 +29,22 @@ fn main() -> anyhow::Result<()> {
     // As the worker runs.
     gallery_server::allocator::limit_retention();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: bench-pipeline MODEL DIR [RUNS] [onnxruntime|openvino LIBRARY]";
+    let usage = "usage: bench-pipeline MODEL DIR [RUNS] [onnxruntime|openvino|openvino-bf16 LIBRARY]";
     anyhow::ensure!(args.len() >= 2, usage);
     let runs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
     let runtime = match (args.get(3).map(String::as_str), args.get(4)) {
         (None, _) => Runtime::Rten,
         (Some("onnxruntime"), Some(library)) => Runtime::OnnxRuntime(library.into()),
-        (Some("openvino"), Some(library)) => Runtime::OpenVino(library.into()),
+        (Some("openvino"), Some(library)) => Runtime::OpenVino { library: library.into(), precision: Precision::F32 },
+        (Some("openvino-bf16"), Some(library)) => Runtime::OpenVino { library: library.into(), precision: Precision::Bf16 },
         _ => anyhow::bail!(usage),
     };
     let detector = TextDetector::load(std::path::Path::new(&args[0]), Threads::ONE, DbNetParams::default(), &runtime)?;
     let implementation = match &runtime {
         Runtime::Rten => "ours (rten + image)",
         Runtime::OnnxRuntime(_) => "ours (ONNX Runtime via ort + image)",
-        Runtime::OpenVino(_) => "ours (OpenVINO via openvino + image)",
+        Runtime::OpenVino { precision: Precision::F32, .. } => "ours (OpenVINO via openvino + image)",
+        Runtime::OpenVino { precision: Precision::Bf16, .. } => "ours (OpenVINO in bf16 via openvino + image; not the same arithmetic)",
     };
     let rss_model = peak_rss_mb();
     let limits = DecodeLimits { max_side: 20_000, max_pixels: 50_000_000 };

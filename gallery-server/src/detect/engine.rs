@@ -10,6 +10,7 @@ use rten_tensor::prelude::*;
 use rten_tensor::NdTensor;
 
 use super::openvino::OpenVino;
+pub use common::config::Precision;
 use super::pool::Pool;
 use super::DetectError;
 
@@ -25,8 +26,8 @@ pub enum Runtime {
     Rten,
     /// ONNX Runtime, from this `libonnxruntime.so`.
     OnnxRuntime(PathBuf),
-    /// OpenVINO, from this `libopenvino_c.so`.
-    OpenVino(PathBuf),
+    /// OpenVINO, from this `libopenvino_c.so`, in this arithmetic.
+    OpenVino { library: PathBuf, precision: Precision },
 }
 
 impl Runtime {
@@ -34,7 +35,8 @@ impl Runtime {
         match self {
             Runtime::Rten => "rten",
             Runtime::OnnxRuntime(_) => "ONNX Runtime",
-            Runtime::OpenVino(_) => "OpenVINO",
+            Runtime::OpenVino { precision: Precision::F32, .. } => "OpenVINO",
+            Runtime::OpenVino { precision: Precision::Bf16, .. } => "OpenVINO (bf16)",
         }
     }
 }
@@ -109,8 +111,8 @@ impl Engine {
                 let pool = ThreadPool::with_num_threads(per_job * threads.jobs.max(1));
                 Ok(Engine::Rten { model, pool: Arc::new(pool) })
             }
-            Runtime::OpenVino(library) => {
-                Ok(Engine::OpenVino(OpenVino::load(library, path, threads).map_err(load_error)?))
+            Runtime::OpenVino { library, precision } => {
+                Ok(Engine::OpenVino(OpenVino::load(library, path, threads, *precision).map_err(load_error)?))
             }
             Runtime::OnnxRuntime(library) => {
                 let env = ort_environment(library).map_err(load_error)?;

@@ -10,7 +10,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 pub use dbnet::{DbNetParams, TextDetector};
-pub use engine::{Runtime, Threads};
+pub use engine::{Precision, Runtime, Threads};
 pub use yolo::{ObjectDetector, YoloParams, COCO};
 
 /// The detector the configuration asks for.
@@ -18,7 +18,7 @@ pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>,
     let threads = Threads { per_job: config.detector_threads, jobs: config.pipeline_workers() };
     let runtime = runtime(config);
     match &runtime {
-        Runtime::OnnxRuntime(library) | Runtime::OpenVino(library) => {
+        Runtime::OnnxRuntime(library) | Runtime::OpenVino { library, .. } => {
             tracing::info!(library = %library.display(), "detection runs on {}", runtime.name())
         }
         Runtime::Rten => tracing::info!("detection runs on rten"),
@@ -37,7 +37,7 @@ pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>,
 pub fn runtime(config: &common::config::Config) -> Runtime {
     let set = |p: &Option<std::path::PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
     match (set(&config.openvino_library), set(&config.onnxruntime_library)) {
-        (Some(library), _) => Runtime::OpenVino(library),
+        (Some(library), _) => Runtime::OpenVino { library, precision: config.detector_precision },
         (None, Some(library)) => Runtime::OnnxRuntime(library),
         (None, None) => Runtime::Rten,
     }

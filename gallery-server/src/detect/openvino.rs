@@ -11,9 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use openvino::{Core, DeviceType, ElementType, Model, PartialShape, RwPropertyKey, Tensor};
+use openvino::{Core, DeviceType, ElementType, Model, PartialShape, PropertyKey, RwPropertyKey, Tensor};
 
-use super::engine::Threads;
+use super::engine::{Precision, Threads};
 use super::pool::Pool;
 
 /// Compiled shapes kept at once: each holds its graph and, once run, its buffers (~110 MB at
@@ -70,7 +70,7 @@ fn ov_error(e: impl std::fmt::Display) -> String {
 }
 
 impl OpenVino {
-    pub fn load(library: &Path, model_path: &Path, threads: Threads) -> Result<OpenVino, String> {
+    pub fn load(library: &Path, model_path: &Path, threads: Threads, precision: Precision) -> Result<OpenVino, String> {
         load_library(library)?;
         let mut core = Core::new().map_err(ov_error)?;
         let jobs = threads.jobs.max(1);
@@ -78,9 +78,12 @@ impl OpenVino {
         let settings = [
             (RwPropertyKey::InferenceNumThreads, (threads.per_job.max(1) * jobs).to_string()),
             (RwPropertyKey::NumStreams, jobs.to_string()),
-            // The same arithmetic as the model's (f32): on CPUs with bf16 units OpenVINO would
-            // otherwise pick bf16, which moves scores and so boxes (docs/bench-history.md #6).
-            (RwPropertyKey::HintInferencePrecision, "f32".into()),
+            // Asked for either way: on CPUs with bf16 units OpenVINO would otherwise pick bf16,
+            // which moves scores and so boxes (docs/bench-history.md #6).
+            (RwPropertyKey::HintInferencePrecision, match precision {
+                Precision::F32 => "f32".into(),
+                Precision::Bf16 => "bf16".into(),
+            }),
             // Several workers share one machine in the local deployment: threads pinned to the
             // same cores by each would queue there while other cores idle.
             (RwPropertyKey::HintEnableCpuPinning, "false".into()),
@@ -149,6 +152,9 @@ impl OpenVino {
         let Compiler { core, model } = &mut *compiler;
         model.reshape_single_input(&PartialShape::new_static(4, &dims).map_err(ov_error)?).map_err(ov_error)?;
         let mut model = core.compile_model(model, DeviceType::CPU).map_err(ov_error)?;
+        // What OpenVINO settled on, which a CPU without bf16 units may not honour.
+        let precision = model.get_property(&PropertyKey::Rw(RwPropertyKey::HintInferencePrecision)).map(|p| p.into_owned());
+        tracing::info!(?shape, precision = precision.as_deref().unwrap_or("?"), "OpenVINO compiled the detector for an input shape");
         let first = model.create_infer_request().map_err(ov_error)?;
         let compiled = Arc::new(Compiled { shape, model: Mutex::new(model), requests: Pool::new(first, self.jobs) });
         let mut shapes = self.shapes.lock().unwrap();
