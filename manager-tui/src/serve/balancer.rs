@@ -3,7 +3,9 @@
 //!
 //! Each request opens its own connection to a worker *before* its body is sent, so a worker
 //! that has just died (connection refused) costs no request: the next healthy worker is
-//! tried, and the dead one leaves the rotation at once.
+//! tried, and the dead one leaves the rotation at once. A worker that drops a connection
+//! mid-request (killed while its listener still accepted) leaves it too, so that the client's
+//! retry does not land on it again.
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -26,7 +28,8 @@ type ProxyBody = BoxBody<Bytes, hyper::Error>;
 /// Where the balancer finds the healthy workers (the local pool; a fixed list in tests).
 pub trait Targets: Send + Sync {
     fn targets(&self) -> Vec<Target>;
-    /// A target refused a connection: take it out of rotation.
+    /// A target refused or dropped a connection: take it out of rotation (health checks
+    /// bring it back).
     fn report_unreachable(&self, id: &str);
 }
 
@@ -119,6 +122,7 @@ impl Balancer {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!(worker = %target.id, error = %e, "handshake with worker failed");
+                self.pool.report_unreachable(&target.id);
                 return text(StatusCode::BAD_GATEWAY, "the gallery worker did not answer\n");
             }
         };
@@ -153,6 +157,7 @@ impl Balancer {
             }
             Err(e) => {
                 tracing::warn!(worker = %target.id, error = %e, "request to worker failed");
+                self.pool.report_unreachable(&target.id);
                 text(StatusCode::BAD_GATEWAY, "the gallery worker failed while handling the request\n")
             }
         }
@@ -270,6 +275,29 @@ mod tests {
             assert!(res.text().await.unwrap().starts_with("a "));
         }
         assert_eq!(*fixed.unreachable.lock().unwrap(), vec!["dead".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_drops_a_request_leaves_the_rotation() {
+        let a = backend("a").await;
+        // Accepts, then closes without answering, like a worker killed mid-request.
+        let dropper = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dropping = dropper.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = dropper.accept().await.unwrap();
+                drop(stream);
+            }
+        });
+        let (url, fixed) = balancer(vec![target("dropping", dropping), target("a", a)]).await;
+        let http = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            statuses.push(http.get(&url).send().await.unwrap().status().as_u16());
+        }
+        // Round robin starts with the dropping one: its request fails, no later one goes there.
+        assert_eq!(statuses, vec![502, 200, 200, 200]);
+        assert_eq!(*fixed.unreachable.lock().unwrap(), vec!["dropping".to_string()]);
     }
 
     #[tokio::test]

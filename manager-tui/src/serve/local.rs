@@ -93,7 +93,7 @@ impl super::balancer::Targets for LocalPool {
     fn report_unreachable(&self, id: &str) {
         let mut workers = self.workers.lock().unwrap();
         if let Some(w) = workers.values_mut().find(|w| w.id == id && w.state == WorkerState::Healthy) {
-            tracing::warn!(worker = %id, "worker refused a connection; out of rotation");
+            tracing::warn!(worker = %id, "worker refused or dropped a connection; out of rotation until it passes health checks");
             w.state = WorkerState::Unhealthy;
             w.since = now();
             w.passes = 0;
