@@ -451,11 +451,19 @@ impl Db {
         Ok(rows.into_iter().map(photo_from_row).collect())
     }
 
-    /// Deletes every account (their photos' rows must be gone already); returns how many.
-    pub async fn delete_accounts(&self) -> Result<u64, DbError> {
+    /// Deletes every account and every photo row in one transaction, the accounts locked
+    /// first (a photo insert checks its owner under a shared lock, so it waits, then fails);
+    /// returns the photos deleted and how many accounts.
+    pub async fn delete_accounts_and_photos(&self) -> Result<(Vec<Photo>, u64), DbError> {
         let mut conn = self.conn().await?;
-        conn.query_drop("DELETE FROM accounts").await?;
-        Ok(conn.affected_rows())
+        let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+        tx.query_drop("SELECT id FROM accounts FOR UPDATE").await?;
+        let rows: Vec<PhotoRow> = tx.query(format!("SELECT {PHOTO_COLUMNS} FROM photos FOR UPDATE")).await?;
+        tx.query_drop("DELETE FROM photos").await?;
+        tx.query_drop("DELETE FROM accounts").await?;
+        let accounts = tx.affected_rows();
+        tx.commit().await?;
+        Ok((rows.into_iter().map(photo_from_row).collect(), accounts))
     }
 
     pub async fn count_rows(&self) -> Result<(u64, u64), DbError> {

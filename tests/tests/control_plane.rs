@@ -325,9 +325,10 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
     assert_eq!(res.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn tables_usage_and_deletes() {
-    let db = fresh_database("tables").await;
+/// A control plane on a fresh database with a healthy worker, and an operator logged in:
+/// (database URL, data directory, control plane, client, token).
+async fn serving(tag: &str) -> (String, tempfile::TempDir, ControlPlane, reqwest::Client, String) {
+    let db = fresh_database(tag).await;
     let dir = tempfile::tempdir().unwrap();
     let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
     let http = http();
@@ -338,6 +339,12 @@ async fn tables_usage_and_deletes() {
         async move { (s.await.pool.healthy >= 1).then_some(()) }
     })
     .await;
+    (db, dir, cp, http, token)
+}
+
+#[tokio::test]
+async fn tables_usage_and_deletes() {
+    let (_db, dir, cp, http, token) = serving("tables").await;
     let photo = std::fs::read(testdata("photo004.jpg")).unwrap();
     for (user, n) in [("ann", 1), ("ben", 2)] {
         let form = Form::new().text("username", user).text("password", "pass-word-1");
@@ -401,4 +408,62 @@ async fn tables_usage_and_deletes() {
     // The deleted user can no longer upload.
     let form = Form::new().text("username", "ben").text("password", "pass-word-1").part("file", Part::bytes(photo).file_name("p.jpg"));
     assert_eq!(http.post(cp.lb("/api/upload")).multipart(form).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
+/// "Delete everything" while an upload is committing its row: the upload's transaction holds
+/// its owner's account row (as a photo insert's foreign-key check does) when the delete
+/// starts, and inserts the photo once the delete waits. The delete must wait for it and then
+/// take the new photo along, not fail because a photo still points at an account.
+#[tokio::test]
+async fn delete_everything_takes_along_an_upload_that_commits_under_it() {
+    use mysql_async::prelude::Queryable;
+
+    let (db, _dir, cp, http, token) = serving("race").await;
+    let form = Form::new().text("username", "rita").text("password", "pass-word-1");
+    assert_eq!(http.post(cp.lb("/api/register")).multipart(form).send().await.unwrap().status(), 200);
+
+    // The upload: its owner's row held in share mode, the photo not inserted yet.
+    let mut upload = mysql_async::Conn::from_url(&db).await.unwrap();
+    let mut tx = upload.start_transaction(mysql_async::TxOpts::default()).await.unwrap();
+    let owner: u64 = tx.query_first("SELECT id FROM accounts WHERE username = 'rita' LOCK IN SHARE MODE").await.unwrap().unwrap();
+
+    let delete = tokio::spawn({
+        let (http, url, token) = (http.clone(), cp.api("/everything"), token.clone());
+        async move {
+            let res = http.delete(url).bearer_auth(token).send().await.unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    });
+    // Until the delete waits on the account row.
+    let database = db.rsplit_once('/').unwrap().1.to_owned();
+    let mut watch = mysql_async::Conn::from_url(&db).await.unwrap();
+    // A statement on the accounts still running while the upload holds one is waiting for it.
+    let waiting = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ? AND COMMAND = 'Query'
+                   AND (INFO LIKE 'SELECT id FROM accounts FOR UPDATE%' OR INFO LIKE 'DELETE FROM accounts%')";
+    for _ in 0..200 {
+        let n: u64 = watch.exec_first(waiting, (&database,)).await.unwrap().unwrap_or(0);
+        if n > 0 {
+            break;
+        }
+        assert!(!delete.is_finished(), "the delete should wait for the upload's transaction");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let n: u64 = watch.exec_first(waiting, (&database,)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 1, "the delete waits on the account the upload holds");
+
+    tx.exec_drop(
+        "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes)
+         VALUES ('0190cccccccccccccccccccccccccccc', ?, 'late.jpg', 'image/jpeg', 'jpg', 10, 10, 100, 0)",
+        (owner,),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let (status, body) = delete.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reply: common::api::DeleteReply = serde_json::from_str(&body).unwrap();
+    assert_eq!((reply.accounts, reply.photos), (1, 1), "{body}");
+    let left: (u64, u64) = watch.query_first("SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM photos)").await.unwrap().unwrap();
+    assert_eq!(left, (0, 0));
 }

@@ -138,7 +138,24 @@ pub async fn delete_user_photos(db: &Db, store: Option<&SharedStore>, user: u64)
 pub async fn delete_all_photos(db: &Db, store: Option<&SharedStore>) -> Result<DeleteReply, DataError> {
     let store = store.ok_or(DataError::NoStore)?;
     let photos = db.delete_photo_rows(None).await?;
-    let mut objects = delete_objects_of(store, &photos).await?;
+    let objects = delete_objects_of(store, &photos).await? + sweep(db, store).await?;
+    Ok(DeleteReply { photos: photos.len() as u64, objects, accounts: 0 })
+}
+
+/// Every account with its photos, then the objects as for `delete_all_photos`. Rows go in one
+/// transaction that locks the accounts first: an upload committing meanwhile waits, then finds
+/// its owner gone and removes its own objects, rather than leaving a row that blocks the
+/// accounts' delete.
+pub async fn delete_everything(db: &Db, store: Option<&SharedStore>) -> Result<DeleteReply, DataError> {
+    let store = store.ok_or(DataError::NoStore)?;
+    let (photos, accounts) = db.delete_accounts_and_photos().await?;
+    let objects = delete_objects_of(store, &photos).await? + sweep(db, store).await?;
+    Ok(DeleteReply { photos: photos.len() as u64, objects, accounts })
+}
+
+/// Removes objects no row owns that are older than `IN_FLIGHT_GRACE`; returns how many.
+async fn sweep(db: &Db, store: &SharedStore) -> Result<u64, DataError> {
+    let mut objects = 0;
     // Rows that uploads in flight inserted since.
     let owned: HashSet<String> = db.photo_owners().await?.into_iter().map(|(id, _, _)| id).collect();
     let now = SystemTime::now();
@@ -151,11 +168,5 @@ pub async fn delete_all_photos(db: &Db, store: Option<&SharedStore>) -> Result<D
             }
         }
     }
-    Ok(DeleteReply { photos: photos.len() as u64, objects, accounts: 0 })
-}
-
-pub async fn delete_everything(db: &Db, store: Option<&SharedStore>) -> Result<DeleteReply, DataError> {
-    let mut reply = delete_all_photos(db, store).await?;
-    reply.accounts = db.delete_accounts().await?;
-    Ok(reply)
+    Ok(objects)
 }
