@@ -3,9 +3,10 @@
 //!
 //! Each request opens its own connection to a worker *before* its body is sent, so a worker
 //! that has just died (connection refused) costs no request: the next healthy worker is
-//! tried, and the dead one leaves the rotation at once. A worker that drops a connection
-//! mid-request (killed while its listener still accepted) leaves it too, so that the client's
-//! retry does not land on it again.
+//! tried, and the dead one leaves the rotation at once. When a request fails mid-way, the
+//! worker leaves it too if it no longer takes connections (killed while its listener still
+//! accepted), so that the client's retry does not land on it again; a worker that merely
+//! answered early and closed (a 404 or 413 before the whole upload arrived) stays.
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -113,6 +114,13 @@ impl Balancer {
         None
     }
 
+    /// After a failed request: out of rotation if the worker refuses a new connection.
+    async fn bench_if_gone(&self, target: &Target) {
+        if TcpStream::connect(target.addr).await.is_err() {
+            self.pool.report_unreachable(&target.id);
+        }
+    }
+
     async fn forward(&self, mut req: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
         let Some((target, stream)) = self.connect().await else {
             return text(StatusCode::BAD_GATEWAY, "no healthy gallery worker is available; try again shortly\n");
@@ -122,7 +130,7 @@ impl Balancer {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!(worker = %target.id, error = %e, "handshake with worker failed");
-                self.pool.report_unreachable(&target.id);
+                self.bench_if_gone(&target).await;
                 return text(StatusCode::BAD_GATEWAY, "the gallery worker did not answer\n");
             }
         };
@@ -157,7 +165,7 @@ impl Balancer {
             }
             Err(e) => {
                 tracing::warn!(worker = %target.id, error = %e, "request to worker failed");
-                self.pool.report_unreachable(&target.id);
+                self.bench_if_gone(&target).await;
                 text(StatusCode::BAD_GATEWAY, "the gallery worker failed while handling the request\n")
             }
         }
@@ -278,26 +286,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_worker_that_drops_a_request_leaves_the_rotation() {
+    async fn a_worker_that_dies_during_a_request_leaves_the_rotation() {
         let a = backend("a").await;
-        // Accepts, then closes without answering, like a worker killed mid-request.
-        let dropper = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let dropping = dropper.local_addr().unwrap();
+        // Takes one connection, then goes away with it unanswered, like a killed worker.
+        let dying = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dying_addr = dying.local_addr().unwrap();
         tokio::spawn(async move {
-            loop {
-                let (stream, _) = dropper.accept().await.unwrap();
-                drop(stream);
-            }
+            let (stream, _) = dying.accept().await.unwrap();
+            drop(dying);
+            drop(stream);
         });
-        let (url, fixed) = balancer(vec![target("dropping", dropping), target("a", a)]).await;
+        let (url, fixed) = balancer(vec![target("dying", dying_addr), target("a", a)]).await;
         let http = reqwest::Client::new();
         let mut statuses = Vec::new();
         for _ in 0..4 {
             statuses.push(http.get(&url).send().await.unwrap().status().as_u16());
         }
-        // Round robin starts with the dropping one: its request fails, no later one goes there.
+        // Round robin starts with the dying one: its request fails, no later one goes there.
         assert_eq!(statuses, vec![502, 200, 200, 200]);
-        assert_eq!(*fixed.unreachable.lock().unwrap(), vec!["dropping".to_string()]);
+        assert_eq!(*fixed.unreachable.lock().unwrap(), vec!["dying".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_answers_before_the_upload_arrived_stays_in_rotation() {
+        // Answers 413 at once and closes, without reading the 5 MiB body.
+        let early = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let early_addr = early.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = early.accept().await.unwrap();
+                use tokio::io::AsyncWriteExt;
+                let reply = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo large";
+                let _ = stream.write_all(reply).await;
+                drop(stream);
+            }
+        });
+        let (url, fixed) = balancer(vec![target("early", early_addr)]).await;
+        let http = reqwest::Client::new();
+        for _ in 0..3 {
+            let res = http.post(&url).body(vec![1u8; 5 * 1024 * 1024]).send().await.unwrap();
+            assert!([413, 502].contains(&res.status().as_u16()), "{}", res.status());
+        }
+        assert!(fixed.unreachable.lock().unwrap().is_empty(), "a worker that is up is never benched");
+        assert_eq!(fixed.targets().len(), 1);
     }
 
     #[tokio::test]
