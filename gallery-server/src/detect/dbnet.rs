@@ -71,15 +71,16 @@ impl Detector for TextDetector {
         let (iw, ih) = self.input_size(w, h);
         let resized = crate::resize::for_network(image, iw, ih);
         let plane = (iw * ih) as usize;
-        let mut data = vec![0f32; 3 * plane];
-        let (r, rest) = data.split_at_mut(plane);
-        let (g, b) = rest.split_at_mut(plane);
-        // Interleaved RGB to planes, normalised as RapidOCR does (mean 0.5, std 0.5).
-        let norm = |v: u8| v as f32 * (1.0 / 127.5) - 1.0;
-        for (((px, r), g), b) in resized.as_raw().chunks_exact(3).zip(r).zip(g).zip(b) {
-            (*r, *g, *b) = (norm(px[0]), norm(px[1]), norm(px[2]));
-        }
-        let (shape, data) = self.engine.run([1, 3, ih as usize, iw as usize], data)?;
+        let fill = |data: &mut [f32]| {
+            let (r, rest) = data.split_at_mut(plane);
+            let (g, b) = rest.split_at_mut(plane);
+            // Interleaved RGB to planes, normalised as RapidOCR does (mean 0.5, std 0.5).
+            let norm = |v: u8| v as f32 * (1.0 / 127.5) - 1.0;
+            for (((px, r), g), b) in resized.as_raw().chunks_exact(3).zip(r).zip(g).zip(b) {
+                (*r, *g, *b) = (norm(px[0]), norm(px[1]), norm(px[2]));
+            }
+        };
+        let (shape, data) = self.engine.run([1, 3, ih as usize, iw as usize], fill)?;
         let [_, _, ph, pw] = shape[..] else {
             return Err(DetectError::Run(format!("expected a [1, 1, h, w] probability map, got {shape:?}")));
         };

@@ -161,11 +161,17 @@ impl Engine {
         }
     }
 
-    /// Runs the model on one NCHW tensor; returns the first output's shape and values.
-    pub fn run(&self, shape: [usize; 4], data: Vec<f32>) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
+    /// Runs the model on one NCHW tensor of `shape`, which `fill` writes — every element of
+    /// it: OpenVINO hands over its request's own input, still holding the previous photo, so
+    /// that the photo is written once rather than built and then copied (8.5 MB at 960 px).
+    /// Returns the first output's shape and values.
+    pub fn run(&self, shape: [usize; 4], fill: impl FnOnce(&mut [f32])) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
         let run_error = |e: String| DetectError::Run(e);
+        let mut data = Vec::new();
         match self {
             Engine::Rten { model, pool } => {
+                data.resize(shape.iter().product(), 0f32);
+                fill(&mut data);
                 let input = NdTensor::from_data(shape, data);
                 let mut opts = RunOptions::default();
                 opts.thread_pool = Some(pool.clone());
@@ -176,6 +182,8 @@ impl Engine {
                 Ok((output.shape().to_vec(), output.to_vec()))
             }
             Engine::Ort(sessions) => {
+                data.resize(shape.iter().product(), 0f32);
+                fill(&mut data);
                 let input = ort::value::TensorRef::from_array_view((shape, data.as_slice())).map_err(|e| run_error(e.to_string()))?;
                 let run = |session: &mut ort::session::Session| -> Result<(Vec<usize>, Vec<f32>), ort::Error> {
                     let outputs = session.run(ort::inputs![input])?;
@@ -184,7 +192,7 @@ impl Engine {
                 };
                 sessions.with(run).map_err(|e| run_error(e.to_string()))?.map_err(|e| run_error(e.to_string()))
             }
-            Engine::OpenVino(engine) => engine.run(shape, &data).map_err(run_error),
+            Engine::OpenVino(engine) => engine.run(shape, fill).map_err(run_error),
         }
     }
 }

@@ -107,13 +107,13 @@ impl OpenVino {
         self.declared
     }
 
-    /// Runs the model on one NCHW tensor; returns the first output's shape and values.
-    pub fn run(&self, shape: [usize; 4], data: &[f32]) -> Result<(Vec<usize>, Vec<f32>), String> {
+    /// Runs the model on one NCHW tensor that `fill` writes into the request's own input;
+    /// returns the first output's shape and values.
+    pub fn run(&self, shape: [usize; 4], fill: impl FnOnce(&mut [f32])) -> Result<(Vec<usize>, Vec<f32>), String> {
         let compiled = self.compiled(shape)?;
         let infer = |request: &mut openvino::InferRequest| -> Result<(Vec<usize>, Vec<f32>), String> {
-            // The request's own input buffer, so the photo is copied once.
             let mut input = request.get_input_tensor().map_err(ov_error)?;
-            input.get_data_mut::<f32>().map_err(ov_error)?.copy_from_slice(data);
+            fill(input.get_data_mut::<f32>().map_err(ov_error)?);
             request.infer().map_err(ov_error)?;
             let output: Tensor = request.get_output_tensor_by_index(0).map_err(ov_error)?;
             let kind = output.get_element_type().map_err(ov_error)?;

@@ -80,12 +80,13 @@ impl Letterbox {
         Letterbox { scale, pad_x: ((side - width) / 2) as f32, pad_y: ((side - height) / 2) as f32, width, height }
     }
 
-    /// The network's NCHW input: `resized` (this letterbox's width × height) placed at the
-    /// padding offsets of a `side` square of Ultralytics' grey (114), as planes scaled to 0–1.
-    pub fn input(&self, resized: &RgbImage, side: u32) -> Vec<f32> {
+    /// Writes the network's NCHW input (`data`, 3 × `side`²): `resized` (this letterbox's
+    /// width × height) placed at the padding offsets of a `side` square of Ultralytics' grey
+    /// (114), as planes scaled to 0–1.
+    pub fn fill_input(&self, resized: &RgbImage, side: u32, data: &mut [f32]) {
         let (side, width) = (side as usize, self.width as usize);
         let plane = side * side;
-        let mut data = vec![114.0 / 255.0; 3 * plane];
+        data.fill(114.0 / 255.0);
         let (r, rest) = data.split_at_mut(plane);
         let (g, b) = rest.split_at_mut(plane);
         let (px, py) = (self.pad_x as usize, self.pad_y as usize);
@@ -96,7 +97,6 @@ impl Letterbox {
                 (*r, *g, *b) = (p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0);
             }
         }
-        data
     }
 
     /// An input-space box (corners) in original-image pixels, clamped to the image.
@@ -190,8 +190,7 @@ impl Detector for ObjectDetector {
         let side = self.side;
         let lb = Letterbox::new(w, h, side);
         let resized = crate::resize::for_network(image, lb.width, lb.height);
-        let data = lb.input(&resized, side);
-        let (shape, data) = self.engine.run([1, 3, side as usize, side as usize], data)?;
+        let (shape, data) = self.engine.run([1, 3, side as usize, side as usize], |data| lb.fill_input(&resized, side, data))?;
         let [_, rows, candidates] = shape[..] else {
             return Err(DetectError::Run(format!("expected a [1, 4 + classes, N] output, got {shape:?}")));
         };
@@ -248,8 +247,9 @@ mod tests {
         let lb = Letterbox::new(4, 2, 8);
         assert_eq!((lb.width, lb.height, lb.pad_x, lb.pad_y), (8, 4, 0.0, 2.0));
         let resized = RgbImage::from_fn(8, 4, |x, y| Rgb([255, (x * 10) as u8, (y * 50) as u8]));
-        let input = lb.input(&resized, 8);
-        assert_eq!(input.len(), 3 * 64);
+        // Whatever the buffer held before (OpenVINO reuses its input) is overwritten.
+        let mut input = vec![f32::NAN; 3 * 64];
+        lb.fill_input(&resized, 8, &mut input);
         let at = |c: usize, x: usize, y: usize| input[c * 64 + y * 8 + x];
         let grey = 114.0 / 255.0;
         for x in 0..8 {
