@@ -271,6 +271,21 @@ impl Db {
         Ok(row.map(photo_from_row))
     }
 
+    /// Deletes one of the owner's photos' row; returns it, or None when the owner has no such
+    /// photo (someone else's is none of theirs).
+    pub async fn delete_photo_of(&self, owner_id: u64, id: &str) -> Result<Option<Photo>, DbError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+        let row: Option<PhotoRow> = tx
+            .exec_first(format!("SELECT {PHOTO_COLUMNS} FROM photos WHERE id = ? AND owner_id = ? FOR UPDATE"), (id, owner_id))
+            .await?;
+        if row.is_some() {
+            tx.exec_drop("DELETE FROM photos WHERE id = ? AND owner_id = ?", (id, owner_id)).await?;
+        }
+        tx.commit().await?;
+        Ok(row.map(photo_from_row))
+    }
+
     pub async fn photo(&self, id: &str) -> Result<Option<Photo>, DbError> {
         let mut conn = self.conn().await?;
         let row: Option<PhotoRow> =

@@ -169,3 +169,44 @@ async fn the_grid_is_newest_first_and_paginated() {
     let second = body(c.get("/?page=2").dispatch().await).await;
     assert!(pos(&second, &ids[0]).is_some() && pos(&second, &ids[2]).is_none());
 }
+
+#[tokio::test]
+async fn an_owner_deletes_a_photo_and_its_files_and_nobody_else_can() {
+    let app = TestApp::new().await;
+    let c = &app.client;
+    register(c, "tess").await;
+    let (_, kept, _) = upload(c, "kept.jpg", &images::rgb_jpeg(120, 90)).await;
+    let (_, gone, _) = upload(c, "gone.jpg", &images::rgb_jpeg(90, 120)).await;
+    let (kept, gone) = (kept.unwrap(), gone.unwrap());
+    let gone_id = gone.trim_start_matches("/photos/").to_owned();
+    let page = body(c.get(gone.clone()).dispatch().await).await;
+    assert!(page.contains("Delete this photo"), "{page}");
+    let token = hidden_value(&page, "csrf");
+    let delete = format!("{gone}/delete");
+
+    // Another user cannot delete it: to them it does not exist.
+    let other = app.second_browser().await;
+    register(&other, "uma").await;
+    let their_token = csrf(&other, "/upload").await;
+    let res = other.post(delete.clone()).header(ContentType::Form).body(format!("csrf={their_token}")).dispatch().await;
+    assert_eq!(res.status(), Status::NotFound);
+    // Nor can a forged form.
+    let res = c.post(delete.clone()).header(ContentType::Form).body("csrf=forged").dispatch().await;
+    assert_eq!(res.status(), Status::Forbidden);
+    assert_eq!(c.get(gone.clone()).dispatch().await.status(), Status::Ok);
+    assert_eq!(app.store.list("").await.unwrap().len(), 6, "two photos, three files each");
+
+    let res = c.post(delete.clone()).header(ContentType::Form).body(format!("csrf={token}")).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.headers().get_one("Location"), Some("/"));
+    assert_eq!(c.get(gone.clone()).dispatch().await.status(), Status::NotFound);
+    let left: Vec<String> = app.store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(left.iter().all(|k| !k.contains(&gone_id)), "none of its files stay: {left:?}");
+    let home = body(c.get("/").dispatch().await).await;
+    assert!(home.contains("1 photo") && image_sources(&home).len() == 1, "{home}");
+    assert_eq!(c.get(kept).dispatch().await.status(), Status::Ok, "the other photo stays");
+    // Deleting it again is a 404, not an error.
+    let res = c.post(delete).header(ContentType::Form).body(format!("csrf={token}")).dispatch().await;
+    assert_eq!(res.status(), Status::NotFound);
+}

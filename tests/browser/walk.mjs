@@ -1,5 +1,6 @@
 // A new user's first visit, in a real headless Chromium: register, upload a photo from the
-// upload page, see it in the grid, open it and see the original and the annotated copy.
+// upload page, see it in the grid, open it and see the original and the annotated copy,
+// delete it (after confirming), log out.
 // usage: node walk.mjs BASE_URL PHOTO [SCREENSHOT_DIR]
 // Exits non-zero, naming the step, if anything a user would notice goes wrong.
 import { chromium } from "playwright-core";
@@ -68,6 +69,20 @@ try {
     await page.waitForFunction(() => { const i = document.querySelector(".grid img"); return i && i.complete && i.naturalWidth > 0; });
     assert.equal(await thumb.evaluate((i) => Math.max(i.naturalWidth, i.naturalHeight)), 256);
     await shot(page, "02-grid");
+  });
+
+  await step("a photo is deleted only once the owner confirms", async () => {
+    await Promise.all([page.waitForURL(/\/photos\/[0-9a-f]{32}$/), page.click(".grid a")]);
+    const photoUrl = page.url();
+    page.once("dialog", (d) => d.dismiss());
+    await page.click("text=Delete this photo");
+    assert.equal(page.url(), photoUrl);
+    assert.equal(await page.locator("main img").count(), 2);
+    page.once("dialog", (d) => d.accept());
+    await Promise.all([page.waitForURL(`${base}/`), page.click("text=Delete this photo")]);
+    assert.match(await page.textContent("main"), /No photos yet/);
+    assert.equal((await page.goto(photoUrl)).status(), 404);
+    await page.goto(`${base}/`);
   });
 
   await step("log out ends the session", async () => {

@@ -14,7 +14,7 @@ use crate::uploads::{form_error, human_bytes, save};
 use crate::AppState;
 
 pub fn routes() -> Vec<Route> {
-    routes![index, register_page, register, login_page, login, logout, upload_page, upload, photo]
+    routes![index, register_page, register, login_page, login, logout, upload_page, upload, photo, delete_photo]
 }
 
 type Page = Result<Redirect, (Status, Markup)>;
@@ -37,6 +37,7 @@ button.primary{background:#2563eb;color:#fff;border:0;border-radius:4px;cursor:p
 .grid img{max-width:100%;max-height:180px}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.pair img{width:100%}
 .meta{color:#555}.pager{display:flex;gap:1rem;margin:1rem 0}
+button.danger{font:inherit;background:#fff;color:#b91c1c;border:1px solid #b91c1c;border-radius:4px;padding:.35rem .7rem;cursor:pointer}
 "#;
 
 fn layout(title: &str, user: Option<&User>, csrf: &CsrfToken, body: Markup) -> Markup {
@@ -259,5 +260,25 @@ async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -
             figure { img src=(annotated) alt={ "Boxes around the " (many) " in " (photo.file_name) }; figcaption { "With the " (many) " found" } }
         }
         p { a href="/" { "← All photos" } }
+        form method="post" action={ "/photos/" (photo.id) "/delete" } onsubmit="return confirm('Delete this photo? This cannot be undone.')" {
+            input type="hidden" name="csrf" value=(csrf.0);
+            button.danger type="submit" { "Delete this photo" }
+        }
     }))
+}
+
+/// The row first, so the photo disappears at once and never points at a missing file; then
+/// its three files. A file that cannot be removed now is left to the operator's sweep of
+/// files no row owns (its owner no longer sees it either way).
+#[post("/photos/<id>/delete", data = "<form>")]
+async fn delete_photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str, form: Form<CsrfForm<'_>>) -> Result<Redirect, Error> {
+    csrf.check(form.csrf)?;
+    let photo = state.db.delete_photo_of(user.id, id).await?.ok_or_else(|| Error::not_found("no such photo"))?;
+    for key in [photo.original_key(), photo.annotated_key(), photo.thumbnail_key()] {
+        if let Err(e) = state.store.delete(&key).await {
+            tracing::error!(%key, error = %e, "could not remove a deleted photo's file");
+        }
+    }
+    tracing::info!(photo = %photo.id, owner = user.id, "photo deleted by its owner");
+    Ok(Redirect::to("/"))
 }
