@@ -271,6 +271,23 @@ impl Db {
         Ok(row.map(photo_from_row))
     }
 
+    /// Deletes an account and its photos' rows in one transaction, the account locked first
+    /// (an upload committing meanwhile waits, then fails for want of an owner and removes its
+    /// files); returns the photos, or None when there is no such account.
+    pub async fn delete_account(&self, id: u64) -> Result<Option<Vec<Photo>>, DbError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+        let found: Option<u64> = tx.exec_first("SELECT id FROM accounts WHERE id = ? FOR UPDATE", (id,)).await?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        let rows: Vec<PhotoRow> = tx.exec(format!("SELECT {PHOTO_COLUMNS} FROM photos WHERE owner_id = ? FOR UPDATE"), (id,)).await?;
+        tx.exec_drop("DELETE FROM photos WHERE owner_id = ?", (id,)).await?;
+        tx.exec_drop("DELETE FROM accounts WHERE id = ?", (id,)).await?;
+        tx.commit().await?;
+        Ok(Some(rows.into_iter().map(photo_from_row).collect()))
+    }
+
     /// Deletes one of the owner's photos' row; returns it, or None when the owner has no such
     /// photo (someone else's is none of theirs).
     pub async fn delete_photo_of(&self, owner_id: u64, id: &str) -> Result<Option<Photo>, DbError> {

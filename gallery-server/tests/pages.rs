@@ -210,3 +210,41 @@ async fn an_owner_deletes_a_photo_and_its_files_and_nobody_else_can() {
     let res = c.post(delete).header(ContentType::Form).body(format!("csrf={token}")).dispatch().await;
     assert_eq!(res.status(), Status::NotFound);
 }
+
+#[tokio::test]
+async fn an_owner_deletes_their_account_with_their_password_and_everything_in_it_goes() {
+    let app = TestApp::new().await;
+    let c = &app.client;
+    register(c, "vera").await;
+    for name in ["a.jpg", "b.jpg"] {
+        upload(c, name, &images::rgb_jpeg(100, 80)).await;
+    }
+    let other = app.second_browser().await;
+    register(&other, "wren").await;
+    let token = csrf(&other, "/upload").await;
+    let (ct, body_) = multipart(&[Part::Text("csrf", &token), Part::File("file", "w.jpg", &images::rgb_jpeg(80, 100))]);
+    assert_eq!(other.post("/upload").header(ct).body(body_).dispatch().await.status(), Status::SeeOther);
+
+    let page = body(c.get("/account").dispatch().await).await;
+    assert!(page.contains("vera") && page.contains("2 photos") && page.contains("Delete my account"), "{page}");
+    let token = hidden_value(&page, "csrf");
+
+    // The wrong password deletes nothing and says so.
+    let res = c.post("/account/delete").header(ContentType::Form).body(format!("csrf={token}&password=not-mine-1")).dispatch().await;
+    assert_eq!(res.status(), Status::Unauthorized);
+    assert!(body(res).await.contains("nothing was deleted"));
+    assert_eq!(app.store.list("").await.unwrap().len(), 9);
+
+    let res = c.post("/account/delete").header(ContentType::Form).body(format!("csrf={token}&password={PW}")).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert!(app.db.account_by_name("vera").await.unwrap().is_none());
+    assert_eq!(app.store.list("").await.unwrap().len(), 3, "only the other user's three files stay");
+    assert_eq!(app.db.count_rows().await.unwrap(), (1, 1));
+    // Logged out, and the account cannot be logged into any more.
+    assert!(body(c.get("/").dispatch().await).await.contains("Create an account"));
+    let token = csrf(c, "/login").await;
+    let res = c.post("/login").header(ContentType::Form).body(format!("csrf={token}&username=vera&password={PW}")).dispatch().await;
+    assert_eq!(res.status(), Status::Unauthorized);
+    // The other user is untouched.
+    assert!(body(other.get("/").dispatch().await).await.contains("1 photo"));
+}

@@ -10,11 +10,11 @@ use super::api::{authenticate, create_account};
 use super::media_url;
 use crate::error::Error;
 use crate::session::{log_in, log_out, CsrfToken, User};
-use crate::uploads::{form_error, human_bytes, save};
+use crate::uploads::{form_error, human_bytes, remove_files, save};
 use crate::AppState;
 
 pub fn routes() -> Vec<Route> {
-    routes![index, register_page, register, login_page, login, logout, upload_page, upload, photo, delete_photo]
+    routes![index, register_page, register, login_page, login, logout, upload_page, upload, photo, delete_photo, account_page, delete_account]
 }
 
 type Page = Result<Redirect, (Status, Markup)>;
@@ -55,7 +55,7 @@ fn layout(title: &str, user: Option<&User>, csrf: &CsrfToken, body: Markup) -> M
                     a.brand href="/" { "Gallery" }
                     @if let Some(u) = user {
                         a href="/upload" { "Upload" }
-                        span { (u.username) }
+                        a href="/account" title="Your account" { (u.username) }
                         form method="post" action="/logout" style="margin:0" {
                             input type="hidden" name="csrf" value=(csrf.0);
                             button type="submit" { "Log out" }
@@ -267,6 +267,59 @@ async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -
     }))
 }
 
+fn account_form(user: &User, photos: u64, csrf: &CsrfToken, error: Option<&str>) -> Markup {
+    html! {
+        h1 { "Your account" }
+        p { "Signed in as " strong { (user.username) } ", with " (photos) @if photos == 1 { " photo" } @else { " photos" } "." }
+        h2 { "Delete your account" }
+        p { "Your account and every photo in it — originals, annotated copies and thumbnails — are removed for good." }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        form.card method="post" action="/account/delete" onsubmit="return confirm('Delete your account and all your photos? This cannot be undone.')" {
+            input type="hidden" name="csrf" value=(csrf.0);
+            label { "Your password, to confirm" input name="password" type="password" required autocomplete="current-password"; }
+            button.danger type="submit" { "Delete my account and photos" }
+        }
+    }
+}
+
+#[get("/account")]
+async fn account_page(state: &State<AppState>, user: User, csrf: CsrfToken) -> Result<Markup, Error> {
+    let photos = state.db.count_photos_of(user.id).await?;
+    Ok(layout("Your account", Some(&user), &csrf, account_form(&user, photos, &csrf, None)))
+}
+
+#[derive(FromForm)]
+struct DeleteAccountForm<'r> {
+    csrf: &'r str,
+    password: &'r str,
+}
+
+/// Asks for the password again: a session left open on a shared computer must not be enough.
+/// Rows first (one transaction), then the files, then the session ends.
+#[post("/account/delete", data = "<form>")]
+async fn delete_account(
+    state: &State<AppState>,
+    cookies: &CookieJar<'_>,
+    user: User,
+    csrf: CsrfToken,
+    form: Result<Form<DeleteAccountForm<'_>>, Errors<'_>>,
+) -> Page {
+    let photos = state.db.count_photos_of(user.id).await.unwrap_or(0);
+    let fail = |e: Error| (e.status, layout("Your account", Some(&user), &csrf, account_form(&user, photos, &csrf, Some(&e.message))));
+    let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT)))?;
+    csrf.check(form.csrf).map_err(fail)?;
+    authenticate(state, &user.username, form.password)
+        .await
+        .map_err(|_| fail(Error::new(Status::Unauthorized, "that is not your password; nothing was deleted")))?;
+    let deleted = state.db.delete_account(user.id).await.map_err(|e| fail(e.into()))?.unwrap_or_default();
+    for photo in &deleted {
+        remove_files(state, photo).await;
+    }
+    log_out(cookies);
+    tracing::info!(account = user.id, photos = deleted.len(), "account deleted by its owner");
+    Ok(Redirect::to("/"))
+}
+
 /// The row first, so the photo disappears at once and never points at a missing file; then
 /// its three files. A file that cannot be removed now is left to the operator's sweep of
 /// files no row owns (its owner no longer sees it either way).
@@ -274,11 +327,7 @@ async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -
 async fn delete_photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str, form: Form<CsrfForm<'_>>) -> Result<Redirect, Error> {
     csrf.check(form.csrf)?;
     let photo = state.db.delete_photo_of(user.id, id).await?.ok_or_else(|| Error::not_found("no such photo"))?;
-    for key in [photo.original_key(), photo.annotated_key(), photo.thumbnail_key()] {
-        if let Err(e) = state.store.delete(&key).await {
-            tracing::error!(%key, error = %e, "could not remove a deleted photo's file");
-        }
-    }
+    remove_files(state, &photo).await;
     tracing::info!(photo = %photo.id, owner = user.id, "photo deleted by its owner");
     Ok(Redirect::to("/"))
 }
