@@ -179,6 +179,14 @@ impl Config {
         if self.metrics_interval_secs == 0 {
             return bad("metrics_interval_secs", "must be at least 1");
         }
+        self.check_detector()?;
+        self.store_location()?;
+        Ok(())
+    }
+
+    /// The detection settings on their own (what `gallery-server detect` reads).
+    pub fn check_detector(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("`{key}` {why}")));
         let set = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
         if set(&self.onnxruntime_library) && set(&self.openvino_library) {
             return bad("openvino_library", "and `onnxruntime_library` are both set: detection runs on one of them, unset the other");
@@ -186,7 +194,6 @@ impl Config {
         if self.detector_precision == Precision::Bf16 && !set(&self.openvino_library) {
             return bad("detector_precision", "bf16 needs `openvino_library`: only OpenVINO detects in bf16");
         }
-        self.store_location()?;
         Ok(())
     }
 

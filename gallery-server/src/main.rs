@@ -61,6 +61,7 @@ fn detect(args: &[String]) -> anyhow::Result<()> {
     if config.detector_threads == 0 {
         config.detector_threads = 1;
     }
+    config.check_detector()?;
     let detector = load_detector(&config)?;
     let limits = gallery_server::pipeline::DecodeLimits { max_side: config.max_image_side, max_pixels: config.max_image_pixels };
     let mut all = Vec::new();
