@@ -54,6 +54,7 @@ pub async fn save(state: &AppState, owner_id: u64, file: &mut TempFile<'_>) -> R
         height: processed.height,
         bytes: data.len() as u64,
         boxes: processed.boxes.len() as u32,
+        detector: state.detector.describe(),
         created_ms: time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
     };
     let started = std::time::Instant::now();

@@ -60,6 +60,7 @@ async fn a_new_user_registers_uploads_and_sees_thumbnail_original_and_annotated(
 
     let page = body(c.get(location.clone()).dispatch().await).await;
     assert!(page.contains("photo000.jpg") && page.contains("1600×1200"), "{page}");
+    assert!(page.contains("found by text (PP-OCRv4 DBNet) on rten"), "which detector made the boxes: {page}");
     let srcs = image_sources(&page);
     assert_eq!(srcs.len(), 2, "original and annotated: {page}");
     let original = c.get(srcs[0].clone()).dispatch().await.into_bytes().await.unwrap();

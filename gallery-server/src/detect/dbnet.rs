@@ -92,6 +92,10 @@ impl Detector for TextDetector {
         "text (PP-OCRv4 DBNet)"
     }
 
+    fn describe(&self) -> String {
+        format!("{} on {}", self.name(), self.engine.runtime())
+    }
+
     fn input_side(&self) -> u32 {
         self.params.max_side
     }

@@ -150,6 +150,18 @@ impl Engine {
         }
     }
 
+    /// What runs the model, as people call it.
+    pub fn runtime(&self) -> &'static str {
+        match self {
+            Engine::Rten { .. } => "rten",
+            Engine::Ort(_) => "ONNX Runtime",
+            Engine::OpenVino(engine) => match engine.precision() {
+                Precision::F32 => "OpenVINO",
+                Precision::Bf16 => "OpenVINO (bf16)",
+            },
+        }
+    }
+
     /// Readies the engine for inputs of `shape` (OpenVINO compiles for it), so that a model
     /// the runtime cannot run fails the worker's start rather than its first upload.
     pub fn prepare(&self, path: &Path, shape: [usize; 4]) -> Result<(), DetectError> {

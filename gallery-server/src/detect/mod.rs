@@ -75,6 +75,11 @@ pub enum DetectError {
 pub trait Detector: Send + Sync {
     fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectError>;
     fn name(&self) -> &str;
+    /// The name and what runs it ("text (PP-OCRv4 DBNet) on OpenVINO"), recorded with each
+    /// photo: runtimes and precisions differ by a few pixels.
+    fn describe(&self) -> String {
+        self.name().to_owned()
+    }
     /// The long side the detector reduces every photo to: a photo handed over at any size
     /// at least this long gives the same boxes (the pipeline decodes large JPEGs only that far
     /// for it).

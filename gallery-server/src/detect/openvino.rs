@@ -27,6 +27,7 @@ pub struct OpenVino {
     jobs: usize,
     /// Most recently used last.
     shapes: Mutex<Vec<Arc<Compiled>>>,
+    precision: Precision,
 }
 
 /// What compiles: the core with the CPU's settings and the model as read, reshaped per compile.
@@ -99,12 +100,17 @@ impl OpenVino {
             [_, _, h, w] if !h.is_dynamic() && !w.is_dynamic() => Some((h.get_min() as usize, w.get_min() as usize)),
             _ => None,
         };
-        Ok(OpenVino { compiler: Mutex::new(Compiler { core, model }), declared, jobs, shapes: Mutex::new(Vec::new()) })
+        Ok(OpenVino { compiler: Mutex::new(Compiler { core, model }), declared, jobs, shapes: Mutex::new(Vec::new()), precision })
     }
 
     /// The first input's fixed spatial size (height, width), if the model declares one.
     pub fn fixed_input_size(&self) -> Option<(usize, usize)> {
         self.declared
+    }
+
+    /// The arithmetic asked for (what a CPU honours is logged at each compile).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Runs the model on one NCHW tensor that `fill` writes into the request's own input;

@@ -204,6 +204,10 @@ impl Detector for ObjectDetector {
         "objects (YOLO)"
     }
 
+    fn describe(&self) -> String {
+        format!("{} on {}", self.name(), self.engine.runtime())
+    }
+
     fn input_side(&self) -> u32 {
         self.side
     }

@@ -254,6 +254,7 @@ async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -
             (photo.width) "×" (photo.height) " · " (human_bytes(photo.bytes)) " · "
             (photo.boxes) " " @if photo.boxes == 1 { (one) } @else { (many) }
             " · uploaded " (format_time(photo.created_ms))
+            @if !photo.detector.is_empty() { " · found by " (photo.detector) }
         }
         div.pair {
             figure { img src=(original) alt={ "Original of " (photo.file_name) }; figcaption { "Original" } }

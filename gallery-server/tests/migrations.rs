@@ -1,0 +1,32 @@
+//! A database made before a migration is brought up to date by the next worker to start, and
+//! keeps its rows.
+mod support;
+
+use common::db::Db;
+use mysql_async::prelude::Queryable;
+use support::TestApp;
+
+#[tokio::test]
+async fn photos_from_before_the_detector_was_recorded_are_kept_with_none_recorded() {
+    let app = TestApp::new().await;
+    // The database as migration 2 left it, with a photo in it.
+    let mut conn = app.db.conn().await.unwrap();
+    conn.query_drop("ALTER TABLE photos DROP COLUMN detector").await.unwrap();
+    conn.query_drop("DELETE FROM schema_migrations WHERE version = 3").await.unwrap();
+    conn.query_drop("INSERT INTO accounts (username, password_hash) VALUES ('old', 'x')").await.unwrap();
+    let owner: u64 = conn.query_first("SELECT id FROM accounts WHERE username = 'old'").await.unwrap().unwrap();
+    conn.exec_drop(
+        "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes)
+         VALUES ('0190dddddddddddddddddddddddddddd', ?, 'old.jpg', 'image/jpeg', 'jpg', 640, 480, 1234, 3)",
+        (owner,),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+
+    let db = Db::connect(&app.config.database_url).await.unwrap();
+    let photo = db.photo("0190dddddddddddddddddddddddddddd").await.unwrap().expect("the old photo is kept");
+    assert_eq!((photo.file_name.as_str(), photo.width, photo.boxes, photo.detector.as_str()), ("old.jpg", 640, 3, ""));
+    let versions: Vec<u32> = db.conn().await.unwrap().query("SELECT version FROM schema_migrations ORDER BY version").await.unwrap();
+    assert_eq!(versions, vec![1, 2, 3]);
+}
