@@ -50,6 +50,8 @@ fn photos_of_every_shape_get_rtens_boxes_also_two_at_a_time() {
     assert!(want.iter().all(|boxes| !boxes.is_empty()), "every cut shows text: {want:?}");
 
     let one = load(openvino(&library), Threads::ONE);
+    // What each photo records as its detector.
+    assert_eq!((rten.describe(), one.describe()), ("text (PP-OCRv4 DBNet) on rten".into(), "text (PP-OCRv4 DBNet) on OpenVINO".into()));
     for ((what, image), want) in images.iter().zip(&want) {
         assert_same(what, want, &one.detect(image).unwrap());
     }
