@@ -242,6 +242,9 @@ pub struct PhotoRow {
     pub bytes: u64,
     pub boxes: u32,
     pub created_at: i64,
+    /// The detector that found the boxes; empty for photos from before it was recorded.
+    #[serde(default)]
+    pub detector: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -364,6 +364,7 @@ async fn tables_usage_and_deletes() {
     let ann = accounts["items"].as_array().unwrap().iter().find(|a| a["username"] == "ann").unwrap()["id"].as_u64().unwrap();
     let photos: serde_json::Value = get("/photos?limit=2").await.unwrap().json().await.unwrap();
     assert_eq!((photos["total"].as_u64(), photos["items"].as_array().unwrap().len()), (Some(3), 2));
+    assert!(photos["items"][0]["detector"].as_str().is_some_and(|d| d.starts_with("text (PP-OCRv4 DBNet) on ")), "{photos}");
     let objects: serde_json::Value = get("/objects?prefix=photos/").await.unwrap().json().await.unwrap();
     assert_eq!(objects["total"], 3);
     assert!(objects["items"].as_array().unwrap().iter().all(|o| o["size"] == photo.len() as u64));

@@ -59,6 +59,7 @@ pub async fn photos(db: &Db, offset: u64, limit: u32) -> Result<Page<PhotoRow>, 
             bytes: p.bytes,
             boxes: p.boxes,
             created_at: p.created_ms / 1000,
+            detector: p.detector,
         })
         .collect();
     Ok(Page { total, offset, items })
