@@ -327,7 +327,7 @@ mod tests {
             let d = step(phase, view, &samples, policy, now);
             if let Some(r) = &d.resize {
                 if r.to > desired {
-                    launched_at.extend(std::iter::repeat(now).take((r.to - desired) as usize));
+                    launched_at.extend(std::iter::repeat_n(now, (r.to - desired) as usize));
                 } else {
                     healthy = healthy.min(r.to);
                 }

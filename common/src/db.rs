@@ -452,7 +452,9 @@ impl Db {
     /// All users' photos, newest first, with the owner's name.
     pub async fn photos_page(&self, limit: u32, offset: u64) -> Result<Vec<(Photo, String)>, DbError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(String, u64, String, String, String, u32, u32, u64, u32, i64, String, String)> = conn
+        // A photo's columns, then its owner's name.
+        type Row = (String, u64, String, String, String, u32, u32, u64, u32, i64, String, String);
+        let rows: Vec<Row> = conn
             .exec(
                 "SELECT p.id, p.owner_id, p.file_name, p.content_type, p.ext, p.width, p.height, p.bytes, p.boxes,
                         CAST(UNIX_TIMESTAMP(p.created_at) * 1000 AS SIGNED), p.detector, a.username

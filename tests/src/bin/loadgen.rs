@@ -238,7 +238,7 @@ async fn main() {
         "sent {sent} · answered {} · ok {} · failed {failed} (connection errors {}, timeouts {}) · not sent on time {}",
         t.answered, t.ok, t.connection_errors, t.timeouts, t.late
     );
-    if h.len() > 0 {
+    if !h.is_empty() {
         println!(
             "latency ms: p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
             h.value_at_quantile(0.5),
@@ -264,7 +264,7 @@ async fn main() {
             "sent": sent, "answered": t.answered, "ok": t.ok, "failed": failed,
             "connection_errors": t.connection_errors, "timeouts": t.timeouts, "not_sent_on_time": t.late,
             "responses": t.responses, "elapsed_s": elapsed, "achieved_rate": t.ok as f64 / elapsed.max(1e-9),
-            "latency_ms": if h.len() > 0 { json!({
+            "latency_ms": if !h.is_empty() { json!({
                 "p50": h.value_at_quantile(0.5), "p90": h.value_at_quantile(0.9), "p99": h.value_at_quantile(0.99),
                 "p99_9": h.value_at_quantile(0.999), "max": h.max() }) } else { json!(null) },
             "timeline": timeline,
