@@ -779,7 +779,7 @@ impl App {
                     .collect();
             }
             TableData::Photos(page) => {
-                t.header = vec!["id", "owner", "file name", "size", "pixels", "boxes"];
+                t.header = vec!["id", "owner", "file name", "size", "pixels", "boxes", "found by"];
                 t.total = page.total;
                 t.rows = page
                     .items
@@ -792,6 +792,8 @@ impl App {
                             human_bytes(p.bytes),
                             format!("{}×{}", p.width, p.height),
                             p.boxes.to_string(),
+                            // The runtime is what differs between photos of one deployment.
+                            p.detector.rsplit_once(" on ").map_or(p.detector.as_str(), |(_, runtime)| runtime).to_owned(),
                         ]
                     })
                     .collect();

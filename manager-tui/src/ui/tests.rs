@@ -1,7 +1,7 @@
 //! Snapshots of every screen on `TestBackend` (80×24 and 160×48, fixed data), and key
 //! sequences driving the app against a fake API.
 use common::api::{
-    AccountRow, AutoscalerStatus, ObjectRow, CountPoint, DeleteReply, KindUsage, OtpReply, Page, PoolCounts, PoolReply,
+    AccountRow, AutoscalerStatus, ObjectRow, CountPoint, PhotoRow, DeleteReply, KindUsage, OtpReply, Page, PoolCounts, PoolReply,
     ScalingEvent, Status, Totals, TokenReply, UserUsage, WorkerState, WorkerStatus,
 };
 use common::autoscale::{Phase, Policy};
@@ -207,6 +207,30 @@ fn screens() -> Vec<(&'static str, App)> {
     accounts.on_key(key('/'));
     typed(&mut accounts, "user1");
     out.push(("table_accounts_sorted_filtered", accounts));
+
+    let mut photos = with_status(status(ten_workers()[..2].to_vec(), Phase::Idle));
+    photos.on_key(key('2'));
+    let photo = |i: u64, detector: &str| PhotoRow {
+        id: format!("0190{i:02}e7b{:02}{}", i * 7, "0".repeat(21)),
+        owner_id: i % 3 + 1,
+        owner: format!("user{}", i % 3 + 1),
+        file_name: format!("IMG_{:04}.jpg", 4000 + i),
+        content_type: "image/jpeg".into(),
+        width: 4032,
+        height: 3024,
+        bytes: 2_400_000 + i * 1000,
+        boxes: (i % 9) as u32,
+        created_at: NOW as i64 - 3600 + i as i64 * 60,
+        detector: detector.into(),
+    };
+    let rows = vec![
+        photo(1, ""),
+        photo(2, "text (PP-OCRv4 DBNet) on rten"),
+        photo(3, "text (PP-OCRv4 DBNet) on OpenVINO"),
+        photo(4, "text (PP-OCRv4 DBNet) on OpenVINO (bf16)"),
+    ];
+    photos.on_reply(Reply::Table(TableKind::Photos, Ok(TableData::Photos(Page { total: 4, offset: 0, items: rows }))));
+    out.push(("table_photos", photos));
 
     let mut events = with_status(status(ten_workers()[..2].to_vec(), Phase::Idle));
     events.on_key(key('e'));
