@@ -1,11 +1,16 @@
 //! One typed configuration from `gallery.toml` (or `$GALLERY_CONFIG`) plus `GALLERY_*`
 //! environment variables, the latter winning.
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+
+/// A library setting's path; an empty one (GALLERY_OPENVINO_LIBRARY=) counts as unset.
+pub fn library(setting: &Option<PathBuf>) -> Option<&Path> {
+    setting.as_deref().filter(|p| !p.as_os_str().is_empty())
+}
 
 /// Floating-point format of detection arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,7 +192,7 @@ impl Config {
     /// The detection settings on their own (what `gallery-server detect` reads).
     pub fn check_detector(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("`{key}` {why}")));
-        let set = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        let set = |p: &Option<PathBuf>| library(p).is_some();
         if set(&self.onnxruntime_library) && set(&self.openvino_library) {
             return bad("openvino_library", "and `onnxruntime_library` are both set: detection runs on one of them, unset the other");
         }

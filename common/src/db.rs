@@ -122,6 +122,10 @@ impl Photo {
     pub fn thumbnail_key(&self) -> String {
         thumbnail_key(&self.id)
     }
+    /// The photo's three objects: original, annotated copy, thumbnail.
+    pub fn keys(&self) -> [String; 3] {
+        [self.original_key(), self.annotated_key(), self.thumbnail_key()]
+    }
 }
 
 pub fn original_key(id: &str, ext: &str) -> String {

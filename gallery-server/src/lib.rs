@@ -95,7 +95,7 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
     let secret = load_or_create_secret(&config)?;
     let db = Db::connect(&config.database_url).await.context("connecting to the database")?;
     let store = common::store::open(&config).await.context("opening the object store")?;
-    tracing::info!(store = %store.describe(), detector = detector.name(), "worker ready");
+    tracing::info!(store = %store.describe(), detector = detector.describe(), "worker ready");
 
     let max = config.max_upload_bytes;
     let limits = Limits::default()

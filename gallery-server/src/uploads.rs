@@ -69,7 +69,7 @@ pub async fn save(state: &AppState, owner_id: u64, file: &mut TempFile<'_>) -> R
 /// Removes a deleted photo's three files. One that cannot be removed now is logged and left
 /// to the operator's sweep of files no row owns: its row is gone, so nobody sees it.
 pub async fn remove_files(state: &AppState, photo: &Photo) {
-    for key in [photo.original_key(), photo.annotated_key(), photo.thumbnail_key()] {
+    for key in photo.keys() {
         if let Err(e) = state.store.delete(&key).await {
             tracing::error!(%key, error = %e, "could not remove a deleted photo's file");
         }

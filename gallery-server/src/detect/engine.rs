@@ -30,17 +30,6 @@ pub enum Runtime {
     OpenVino { library: PathBuf, precision: Precision },
 }
 
-impl Runtime {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Runtime::Rten => "rten",
-            Runtime::OnnxRuntime(_) => "ONNX Runtime",
-            Runtime::OpenVino { precision: Precision::F32, .. } => "OpenVINO",
-            Runtime::OpenVino { precision: Precision::Bf16, .. } => "OpenVINO (bf16)",
-        }
-    }
-}
-
 /// How a detector may use the CPU: `per_job` threads for one photo, `jobs` photos at once
 /// (a worker's `pipeline_workers`).
 #[derive(Debug, Clone, Copy)]

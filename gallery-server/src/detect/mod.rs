@@ -17,11 +17,8 @@ pub use yolo::{ObjectDetector, YoloParams, COCO};
 pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>, DetectError> {
     let threads = Threads { per_job: config.detector_threads, jobs: config.pipeline_workers() };
     let runtime = runtime(config);
-    match &runtime {
-        Runtime::OnnxRuntime(library) | Runtime::OpenVino { library, .. } => {
-            tracing::info!(library = %library.display(), "detection runs on {}", runtime.name())
-        }
-        Runtime::Rten => tracing::info!("detection runs on rten"),
+    if let Runtime::OnnxRuntime(library) | Runtime::OpenVino { library, .. } = &runtime {
+        tracing::info!(library = %library.display(), "loading the detection runtime");
     }
     Ok(match &config.yolo_model_path {
         Some(path) => {
@@ -32,13 +29,12 @@ pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>,
     })
 }
 
-/// The library the configuration names; an empty setting (GALLERY_OPENVINO_LIBRARY=) is
-/// an absent one. The configuration refuses both libraries at once.
+/// The library the configuration names. The configuration refuses both libraries at once.
 pub fn runtime(config: &common::config::Config) -> Runtime {
-    let set = |p: &Option<std::path::PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
-    match (set(&config.openvino_library), set(&config.onnxruntime_library)) {
-        (Some(library), _) => Runtime::OpenVino { library, precision: config.detector_precision },
-        (None, Some(library)) => Runtime::OnnxRuntime(library),
+    use common::config::library;
+    match (library(&config.openvino_library), library(&config.onnxruntime_library)) {
+        (Some(library), _) => Runtime::OpenVino { library: library.to_path_buf(), precision: config.detector_precision },
+        (None, Some(library)) => Runtime::OnnxRuntime(library.to_path_buf()),
         (None, None) => Runtime::Rten,
     }
 }

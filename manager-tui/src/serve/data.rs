@@ -117,7 +117,7 @@ pub async fn usage(db: &Db, store: Option<&SharedStore>) -> Result<Vec<UserUsage
 async fn delete_objects_of(store: &SharedStore, photos: &[Photo]) -> Result<u64, DataError> {
     let mut n = 0;
     for p in photos {
-        for key in [p.original_key(), p.annotated_key(), p.thumbnail_key()] {
+        for key in p.keys() {
             store.delete(&key).await?;
             n += 1;
         }
