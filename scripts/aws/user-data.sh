@@ -3,7 +3,10 @@
 # @NAME@ values and puts this in the launch template. Secrets (database URL, the key shared
 # by every worker for cookies and media URLs) are read from SSM Parameter Store with the
 # instance role, never written into user data.
-set -euo pipefail
+set -Eeuo pipefail
+# A failed step is named in cloud-init's output (the instance's console and
+# /var/log/cloud-init-output.log): `set -e` alone stops without a word.
+trap 'status=$?; [ "$BASH_SUBSHELL" = 0 ] && echo "gallery user data: \`$BASH_COMMAND\` failed (exit status $status) at line $LINENO" >&2' ERR
 BUCKET=@BUCKET@
 REGION=@REGION@
 DEPLOYMENT=@DEPLOYMENT@
@@ -23,24 +26,29 @@ secret() {
 # The release carries OpenVINO (older ones ONNX Runtime); without either, detection runs on rten.
 detector_library() {
   local openvino
-  openvino=$(ls /opt/gallery/lib/openvino/libopenvino_c.so* 2>/dev/null | head -1)
-  if [ -n "$openvino" ]; then
-    echo "GALLERY_OPENVINO_LIBRARY=$openvino"
-  elif [ -f /opt/gallery/lib/libonnxruntime.so ]; then
+  for openvino in /opt/gallery/lib/openvino/libopenvino_c.so*; do
+    [ -f "$openvino" ] && { echo "GALLERY_OPENVINO_LIBRARY=$openvino"; return 0; }
+  done
+  if [ -f /opt/gallery/lib/libonnxruntime.so ]; then
     echo GALLERY_ONNXRUNTIME_LIBRARY=/opt/gallery/lib/libonnxruntime.so
   fi
 }
+# Read before the file is written: a failed read inside the here-document would not stop
+# the script, and the worker would start with an empty setting.
+DATABASE_URL=$(secret database_url)
+SECRET_KEY=$(secret secret_key)
+DETECTOR_LIBRARY=$(detector_library)
 umask 077
 cat > /etc/gallery/gallery.env <<ENV
-GALLERY_DATABASE_URL=$(secret database_url)
-GALLERY_SECRET_KEY=$(secret secret_key)
+GALLERY_DATABASE_URL=$DATABASE_URL
+GALLERY_SECRET_KEY=$SECRET_KEY
 GALLERY_STORE=s3://$BUCKET/photos
 GALLERY_S3_REGION=$REGION
 GALLERY_ADDRESS=0.0.0.0
 GALLERY_PORT=$PORT
 GALLERY_DATA_DIR=/var/lib/gallery
 GALLERY_MODEL_PATH=/opt/gallery/models/ch_PP-OCRv4_det_infer.onnx
-$(detector_library)
+$DETECTOR_LIBRARY
 GALLERY_METRICS_NAMESPACE=$NAMESPACE
 AWS_REGION=$REGION
 ENV

