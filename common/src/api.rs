@@ -15,6 +15,11 @@ pub enum WorkerState {
 }
 
 impl WorkerState {
+    /// Counts towards the pool's size: starting, healthy, or unhealthy but alive (not leaving).
+    pub fn is_active(self) -> bool {
+        matches!(self, WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             WorkerState::Starting => "starting",
@@ -101,6 +106,11 @@ impl PoolCounts {
             draining: count(WorkerState::Draining),
         }
     }
+
+    /// Workers that count towards the pool's size (see [`WorkerState::is_active`]).
+    pub fn active(&self) -> u32 {
+        self.starting + self.healthy + self.unhealthy
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -136,7 +146,8 @@ pub struct Totals {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
-    pub deployment: String,
+    /// Where the workers run.
+    pub deployment: crate::config::ProviderKind,
     pub balancer: String,
     pub now: f64,
     pub workers: Vec<WorkerStatus>,
@@ -245,6 +256,9 @@ pub struct PhotoRow {
     /// The detector that found the boxes; empty for photos from before it was recorded.
     #[serde(default)]
     pub detector: String,
+    /// What ran the detector's model ("OpenVINO", "rten", …); empty where `detector` is.
+    #[serde(default)]
+    pub runtime: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -53,6 +53,12 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// Whether two secrets are equal, taking the same time wherever they differ (a guess must
+/// not learn how many leading bytes it got right).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A hash of a random password, verified against when the user does not exist so that
 /// "unknown user" and "wrong password" take the same time.
 pub fn dummy_hash() -> &'static str {

@@ -325,6 +325,31 @@ mod tests {
     }
 }
 
+/// Where a deployment's workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Worker processes on this machine, behind the control plane's own balancer.
+    Local,
+    /// EC2 instances behind an ALB.
+    Aws,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Local => "local",
+            ProviderKind::Aws => "aws",
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The control plane's configuration: `manager.toml` (or `$GALLERY_MANAGER_CONFIG`) plus the
 /// `GALLERY_*` variables that name its settings. Workers it launches inherit its
 /// environment, so one `GALLERY_DATABASE_URL` serves both.
@@ -332,8 +357,7 @@ mod tests {
 #[serde(deny_unknown_fields)]
 pub struct ManagerConfig {
     pub database_url: String,
-    /// `local` (worker processes behind the built-in balancer) or `aws`.
-    pub provider: String,
+    pub provider: ProviderKind,
     pub data_dir: PathBuf,
     pub control_address: IpAddr,
     pub control_port: u16,
@@ -396,7 +420,7 @@ impl Default for ManagerConfig {
     fn default() -> Self {
         ManagerConfig {
             database_url: String::new(),
-            provider: "local".into(),
+            provider: ProviderKind::Local,
             data_dir: PathBuf::from(".data"),
             control_address: IpAddr::from([127, 0, 0, 1]),
             control_port: 5000,
@@ -454,9 +478,6 @@ impl ManagerConfig {
         if config.database_url.trim().is_empty() {
             return bad("database_url", "is missing (set GALLERY_DATABASE_URL)");
         }
-        if config.provider != "local" && config.provider != "aws" {
-            return bad("provider", "must be \"local\" or \"aws\"");
-        }
         if config.health_interval_secs <= 0.0 || config.sample_interval_secs <= 0.0 {
             return bad("health_interval_secs/sample_interval_secs", "must be greater than 0");
         }
@@ -467,7 +488,7 @@ impl ManagerConfig {
             return Err(ConfigError::Invalid(format!("`operators`: {bad_mail:?} is not an e-mail address")));
         }
         config.policy.validate().map_err(|e| ConfigError::Invalid(format!("`policy`: {e}")))?;
-        if config.provider == "aws" {
+        if config.provider == ProviderKind::Aws {
             if config.aws_target_group_arn.as_deref().unwrap_or("").is_empty() {
                 return bad("aws_target_group_arn", "is required with provider = \"aws\" (scripts/aws/bootstrap prints it)");
             }

@@ -3,7 +3,7 @@ pub mod api;
 pub mod auth;
 pub mod autoscale;
 pub mod clock;
-pub mod cloud;
+pub mod cloudwatch;
 pub mod config;
 pub mod db;
 pub mod logging;

@@ -5,6 +5,7 @@ use rocket::request::Request;
 use rocket::response::{self, content, Responder, Response};
 use rocket::serde::json::Json;
 
+use crate::image::ImageError;
 use crate::pipeline::PipelineError;
 
 #[derive(Debug)]
@@ -51,10 +52,10 @@ impl Error {
 impl From<PipelineError> for Error {
     fn from(e: PipelineError) -> Self {
         let status = match &e {
-            PipelineError::Empty | PipelineError::Corrupt(_) => Status::BadRequest,
-            PipelineError::NotAnImage | PipelineError::Unsupported(_) => Status::UnsupportedMediaType,
-            PipelineError::TooManyPixels { .. } => Status::PayloadTooLarge,
-            PipelineError::Detect(_) | PipelineError::Encode(_) => return Error::internal(e),
+            PipelineError::Image(ImageError::Empty | ImageError::Corrupt(_)) => Status::BadRequest,
+            PipelineError::Image(ImageError::NotAnImage | ImageError::Unsupported(_)) => Status::UnsupportedMediaType,
+            PipelineError::Image(ImageError::TooManyPixels { .. }) => Status::PayloadTooLarge,
+            PipelineError::Detect(_) | PipelineError::Image(ImageError::Encode(_)) => return Error::internal(e),
         };
         Error::new(status, e.to_string())
     }
@@ -86,7 +87,7 @@ impl<'r> Responder<'r, 'static> for Error {
         } else if req.uri().path().starts_with("/api/") || req.uri().path().starts_with("/media/") {
             self.message.clone().respond_to(req)?
         } else {
-            content::RawHtml(crate::routes::pages::error_page(self.status, &self.message).into_string())
+            content::RawHtml(crate::views::error_page(self.status, &self.message).into_string())
                 .respond_to(req)?
         };
         res.set_status(self.status);

@@ -1,13 +1,16 @@
 //! The gallery worker: accounts, uploads with text detection, pages, media, health, metrics.
+pub mod accounts;
 pub mod allocator;
 pub mod detect;
 pub mod error;
+pub mod image;
+pub mod jobs;
 pub mod metrics;
+pub mod photos;
 pub mod pipeline;
-pub mod resize;
 pub mod routes;
 pub mod session;
-pub mod uploads;
+pub mod views;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +26,8 @@ use rocket::{Build, Rocket};
 
 use crate::detect::Detector;
 use crate::metrics::Metrics;
-use crate::pipeline::{DecodeLimits, JobPool};
+use crate::image::DecodeLimits;
+use crate::jobs::JobPool;
 
 /// Everything a request handler needs, shared by all of them.
 pub struct AppState {
@@ -102,7 +106,7 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         .limit("file", max.bytes())
         // Room for the other fields and multipart framing around the file.
         .limit("data-form", (max + 64 * 1024).bytes())
-        .limit("form", 64.kibibytes())
+        .limit("form", routes::forms::FORM_LIMIT.bytes())
         .limit("string", 8.kibibytes());
     let figment = rocket::Config::figment()
         .merge(("address", config.address))
@@ -120,12 +124,12 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
     if let Some(namespace) = &config.metrics_namespace {
         let instance_id = match &config.instance_id {
             Some(id) => id.clone(),
-            None => common::cloud::cloudwatch::instance_id_from_metadata()
+            None => common::cloudwatch::instance_id_from_metadata()
                 .await
                 .context("metrics_namespace is set but this worker's instance id is unknown (set instance_id)")?,
         };
-        let publisher = common::cloud::cloudwatch::Publisher::new(
-            common::cloud::cloudwatch::client().await,
+        let publisher = common::cloudwatch::Publisher::new(
+            common::cloudwatch::client().await,
             namespace,
             &instance_id,
         );

@@ -67,7 +67,7 @@ impl Fairing for RequestCounter {
 /// Publishes the users' requests since the last point and this process's CPU use (percent
 /// of the machine) every `every`, for the aws control plane. A failed publication is
 /// logged and its requests carried into the next one, so the count is not lost.
-pub async fn publish(metrics: std::sync::Arc<Metrics>, publisher: common::cloud::cloudwatch::Publisher, every: std::time::Duration) {
+pub async fn publish(metrics: std::sync::Arc<Metrics>, publisher: common::cloudwatch::Publisher, every: std::time::Duration) {
     let cores = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0);
     let pid = std::process::id();
     let requests = || common::metrics::total_requests(&metrics.render()).unwrap_or(0.0);

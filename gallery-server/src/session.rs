@@ -76,11 +76,9 @@ impl<'r> FromRequest<'r> for CsrfToken {
 }
 
 impl CsrfToken {
-    /// Constant-time comparison with the token a form sent back.
+    /// Compares, in constant time, with the token a form sent back.
     pub fn check(&self, sent: &str) -> Result<(), Error> {
-        let (a, b) = (self.0.as_bytes(), sent.as_bytes());
-        let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-        if same {
+        if common::auth::constant_time_eq(self.0.as_bytes(), sent.as_bytes()) {
             Ok(())
         } else {
             Err(Error::forbidden("the form has expired or did not come from this site; reload the page and try again"))

@@ -72,7 +72,7 @@ async fn registration_errors_are_clear() {
     let res = app.client.post("/api/register").header(rocket::http::ContentType::Form).body("username=frank").dispatch().await;
     assert_eq!(res.status(), Status::BadRequest);
     assert!(res.into_string().await.unwrap().contains("password"));
-    assert_eq!(app.db.count_rows().await.unwrap().0, 1, "only carol exists");
+    assert_eq!(app.db.count_rows().await.unwrap().accounts, 1, "only carol exists");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ fn scored(detector: &dyn Detector) -> (f64, f64, String) {
     photos.sort();
     assert!(photos.len() >= 10, "expected the shared test photos in {}", dir.display());
 
-    let limits = gallery_server::pipeline::DecodeLimits { max_side: 20_000, max_pixels: 50_000_000 };
+    let limits = gallery_server::image::DecodeLimits { max_side: 20_000, max_pixels: 50_000_000 };
     let mut all = Vec::new();
     for photo in &photos {
         // As a worker sees it (a large JPEG is detected on a scaled decode).

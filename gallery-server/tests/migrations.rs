@@ -11,8 +11,9 @@ async fn photos_from_before_the_detector_was_recorded_are_kept_with_none_recorde
     let app = TestApp::new().await;
     // The database as migration 2 left it, with a photo in it.
     let mut conn = app.db.conn().await.unwrap();
+    conn.query_drop("ALTER TABLE photos DROP COLUMN runtime").await.unwrap();
     conn.query_drop("ALTER TABLE photos DROP COLUMN detector").await.unwrap();
-    conn.query_drop("DELETE FROM schema_migrations WHERE version = 3").await.unwrap();
+    conn.query_drop("DELETE FROM schema_migrations WHERE version >= 3").await.unwrap();
     conn.query_drop("INSERT INTO accounts (username, password_hash) VALUES ('old', 'x')").await.unwrap();
     let owner: u64 = conn.query_first("SELECT id FROM accounts WHERE username = 'old'").await.unwrap().unwrap();
     conn.exec_drop(
@@ -27,6 +28,34 @@ async fn photos_from_before_the_detector_was_recorded_are_kept_with_none_recorde
     let db = Db::connect(&app.config.database_url).await.unwrap();
     let photo = db.photo("0190dddddddddddddddddddddddddddd").await.unwrap().expect("the old photo is kept");
     assert_eq!((photo.file_name.as_str(), photo.width, photo.boxes, photo.detector.as_str()), ("old.jpg", 640, 3, ""));
+    assert_eq!(photo.runtime, "");
     let versions: Vec<u32> = db.conn().await.unwrap().query("SELECT version FROM schema_migrations ORDER BY version").await.unwrap();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn photos_described_before_the_runtime_had_its_column_get_it_from_the_description() {
+    let app = TestApp::new().await;
+    // The database as migration 3 left it: the runtime only inside the description.
+    let mut conn = app.db.conn().await.unwrap();
+    conn.query_drop("ALTER TABLE photos DROP COLUMN runtime").await.unwrap();
+    conn.query_drop("DELETE FROM schema_migrations WHERE version = 4").await.unwrap();
+    conn.query_drop("INSERT INTO accounts (username, password_hash) VALUES ('old', 'x')").await.unwrap();
+    let owner: u64 = conn.query_first("SELECT id FROM accounts WHERE username = 'old'").await.unwrap().unwrap();
+    for (id, detector) in [("0190aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "text (PP-OCRv4 DBNet) on OpenVINO (bf16)"), ("0190bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "")] {
+        conn.exec_drop(
+            "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, detector)
+             VALUES (?, ?, 'old.jpg', 'image/jpeg', 'jpg', 640, 480, 1234, 3, ?)",
+            (id, owner, detector),
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+
+    let db = Db::connect(&app.config.database_url).await.unwrap();
+    let described = db.photo("0190aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await.unwrap().unwrap();
+    assert_eq!((described.detector.as_str(), described.runtime.as_str()), ("text (PP-OCRv4 DBNet) on OpenVINO (bf16)", "OpenVINO (bf16)"));
+    let undescribed = db.photo("0190bbbbbbbbbbbbbbbbbbbbbbbbbbbb").await.unwrap().unwrap();
+    assert_eq!(undescribed.runtime, "");
 }

@@ -61,6 +61,8 @@ async fn a_new_user_registers_uploads_and_sees_thumbnail_original_and_annotated(
     let page = body(c.get(location.clone()).dispatch().await).await;
     assert!(page.contains("photo000.jpg") && page.contains("1600×1200"), "{page}");
     assert!(page.contains("found by text (PP-OCRv4 DBNet) on rten"), "which detector made the boxes: {page}");
+    let id = location.trim_start_matches("/photos/");
+    assert_eq!(app.db.photo(id).await.unwrap().unwrap().runtime, "rten", "the runtime is recorded on its own");
     let srcs = image_sources(&page);
     assert_eq!(srcs.len(), 2, "original and annotated: {page}");
     let original = c.get(srcs[0].clone()).dispatch().await.into_bytes().await.unwrap();
@@ -240,7 +242,7 @@ async fn an_owner_deletes_their_account_with_their_password_and_everything_in_it
     assert_eq!(res.status(), Status::SeeOther);
     assert!(app.db.account_by_name("vera").await.unwrap().is_none());
     assert_eq!(app.store.list("").await.unwrap().len(), 3, "only the other user's three files stay");
-    assert_eq!(app.db.count_rows().await.unwrap(), (1, 1));
+    assert_eq!(app.db.count_rows().await.unwrap(), common::db::RowCounts { accounts: 1, photos: 1 });
     // Logged out, and the account cannot be logged into any more.
     assert!(body(c.get("/").dispatch().await).await.contains("Create an account"));
     let token = csrf(c, "/login").await;

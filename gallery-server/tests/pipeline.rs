@@ -6,7 +6,8 @@ mod support;
 use std::sync::Mutex;
 
 use gallery_server::detect::{DetectError, Detection, Detector};
-use gallery_server::pipeline::{self, DecodeLimits};
+use gallery_server::image::DecodeLimits;
+use gallery_server::pipeline;
 use image::{GenericImageView, ImageFormat, Rgb, RgbImage};
 use support::images;
 

@@ -10,6 +10,9 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+/// Rows asked for per table page.
+pub const PAGE: u64 = 200;
+
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum ClientError {
     #[error("cannot reach the control plane at {url}: {reason}")]
@@ -101,13 +104,13 @@ impl Client {
         self.call(Method::POST, path, None).await
     }
     pub async fn accounts(&self, offset: u64) -> Result<Page<AccountRow>, ClientError> {
-        self.call(Method::GET, &format!("/accounts?offset={offset}&limit={}", crate::ui::app::PAGE), None).await
+        self.call(Method::GET, &format!("/accounts?offset={offset}&limit={}", PAGE), None).await
     }
     pub async fn photos(&self, offset: u64) -> Result<Page<PhotoRow>, ClientError> {
-        self.call(Method::GET, &format!("/photos?offset={offset}&limit={}", crate::ui::app::PAGE), None).await
+        self.call(Method::GET, &format!("/photos?offset={offset}&limit={}", PAGE), None).await
     }
     pub async fn objects(&self, offset: u64) -> Result<Page<ObjectRow>, ClientError> {
-        self.call(Method::GET, &format!("/objects?offset={offset}&limit={}", crate::ui::app::PAGE), None).await
+        self.call(Method::GET, &format!("/objects?offset={offset}&limit={}", PAGE), None).await
     }
     pub async fn users(&self) -> Result<Vec<UserUsage>, ClientError> {
         self.call(Method::GET, "/users", None).await

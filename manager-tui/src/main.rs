@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod client;
+mod fmt;
 mod once;
 mod serve;
 mod token;

@@ -70,7 +70,7 @@ async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_
         (healthy_ids(&s).len() == 2).then_some(s)
     })
     .await;
-    assert_eq!(s.deployment, "aws");
+    assert_eq!(s.deployment, common::config::ProviderKind::Aws);
     assert_eq!(s.balancer, format!("http://{}", deployment.alb_dns), "the ALB is where users go");
     let ids = healthy_ids(&s);
     assert!(ids.iter().all(|id| id.starts_with("i-")), "{ids:?}");
@@ -204,7 +204,7 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
     let load = tokio::spawn({
         let id = id.clone();
         async move {
-            let publisher = common::cloud::cloudwatch::Publisher::new(cloudwatch, "GalleryTest", &id);
+            let publisher = common::cloudwatch::Publisher::new(cloudwatch, "GalleryTest", &id);
             loop {
                 publisher.publish(std::time::SystemTime::now(), 10.0, 95.0).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(500)).await;

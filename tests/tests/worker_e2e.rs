@@ -85,7 +85,7 @@ async fn loadgen_uploads_at_the_requested_rate_and_reports() {
         std::fs::copy(testdata(name), images.path().join(name)).unwrap();
     }
     let report = data.path().join("report.json");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let out = tokio::process::Command::new(gallery_tests::env("GALLERY_LOADGEN_BIN"))
         .args([&worker.url("/api/upload"), "lg", PW, "4", images.path().to_str().unwrap(), "8", "--json"])
         .arg(&report)
         .output()
@@ -104,7 +104,7 @@ async fn loadgen_uploads_at_the_requested_rate_and_reports() {
     assert!(timeline.iter().filter(|s| s["sent"].as_u64().unwrap() > 0).all(|s| s["second"].as_u64().unwrap() <= 2), "{timeline:?}");
 
     // An unreachable server: every upload is a connection error, and the exit code says so.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let out = std::process::Command::new(gallery_tests::env("GALLERY_LOADGEN_BIN"))
         .args(["http://127.0.0.1:9/api/upload", "lg", PW, "4", images.path().to_str().unwrap(), "2"])
         .output()
         .unwrap();

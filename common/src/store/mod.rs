@@ -1,7 +1,7 @@
 //! Object store: where the photo files live. A local directory by default, or any
-//! S3-compatible service. Keys are `photos/<id>.<ext>`, `annotated/<id>.jpg`,
-//! `thumbnails/<id>.jpg`.
+//! S3-compatible service. How a photo's objects are named is [`keys`].
 mod dir;
+pub mod keys;
 mod s3;
 
 use std::sync::Arc;

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use gallery_server::detect::{DbNetParams, Precision, Runtime, TextDetector, Threads};
-use gallery_server::pipeline::{self, DecodeLimits};
+use gallery_server::image::DecodeLimits;
+use gallery_server::pipeline;
 use serde_json::json;
 
 fn median(mut v: Vec<f64>) -> f64 {

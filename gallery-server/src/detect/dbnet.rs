@@ -8,7 +8,8 @@ use image::{GrayImage, RgbImage};
 use imageproc::contours::{find_contours, BorderType};
 use imageproc::geometry::min_area_rect;
 use imageproc::point::Point;
-use super::engine::{Engine, Runtime, Threads};
+use super::engine::Engine;
+use super::{Runtime, Threads};
 use super::{DetectError, Detection, Detector};
 
 #[derive(Debug, Clone)]
@@ -69,7 +70,7 @@ impl Detector for TextDetector {
     fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectError> {
         let (w, h) = image.dimensions();
         let (iw, ih) = self.input_size(w, h);
-        let resized = crate::resize::for_network(image, iw, ih);
+        let resized = crate::image::resize::for_network(image, iw, ih);
         let plane = (iw * ih) as usize;
         let fill = |data: &mut [f32]| {
             let (r, rest) = data.split_at_mut(plane);
@@ -94,6 +95,10 @@ impl Detector for TextDetector {
 
     fn describe(&self) -> String {
         format!("{} on {}", self.name(), self.engine.runtime())
+    }
+
+    fn runtime(&self) -> &'static str {
+        self.engine.runtime()
     }
 
     fn input_side(&self) -> u32 {

@@ -2,16 +2,39 @@
 //! detection (YOLO, labelled boxes) when the configuration names a YOLO model.
 mod dbnet;
 mod engine;
-mod openvino;
 mod pool;
 mod yolo;
+
+use std::path::PathBuf;
 
 use image::RgbImage;
 use serde::Serialize;
 
+pub use common::config::Precision;
 pub use dbnet::{DbNetParams, TextDetector};
-pub use engine::{Precision, Runtime, Threads};
 pub use yolo::{ObjectDetector, YoloParams, COCO};
+
+/// Which library runs the detection model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Runtime {
+    Rten,
+    /// ONNX Runtime, from this `libonnxruntime.so`.
+    OnnxRuntime(PathBuf),
+    /// OpenVINO, from this `libopenvino_c.so`, in this arithmetic.
+    OpenVino { library: PathBuf, precision: Precision },
+}
+
+/// How a detector may use the CPU: `per_job` threads for one photo, `jobs` photos at once
+/// (a worker's `pipeline_workers`).
+#[derive(Debug, Clone, Copy)]
+pub struct Threads {
+    pub per_job: usize,
+    pub jobs: usize,
+}
+
+impl Threads {
+    pub const ONE: Threads = Threads { per_job: 1, jobs: 1 };
+}
 
 /// The detector the configuration asks for.
 pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>, DetectError> {
@@ -76,12 +99,25 @@ pub trait Detector: Send + Sync {
     fn describe(&self) -> String {
         self.name().to_owned()
     }
+    /// What runs the model ("OpenVINO", "rten", …), as people call it.
+    fn runtime(&self) -> &'static str {
+        ""
+    }
     /// The long side the detector reduces every photo to: a photo handed over at any size
     /// at least this long gives the same boxes (the pipeline decodes large JPEGs only that far
     /// for it).
     fn input_side(&self) -> u32;
-    /// What one box is, singular and plural, for the pages ("text region", "text regions").
-    fn finds(&self) -> (&'static str, &'static str) {
-        ("text region", "text regions")
+    /// What the boxes are around.
+    fn finds(&self) -> Finds {
+        Finds::Text
     }
+}
+
+/// What a detector's boxes are around (the pages word it for people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finds {
+    /// Lines of text, unlabelled.
+    Text,
+    /// Objects, each box labelled with its class.
+    Objects,
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use image::RgbImage;
 
-use super::engine::{Engine, Runtime, Threads};
+use super::engine::Engine;
+use super::{Finds, Runtime, Threads};
 use super::{DetectError, Detection, Detector};
 
 pub const COCO: [&str; 80] = [
@@ -189,7 +190,7 @@ impl Detector for ObjectDetector {
         let (w, h) = image.dimensions();
         let side = self.side;
         let lb = Letterbox::new(w, h, side);
-        let resized = crate::resize::for_network(image, lb.width, lb.height);
+        let resized = crate::image::resize::for_network(image, lb.width, lb.height);
         let (shape, data) = self.engine.run([1, 3, side as usize, side as usize], |data| lb.fill_input(&resized, side, data))?;
         let [_, rows, candidates] = shape[..] else {
             return Err(DetectError::Run(format!("expected a [1, 4 + classes, N] output, got {shape:?}")));
@@ -208,12 +209,16 @@ impl Detector for ObjectDetector {
         format!("{} on {}", self.name(), self.engine.runtime())
     }
 
+    fn runtime(&self) -> &'static str {
+        self.engine.runtime()
+    }
+
     fn input_side(&self) -> u32 {
         self.side
     }
 
-    fn finds(&self) -> (&'static str, &'static str) {
-        ("object", "objects")
+    fn finds(&self) -> Finds {
+        Finds::Objects
     }
 }
 

@@ -1,5 +1,6 @@
 //! Routes, grouped by area.
 pub mod api;
+pub mod forms;
 pub mod health;
 pub mod media;
 pub mod pages;

@@ -1,88 +1,27 @@
 //! The web pages: landing, register, log in/out, upload, the thumbnail grid, a photo.
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup};
 use rocket::form::{Errors, Form};
 use rocket::fs::TempFile;
 use rocket::http::{CookieJar, Status};
 use rocket::response::Redirect;
 use rocket::{get, post, routes, FromForm, Route, State};
 
-use super::api::{authenticate, create_account};
+use super::forms::{form_error, FORM_LIMIT};
 use super::media_url;
+use crate::accounts;
+use crate::detect::Finds;
 use crate::error::Error;
+use crate::photos;
 use crate::session::{log_in, log_out, CsrfToken, User};
-use crate::uploads::{form_error, human_bytes, remove_files, save};
+use crate::views::layout;
 use crate::AppState;
+use common::units::human_bytes;
 
 pub fn routes() -> Vec<Route> {
     routes![index, register_page, register, login_page, login, logout, upload_page, upload, photo, delete_photo, account_page, delete_account]
 }
 
 type Page = Result<Redirect, (Status, Markup)>;
-
-/// Rocket's `form` limit set in `build`, for the message when a login form is oversized.
-const FORM_LIMIT: u64 = 64 * 1024;
-
-const STYLE: &str = r#"
-body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
-header{display:flex;gap:1rem;align-items:center;padding:.6rem 1.2rem;background:#1f2933;color:#fff}
-header a,header button{color:#fff;text-decoration:none;background:none;border:0;font:inherit;cursor:pointer}
-header .brand{font-weight:700;margin-right:auto}
-main{max-width:1100px;margin:1.5rem auto;padding:0 1rem}
-form.card{max-width:360px;display:flex;flex-direction:column;gap:.6rem;background:#fff;padding:1.2rem;border:1px solid #ddd;border-radius:6px}
-input,button.primary{font:inherit;padding:.45rem}
-button.primary{background:#2563eb;color:#fff;border:0;border-radius:4px;cursor:pointer}
-.error{color:#b91c1c;background:#fee2e2;padding:.5rem .8rem;border-radius:4px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:.8rem}
-.grid a{display:block;background:#fff;border:1px solid #ddd;border-radius:4px;padding:4px;text-align:center}
-.grid img{max-width:100%;max-height:180px}
-.pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.pair img{width:100%}
-.meta{color:#555}.pager{display:flex;gap:1rem;margin:1rem 0}
-button.danger{font:inherit;background:#fff;color:#b91c1c;border:1px solid #b91c1c;border-radius:4px;padding:.35rem .7rem;cursor:pointer}
-"#;
-
-fn layout(title: &str, user: Option<&User>, csrf: &CsrfToken, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Gallery" }
-                style { (maud::PreEscaped(STYLE)) }
-            }
-            body {
-                header {
-                    a.brand href="/" { "Gallery" }
-                    @if let Some(u) = user {
-                        a href="/upload" { "Upload" }
-                        a href="/account" title="Your account" { (u.username) }
-                        form method="post" action="/logout" style="margin:0" {
-                            input type="hidden" name="csrf" value=(csrf.0);
-                            button type="submit" { "Log out" }
-                        }
-                    } @else {
-                        a href="/login" { "Log in" }
-                        a href="/register" { "Register" }
-                    }
-                }
-                main { (body) }
-            }
-        }
-    }
-}
-
-pub fn error_page(status: Status, message: &str) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head { meta charset="utf-8"; title { (status.code) " · Gallery" } style { (maud::PreEscaped(STYLE)) } }
-            body {
-                header { a.brand href="/" { "Gallery" } }
-                main { h1 { (status.code) " " (status.reason().unwrap_or("")) } p.error { (message) } p { a href="/" { "Back to the gallery" } } }
-            }
-        }
-    }
-}
 
 fn credentials_form(action: &str, title: &str, csrf: &CsrfToken, username: &str, error: Option<&str>) -> Markup {
     html! {
@@ -160,7 +99,7 @@ async fn register(
     let fail = |e: Error, name: &str| (e.status, layout("Register", None, &csrf, credentials_form("/register", "Register", &csrf, name, Some(&e.message))));
     let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT), ""))?;
     csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
-    let id = create_account(state, form.username, form.password).await.map_err(|e| fail(e, form.username))?;
+    let id = accounts::create(state, form.username, form.password).await.map_err(|e| fail(e, form.username))?;
     log_in(cookies, id);
     Ok(Redirect::to("/"))
 }
@@ -180,7 +119,7 @@ async fn login(
     let fail = |e: Error, name: &str| (e.status, layout("Log in", None, &csrf, credentials_form("/login", "Log in", &csrf, name, Some(&e.message))));
     let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT), ""))?;
     csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
-    let id = authenticate(state, form.username, form.password).await.map_err(|e| fail(e, form.username))?;
+    let id = accounts::authenticate(state, form.username, form.password).await.map_err(|e| fail(e, form.username))?;
     log_in(cookies, id);
     Ok(Redirect::to("/"))
 }
@@ -232,7 +171,7 @@ async fn upload(
     let fail = |e: Error| (e.status, layout("Upload", Some(&user), &csrf, upload_form(&csrf, max, Some(&e.message))));
     let mut form = form.map_err(|e| fail(form_error(e, max)))?;
     csrf.check(form.csrf).map_err(fail)?;
-    let photo = save(state, user.id, &mut form.file).await.map_err(fail)?;
+    let photo = photos::accept(state, user.id, &mut form.file).await.map_err(fail)?;
     Ok(Redirect::to(format!("/photos/{}", photo.id)))
 }
 
@@ -247,7 +186,10 @@ async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -
     let photo = state.db.photo_of(user.id, id).await?.ok_or_else(|| Error::not_found("no such photo"))?;
     let original = media_url(state, &photo.original_key()).await?;
     let annotated = media_url(state, &photo.annotated_key()).await?;
-    let (one, many) = state.detector.finds();
+    let (one, many) = match state.detector.finds() {
+        Finds::Text => ("text region", "text regions"),
+        Finds::Objects => ("object", "objects"),
+    };
     Ok(layout(&photo.file_name, Some(&user), &csrf, html! {
         h1 { (photo.file_name) }
         p.meta {
@@ -295,8 +237,7 @@ struct DeleteAccountForm<'r> {
     password: &'r str,
 }
 
-/// Asks for the password again: a session left open on a shared computer must not be enough.
-/// Rows first (one transaction), then the files, then the session ends.
+/// Asks for the password again (see `accounts::delete`), then the session ends.
 #[post("/account/delete", data = "<form>")]
 async fn delete_account(
     state: &State<AppState>,
@@ -309,15 +250,8 @@ async fn delete_account(
     let fail = |e: Error| (e.status, layout("Your account", Some(&user), &csrf, account_form(&user, photos, &csrf, Some(&e.message))));
     let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT)))?;
     csrf.check(form.csrf).map_err(fail)?;
-    authenticate(state, &user.username, form.password)
-        .await
-        .map_err(|_| fail(Error::new(Status::Unauthorized, "that is not your password; nothing was deleted")))?;
-    let deleted = state.db.delete_account(user.id).await.map_err(|e| fail(e.into()))?.unwrap_or_default();
-    for photo in &deleted {
-        remove_files(state, photo).await;
-    }
+    accounts::delete(state, &user, form.password).await.map_err(fail)?;
     log_out(cookies);
-    tracing::info!(account = user.id, photos = deleted.len(), "account deleted by its owner");
     Ok(Redirect::to("/"))
 }
 
@@ -328,7 +262,7 @@ async fn delete_account(
 async fn delete_photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str, form: Form<CsrfForm<'_>>) -> Result<Redirect, Error> {
     csrf.check(form.csrf)?;
     let photo = state.db.delete_photo_of(user.id, id).await?.ok_or_else(|| Error::not_found("no such photo"))?;
-    remove_files(state, &photo).await;
+    photos::remove_files(state, &photo).await;
     tracing::info!(photo = %photo.id, owner = user.id, "photo deleted by its owner");
     Ok(Redirect::to("/"))
 }

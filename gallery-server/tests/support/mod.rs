@@ -9,17 +9,11 @@ use common::config::Config;
 use common::db::Db;
 use common::store::SharedStore;
 use gallery_server::detect::{DbNetParams, Detector, TextDetector};
-use mysql_async::prelude::Queryable;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 
-pub fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test"))
-}
-
-pub fn testdata(name: &str) -> PathBuf {
-    PathBuf::from(env("GALLERY_TESTDATA")).join(name)
-}
+#[allow(unused_imports)] // each test binary uses its own share of them
+pub use gallery_tests::{env, testdata};
 
 pub fn detector() -> Arc<dyn Detector> {
     static DETECTOR: OnceLock<Arc<TextDetector>> = OnceLock::new();
@@ -40,12 +34,7 @@ pub struct TestApp {
 
 /// A database of its own, so tests run in parallel without seeing each other's rows.
 async fn fresh_database() -> String {
-    let base = env("GALLERY_TEST_DATABASE_URL");
-    let name = format!("gallery_t{}", uuid::Uuid::now_v7().simple());
-    let mut conn = mysql_async::Conn::from_url(&base).await.expect("MariaDB from scripts/test");
-    conn.query_drop(format!("CREATE DATABASE {name}")).await.unwrap();
-    conn.disconnect().await.unwrap();
-    format!("{}/{}", base.rsplit_once('/').unwrap().0, name)
+    gallery_tests::fresh_database("t").await
 }
 
 pub fn base_config(dir: &std::path::Path) -> Config {
@@ -93,7 +82,7 @@ impl TestApp {
     pub async fn assert_nothing_stored(&self) {
         let objects = self.store.list("").await.unwrap();
         assert!(objects.is_empty(), "objects left behind: {objects:?}");
-        assert_eq!(self.db.count_rows().await.unwrap().1, 0, "photo rows left behind");
+        assert_eq!(self.db.count_rows().await.unwrap().photos, 0, "photo rows left behind");
     }
 
     pub async fn api_register(&self, user: &str, password: &str) -> (Status, String) {

@@ -8,6 +8,7 @@ use common::api::{
     TokenReply, UserUsage, VerifyRequest,
 };
 use common::autoscale::Policy;
+use common::db::TokenKind;
 use rocket::http::Status as Http;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder};
@@ -120,14 +121,13 @@ async fn api_key(op: Operator, control: &State<Arc<ControlPlane>>, req: Json<Api
         return Err(ApiError(Http::BadRequest, "give the key a name of 1 to 128 characters".into()));
     }
     let token = format!("gk_{}", hex::encode(rand::random::<[u8; 32]>()));
-    control.db.insert_operator_token(&hash_token(&token), &op.email, "api_key", name, None).await.map_err(internal)?;
+    control.db.insert_operator_token(&hash_token(&token), &op.email, TokenKind::ApiKey, name, None).await.map_err(internal)?;
     Ok(Json(TokenReply { token, expires_at: None }))
 }
 
 #[get("/api-keys")]
 async fn api_keys(_op: Operator, control: &State<Arc<ControlPlane>>) -> Result<Vec<ApiKeyRow>> {
-    let keys = control.db.api_keys().await.map_err(internal)?;
-    Ok(Json(keys.into_iter().map(|(id, name, email, created_at)| ApiKeyRow { id, name, email, created_at }).collect()))
+    Ok(Json(control.db.api_keys().await.map_err(internal)?))
 }
 
 /// Revokes a key: calls with it are refused from now on.

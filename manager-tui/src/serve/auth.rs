@@ -4,13 +4,13 @@
 //! per client. Tokens are stored hashed.
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use common::config::ManagerConfig;
-use common::db::Db;
+use common::db::{Db, TokenKind};
 use sha2::{Digest, Sha256};
 
+use super::mail::MailTransport;
 use super::now;
 
 struct Challenge {
@@ -44,57 +44,10 @@ pub enum AuthError {
     Db(#[from] common::db::DbError),
 }
 
-#[async_trait::async_trait]
-pub trait MailTransport: Send + Sync {
-    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String>;
-}
-
-/// The local deployment's "mail": RFC 5322 messages written to an outbox directory.
-pub struct Outbox {
-    pub dir: PathBuf,
-}
-
-#[async_trait::async_trait]
-impl MailTransport for Outbox {
-    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-        let date = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc2822)
-            .map_err(|e| e.to_string())?;
-        let id = hex::encode(rand::random::<[u8; 12]>());
-        let message = format!(
-            "From: Gallery control plane <gallery@localhost>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {date}\r\n\
-             Message-ID: <{id}@gallery.localhost>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
-        );
-        let path = self.dir.join(format!("{}-{id}.eml", now() as u64));
-        let tmp = self.dir.join(format!(".{id}.tmp"));
-        std::fs::write(&tmp, message).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| e.to_string())?;
-        tracing::info!(path = %path.display(), "operator code written to the outbox");
-        Ok(())
-    }
-}
-
-/// The aws deployment's mail: SES v2 from the configured verified sender.
-#[cfg(feature = "aws")]
-pub struct Ses(pub common::cloud::aws::SesMail);
-
-#[cfg(feature = "aws")]
-#[async_trait::async_trait]
-impl MailTransport for Ses {
-    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
-        self.0.send(to, subject, body).await.map_err(|e| format!("{e:#}"))?;
-        tracing::info!(%to, "operator code sent with SES");
-        Ok(())
-    }
-}
-
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 impl Auth {
     pub fn new(config: &ManagerConfig, mail: Box<dyn MailTransport>) -> Self {
@@ -158,12 +111,12 @@ impl Auth {
         let expected = entry.code.as_deref().unwrap_or("");
         let good = now() <= entry.expires
             && !expected.is_empty()
-            && constant_time_eq(expected.as_bytes(), code.trim().as_bytes());
+            && common::auth::constant_time_eq(expected.as_bytes(), code.trim().as_bytes());
         if !good {
             return Err(AuthError::BadCode);
         }
         let token = hex::encode(rand::random::<[u8; 32]>());
-        db.insert_operator_token(&hash_token(&token), &entry.email, "session", "", Some(self.token_ttl)).await?;
+        db.insert_operator_token(&hash_token(&token), &entry.email, TokenKind::Session, "", Some(self.token_ttl)).await?;
         Ok((token, now() as i64 + self.token_ttl as i64))
     }
 }

@@ -22,9 +22,16 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::local::Target;
-
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// A healthy worker the balancer may send a request to.
+#[derive(Clone)]
+pub struct Target {
+    pub id: String,
+    pub addr: SocketAddr,
+    /// Requests being served by it through the balancer (a draining worker is stopped at 0).
+    pub in_flight: Arc<AtomicU64>,
+}
 
 /// Where the balancer finds the healthy workers (the local pool; a fixed list in tests).
 pub trait Targets: Send + Sync {

@@ -1,21 +1,23 @@
 //! The single actuator of the pool: desired size (from the operator or the autoscaler), the
-//! reconciler that launches and drains to reach it, and the state that survives restarts
-//! (policy, enabled flag, desired size in MySQL; history and events too).
+//! loops (reconciler that launches and drains to reach it, health rounds, samples for the
+//! autoscaler), and the state that survives restarts (policy, enabled flag, desired size in
+//! MySQL; history and events too). What `/status` shows is assembled by `status`.
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::api::{AutoscalerStatus, CountPoint, LaunchProblem, PoolCounts, ScalingEvent, Status, Totals, WorkerState};
+use common::api::{LaunchProblem, PoolCounts, Status};
 use common::autoscale::{self, Phase, Policy, PoolView, Sample};
 use common::config::ManagerConfig;
-use common::db::Db;
+use common::db::{Db, ManagerSettings};
 use common::metrics::Series;
 use common::store::SharedStore;
 use tokio::sync::Notify;
 
-use common::cloud::Provider;
-
 use common::metrics::SERIES_AGE;
+
 use super::now;
+use super::pool::Provider;
+use super::status;
 
 struct State {
     desired: u32,
@@ -26,9 +28,6 @@ struct State {
     samples: Series,
     last_history: f64,
     last_recorded: (u32, u32),
-    /// Objects and bytes in the store and when they were counted: listing a large bucket
-    /// is not done on every refresh.
-    stored: Option<(f64, u64, u64)>,
     /// Launches failing in a row (a bad image, no capacity): retried with backoff.
     launch_problem: Option<LaunchProblem>,
 }
@@ -43,6 +42,8 @@ pub struct ControlPlane {
     pub pool: Arc<dyn Provider>,
     pub db: Db,
     pub store: Option<SharedStore>,
+    /// The store's objects and bytes, as last counted.
+    stored: status::StoreTotals,
     state: Mutex<State>,
     /// Wakes the reconciler after a change of desired size.
     wake: Notify,
@@ -66,23 +67,25 @@ impl ControlPlane {
         store: Option<SharedStore>,
     ) -> anyhow::Result<Arc<Self>> {
         let (policy, enabled, desired) = match db.manager_settings().await? {
-            Some((json, enabled, desired)) => {
-                let policy: Policy = serde_json::from_str(&json).unwrap_or_else(|e| {
+            Some(stored) => {
+                let policy: Policy = serde_json::from_str(&stored.policy).unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "stored policy unreadable; using the configured one");
                     config.policy.clone()
                 });
-                (policy, enabled, desired)
+                (policy, stored.autoscaler_enabled, stored.desired_workers)
             }
             None => (config.policy.clone(), true, config.policy.min_workers),
         };
         let desired = policy.clamp(desired);
-        db.save_manager_settings(&serde_json::to_string(&policy)?, enabled, desired).await?;
+        let settings = ManagerSettings { policy: serde_json::to_string(&policy)?, autoscaler_enabled: enabled, desired_workers: desired };
+        db.save_manager_settings(&settings).await?;
         tracing::info!(desired, enabled, "control plane state restored");
         Ok(Arc::new(ControlPlane {
             config,
             pool,
             db,
             store,
+            stored: status::StoreTotals::default(),
             state: Mutex::new(State {
                 desired,
                 policy,
@@ -91,7 +94,6 @@ impl ControlPlane {
                 samples: Series::new(SERIES_AGE),
                 last_history: 0.0,
                 last_recorded: (u32::MAX, u32::MAX),
-                stored: None,
                 launch_problem: None,
             }),
             wake: Notify::new(),
@@ -100,11 +102,15 @@ impl ControlPlane {
     }
 
     async fn persist(&self) -> Result<(), ControlError> {
-        let (policy, enabled, desired) = {
+        let settings = {
             let s = self.state.lock().unwrap();
-            (serde_json::to_string(&s.policy).expect("policy serialises"), s.enabled, s.desired)
+            ManagerSettings {
+                policy: serde_json::to_string(&s.policy).expect("policy serialises"),
+                autoscaler_enabled: s.enabled,
+                desired_workers: s.desired,
+            }
         };
-        self.db.save_manager_settings(&policy, enabled, desired).await?;
+        self.db.save_manager_settings(&settings).await?;
         Ok(())
     }
 
@@ -180,11 +186,16 @@ impl ControlPlane {
         self.state.lock().unwrap().desired
     }
 
+    /// The pool's workers by state, and the size it is asked to have.
+    async fn counts(&self) -> PoolCounts {
+        PoolCounts::of(&self.pool.status().await, self.desired())
+    }
+
     /// Launches or drains until the pool matches the desired size. Starting and draining
     /// workers are counted, so a slow start never causes a second launch.
     pub async fn reconcile(self: &Arc<Self>) {
         let desired = self.desired();
-        let active = self.pool.active_count().await;
+        let active = self.counts().await.active();
         if active < desired {
             let waiting = self.state.lock().unwrap().launch_problem.as_ref().is_some_and(|p| now() < p.retry_at);
             if waiting {
@@ -243,11 +254,8 @@ impl ControlPlane {
             tokio::time::sleep(every).await;
             let mean = self.pool.sample().await;
             let t = now();
-            let view = PoolView {
-                desired: self.desired(),
-                healthy: self.pool.count(WorkerState::Healthy).await,
-                starting: self.pool.count(WorkerState::Starting).await,
-            };
+            let counts = self.counts().await;
+            let view = PoolView { desired: counts.desired, healthy: counts.healthy, starting: counts.starting };
             let decision = {
                 let mut s = self.state.lock().unwrap();
                 if let Some(cpu) = mean {
@@ -272,7 +280,8 @@ impl ControlPlane {
     /// One history point a minute, and one on every change.
     async fn record_history(&self, force: bool) {
         let t = now();
-        let point = (self.desired(), self.pool.count(WorkerState::Healthy).await);
+        let counts = self.counts().await;
+        let point = (counts.desired, counts.healthy);
         let due = {
             let mut s = self.state.lock().unwrap();
             let due = force || t - s.last_history >= 60.0 || point != s.last_recorded;
@@ -289,76 +298,23 @@ impl ControlPlane {
         }
     }
 
-    /// Database counts now; the store's objects and bytes as counted within the last
-    /// `totals_max_age_secs`.
-    pub async fn totals(&self) -> Option<Totals> {
-        let (accounts, photos) = self.db.count_rows().await.ok()?;
-        let t = now();
-        let cached = self.state.lock().unwrap().stored.filter(|(at, ..)| t - at < self.config.totals_max_age_secs);
-        let (objects, bytes) = match cached {
-            Some((_, objects, bytes)) => (objects, bytes),
-            None => {
-                let listed = match &self.store {
-                    Some(store) => store.list("").await.ok()?,
-                    None => Vec::new(),
-                };
-                let counted = (listed.len() as u64, listed.iter().map(|o| o.size).sum());
-                self.state.lock().unwrap().stored = Some((t, counted.0, counted.1));
-                counted
-            }
-        };
-        Some(Totals { accounts, photos, objects, bytes })
-    }
-
     /// The next status lists the store afresh (after a delete the operator expects to see it).
     pub fn forget_totals(&self) {
-        self.state.lock().unwrap().stored = None;
+        self.stored.forget();
     }
 
     pub async fn status(&self) -> Status {
-        let workers = self.pool.status().await;
-        let (policy, enabled, phase, desired, launch_problem) = {
+        let now = {
             let s = self.state.lock().unwrap();
-            (s.policy.clone(), s.enabled, s.phase, s.desired, s.launch_problem.clone())
+            status::Snapshot {
+                policy: s.policy.clone(),
+                enabled: s.enabled,
+                phase: s.phase,
+                desired: s.desired,
+                launch_problem: s.launch_problem.clone(),
+            }
         };
-        let t = now();
-        let seconds_left = match phase {
-            Phase::Idle => None,
-            Phase::Resizing { since, .. } => Some((since + policy.resize_timeout_secs - t).max(0.0)),
-            Phase::Cooldown { until } => Some((until - t).max(0.0)),
-        };
-        let history = self
-            .db
-            .worker_counts_since(SERIES_AGE as u64)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(at, desired, healthy)| CountPoint { at, desired, healthy })
-            .collect();
-        let events = self
-            .db
-            .scaling_events(50)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(at, from, to, reason)| ScalingEvent { at, from, to, reason })
-            .collect();
-        Status {
-            deployment: self.pool.kind().to_owned(),
-            balancer: match self.pool.entry_point().await {
-                Some(url) => url,
-                None => format!("{}:{}", self.config.balancer_address, self.config.balancer_port),
-            },
-            now: t,
-            pool: PoolCounts::of(&workers, desired),
-            workers,
-            policy,
-            autoscaler: AutoscalerStatus { enabled, phase, seconds_left },
-            history,
-            events,
-            totals: self.totals().await,
-            launch_problem,
-        }
+        status::assemble(now, self.pool.as_ref(), &self.db, self.store.as_ref(), &self.stored, &self.config).await
     }
 
     /// Drains and stops every worker, then lets the control plane exit.

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use common::api::{AccountRow, DeleteReply, KindUsage, ObjectRow, Page, PhotoRow, UserUsage};
 use common::db::{Db, DbError, Photo};
+use common::store::keys::{self, ObjectKind};
 use common::store::{SharedStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,51 +19,19 @@ pub enum DataError {
     NoStore,
 }
 
-pub const PHOTO_PREFIXES: [&str; 3] = ["photos/", "annotated/", "thumbnails/"];
-
 /// An upload writes its three objects, then its row: objects without a row younger than this
 /// may be an upload in flight, not the leftovers of a failed one (an upload commits in
 /// seconds), and are left for a later sweep.
 pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(15 * 60);
 
-/// The photo an object belongs to: `photos/<id>.jpg` → `<id>`.
-fn photo_id(key: &str) -> Option<&str> {
-    let (_, file) = key.split_once('/')?;
-    file.split('.').next()
-}
-
 pub async fn accounts(db: &Db, offset: u64, limit: u32) -> Result<Page<AccountRow>, DataError> {
-    let (total, _) = db.count_rows().await?;
-    let items = db
-        .accounts_page(limit, offset)
-        .await?
-        .into_iter()
-        .map(|(id, username, created_at, photos)| AccountRow { id, username, created_at, photos })
-        .collect();
-    Ok(Page { total, offset, items })
+    let total = db.count_rows().await?.accounts;
+    Ok(Page { total, offset, items: db.accounts_page(limit, offset).await? })
 }
 
 pub async fn photos(db: &Db, offset: u64, limit: u32) -> Result<Page<PhotoRow>, DataError> {
-    let (_, total) = db.count_rows().await?;
-    let items = db
-        .photos_page(limit, offset)
-        .await?
-        .into_iter()
-        .map(|(p, owner)| PhotoRow {
-            id: p.id,
-            owner_id: p.owner_id,
-            owner,
-            file_name: p.file_name,
-            content_type: p.content_type,
-            width: p.width,
-            height: p.height,
-            bytes: p.bytes,
-            boxes: p.boxes,
-            created_at: p.created_ms / 1000,
-            detector: p.detector,
-        })
-        .collect();
-    Ok(Page { total, offset, items })
+    let total = db.count_rows().await?.photos;
+    Ok(Page { total, offset, items: db.photos_page(limit, offset).await? })
 }
 
 pub async fn objects(store: Option<&SharedStore>, prefix: &str, offset: u64, limit: u32) -> Result<Page<ObjectRow>, DataError> {
@@ -80,7 +49,7 @@ pub async fn objects(store: Option<&SharedStore>, prefix: &str, offset: u64, lim
 /// One listing of the store, attributed to owners through the photo rows.
 pub async fn usage(db: &Db, store: Option<&SharedStore>) -> Result<Vec<UserUsage>, DataError> {
     let store = store.ok_or(DataError::NoStore)?;
-    let owners: HashMap<String, u64> = db.photo_owners().await?.into_iter().map(|(id, owner, _)| (id, owner)).collect();
+    let owners: HashMap<String, u64> = db.photo_owners().await?.into_iter().map(|o| (o.photo_id, o.owner_id)).collect();
     let mut users: Vec<UserUsage> = Vec::new();
     let mut offset = 0;
     loop {
@@ -89,10 +58,10 @@ pub async fn usage(db: &Db, store: Option<&SharedStore>) -> Result<Vec<UserUsage
             break;
         }
         offset += page.len() as u64;
-        users.extend(page.into_iter().map(|(id, username, _, photos)| UserUsage {
-            id,
-            username,
-            photos,
+        users.extend(page.into_iter().map(|a| UserUsage {
+            id: a.id,
+            username: a.username,
+            photos: a.photos,
             originals: KindUsage::default(),
             annotated: KindUsage::default(),
             thumbnails: KindUsage::default(),
@@ -100,13 +69,12 @@ pub async fn usage(db: &Db, store: Option<&SharedStore>) -> Result<Vec<UserUsage
     }
     let index: HashMap<u64, usize> = users.iter().enumerate().map(|(i, u)| (u.id, i)).collect();
     for object in store.list("").await? {
-        let (Some((kind, _)), Some(id)) = (object.key.split_once('/'), photo_id(&object.key)) else { continue };
+        let Some((id, kind)) = keys::parse(&object.key) else { continue };
         let Some(user) = owners.get(id).and_then(|owner| index.get(owner)).map(|&i| &mut users[i]) else { continue };
         let usage = match kind {
-            "photos" => &mut user.originals,
-            "annotated" => &mut user.annotated,
-            "thumbnails" => &mut user.thumbnails,
-            _ => continue,
+            ObjectKind::Original => &mut user.originals,
+            ObjectKind::Annotated => &mut user.annotated,
+            ObjectKind::Thumbnail => &mut user.thumbnails,
         };
         usage.files += 1;
         usage.bytes += object.size;
@@ -149,7 +117,7 @@ pub async fn delete_all_photos(db: &Db, store: Option<&SharedStore>) -> Result<D
 /// accounts' delete.
 pub async fn delete_everything(db: &Db, store: Option<&SharedStore>) -> Result<DeleteReply, DataError> {
     let store = store.ok_or(DataError::NoStore)?;
-    let (photos, accounts) = db.delete_accounts_and_photos().await?;
+    let common::db::Deleted { photos, accounts } = db.delete_accounts_and_photos().await?;
     let objects = delete_objects_of(store, &photos).await? + sweep(db, store).await?;
     Ok(DeleteReply { photos: photos.len() as u64, objects, accounts })
 }
@@ -158,12 +126,12 @@ pub async fn delete_everything(db: &Db, store: Option<&SharedStore>) -> Result<D
 async fn sweep(db: &Db, store: &SharedStore) -> Result<u64, DataError> {
     let mut objects = 0;
     // Rows that uploads in flight inserted since.
-    let owned: HashSet<String> = db.photo_owners().await?.into_iter().map(|(id, _, _)| id).collect();
+    let owned: HashSet<String> = db.photo_owners().await?.into_iter().map(|o| o.photo_id).collect();
     let now = SystemTime::now();
-    for prefix in PHOTO_PREFIXES {
-        for o in store.list(prefix).await? {
+    for kind in ObjectKind::ALL {
+        for o in store.list(kind.prefix()).await? {
             let settled = o.modified.is_none_or(|at| now.duration_since(at).unwrap_or_default() > IN_FLIGHT_GRACE);
-            if settled && photo_id(&o.key).is_none_or(|id| !owned.contains(id)) {
+            if settled && keys::parse(&o.key).is_none_or(|(id, _)| !owned.contains(id)) {
                 store.delete(&o.key).await?;
                 objects += 1;
             }

@@ -4,14 +4,18 @@ mod auth;
 mod balancer;
 mod control;
 mod data;
-mod local;
+mod mail;
+mod pool;
+mod status;
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use common::config::ManagerConfig;
-use common::cloud::Provider;
+use common::config::{ManagerConfig, ProviderKind};
 use common::db::Db;
+
+use mail::MailTransport;
+use pool::Provider;
 
 pub use control::ControlPlane;
 
@@ -29,10 +33,10 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
             None
         }
     };
-    let outbox = || Box::new(auth::Outbox { dir: config.data_dir.join("outbox") }) as Box<dyn auth::MailTransport>;
-    let (pool, mail): (Arc<dyn Provider>, Box<dyn auth::MailTransport>) = match config.provider.as_str() {
-        "local" => {
-            let pool = Arc::new(local::LocalPool::new(config.clone())?);
+    let outbox = || Box::new(mail::Outbox { dir: config.data_dir.join("outbox") }) as Box<dyn MailTransport>;
+    let (pool, mail): (Arc<dyn Provider>, Box<dyn MailTransport>) = match config.provider {
+        ProviderKind::Local => {
+            let pool = Arc::new(pool::local::LocalPool::new(config.clone())?);
             let balancer_addr = (config.balancer_address, config.balancer_port);
             let listener = tokio::net::TcpListener::bind(balancer_addr)
                 .await
@@ -42,15 +46,16 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
             (pool, outbox())
         }
         #[cfg(feature = "aws")]
-        "aws" => {
-            let pool = common::cloud::aws::AwsPool::new(config.clone()).await.context("setting up the aws pool")?;
-            let mail: Box<dyn auth::MailTransport> = match &config.mail_from {
-                Some(from) => Box::new(auth::Ses(common::cloud::aws::SesMail::new(from).await)),
+        ProviderKind::Aws => {
+            let pool = pool::aws::AwsPool::new(config.clone()).await.context("setting up the aws pool")?;
+            let mail: Box<dyn MailTransport> = match &config.mail_from {
+                Some(from) => Box::new(mail::Ses::new(from).await),
                 None => outbox(),
             };
             (Arc::new(pool), mail)
         }
-        other => anyhow::bail!("provider {other:?} is not built into this manager-tui (build it with the `aws` feature)"),
+        #[cfg(not(feature = "aws"))]
+        ProviderKind::Aws => anyhow::bail!("the aws provider is not built into this manager-tui (build it with the `aws` feature)"),
     };
     let control = ControlPlane::new(config.clone(), pool.clone(), db, store).await?;
     tokio::spawn(control.clone().reconcile_loop());
@@ -68,7 +73,7 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
         c.shutdown.notified().await;
         shutdown.notify();
     });
-    tracing::info!(provider = pool.kind(), "control API on http://{}:{}", config.control_address, config.control_port);
+    tracing::info!(provider = %pool.kind(), "control API on http://{}:{}", config.control_address, config.control_port);
     let result = rocket.launch().await;
     // Local workers are this process's children: whatever ended the API (Ctrl-C, SIGTERM,
     // /stop), leave none behind. Cloud workers keep serving users and are adopted again by

@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Layout, Margin, Rect};
 
 use common::api::Totals;
 
-use super::app::SLIDERS;
+use super::sliders::SLIDERS;
 
 /// Header, body, message line, key hints.
 pub fn screen(area: Rect) -> [Rect; 4] {
@@ -91,6 +91,6 @@ pub fn contains(r: Rect, col: u16, row: u16) -> bool {
 pub fn totals_lines(t: &Totals) -> [String; 2] {
     [
         format!("[1] {} accounts · [2] {} photos", t.accounts, t.photos),
-        format!("[3] {} objects, {} · [4] usage", t.objects, crate::once::human_bytes(t.bytes)),
+        format!("[3] {} objects, {} · [4] usage", t.objects, crate::fmt::human_bytes(t.bytes)),
     ]
 }

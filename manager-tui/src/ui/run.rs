@@ -12,7 +12,9 @@ use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlter
 use ratatui::Terminal;
 use tokio::sync::mpsc;
 
-use super::app::{App, Command, Danger, Level, Reply, TableData, TableKind};
+use super::app::{App, Reply};
+use super::effect::{Command, Danger, Level, TableKind};
+use super::screens::table::TableData;
 use super::draw::draw;
 use crate::client::Client;
 

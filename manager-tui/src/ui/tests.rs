@@ -9,7 +9,11 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 
-use super::app::{App, Command, Danger, LoginStep, Reply, Screen, TableData, TableKind};
+use super::app::{App, Reply};
+use super::effect::{Command, Danger, Level, Screen, TableKind};
+use super::screens::dashboard::Focus;
+use super::screens::login::LoginStep;
+use super::screens::table::TableData;
 use super::draw::draw;
 use crate::client::ClientError;
 
@@ -42,7 +46,7 @@ fn status(workers: Vec<WorkerStatus>, phase: Phase) -> Status {
         _ => workers.len() as u32,
     };
     Status {
-        deployment: "local".into(),
+        deployment: common::config::ProviderKind::Local,
         balancer: "127.0.0.1:8080".into(),
         now: NOW,
         pool: PoolCounts::of(&workers, desired),
@@ -147,7 +151,7 @@ fn screens() -> Vec<(&'static str, App)> {
 
     let mut expired = App::new("http://127.0.0.1:5000", None, NOW);
     expired.colour = false;
-    expired.login = LoginStep::Code { challenge: "c".into(), email: "ops@example.com".into(), deadline: NOW + 60.0 };
+    expired.login.step = LoginStep::Code { challenge: "c".into(), email: "ops@example.com".into(), deadline: NOW + 60.0 };
     expired.on_tick(NOW + 61.0);
     out.push(("login_code_expired", expired));
 
@@ -222,6 +226,7 @@ fn screens() -> Vec<(&'static str, App)> {
         boxes: (i % 9) as u32,
         created_at: NOW as i64 - 3600 + i as i64 * 60,
         detector: detector.into(),
+        runtime: detector.rsplit_once(" on ").map_or("", |(_, runtime)| runtime).into(),
     };
     let rows = vec![
         photo(1, ""),
@@ -238,7 +243,7 @@ fn screens() -> Vec<(&'static str, App)> {
 
     // The aws deployment: instance ids, the ALB's name, and a pool that cannot grow.
     let mut aws = status(ten_workers()[..2].to_vec(), Phase::Resizing { target: 3, since: NOW - 30.0 });
-    aws.deployment = "aws".into();
+    aws.deployment = common::config::ProviderKind::Aws;
     aws.balancer = "http://gallery-alb-1234567890.eu-west-1.elb.amazonaws.com".into();
     for (w, id) in aws.workers.iter_mut().zip(["i-0a1b2c3d4e5f60718", "i-0f9e8d7c6b5a43210"]) {
         w.id = id.into();
@@ -318,7 +323,7 @@ impl FakeApi {
                 Reply::Stopped(Ok(PoolReply { desired: 0, message: "stopping".into() }))
             }
             Command::Danger(d) => Reply::Deleted(*d, Ok(DeleteReply { photos: 13, objects: 39, accounts: 0 })),
-            Command::SaveToken(_) => Reply::Notice(super::app::Level::Info, "saved".into()),
+            Command::SaveToken(_) => Reply::Notice(Level::Info, "saved".into()),
         }
     }
 
@@ -346,13 +351,13 @@ fn login_wrong_code_returns_to_email_then_right_code_logs_in_and_saves() {
     assert!(cmds.is_empty());
     api.keys(&mut app, &[code(KeyCode::Enter)]);
     assert_eq!(api.log, vec![Command::RequestCode("ops@example.com".into())]);
-    assert!(matches!(app.login, LoginStep::Code { .. }));
+    assert!(matches!(app.login.step, LoginStep::Code { .. }));
     // Letters are ignored in the code field.
     typed(&mut app, "12a3b456");
-    assert_eq!(app.input, "123456".replace("123456", "123456"));
+    assert_eq!(app.login.input, "123456");
     api.code = "654321";
     api.keys(&mut app, &[code(KeyCode::Enter)]);
-    assert_eq!(app.login, LoginStep::Email);
+    assert_eq!(app.login.step, LoginStep::Email);
     assert!(app.message.as_ref().unwrap().1.contains("wrong or has expired"), "{:?}", app.message);
     assert_eq!(app.screen, Screen::Login);
 
@@ -362,7 +367,7 @@ fn login_wrong_code_returns_to_email_then_right_code_logs_in_and_saves() {
         api.keys(&mut app, &[key(c)]);
     }
     api.keys(&mut app, &[code(KeyCode::Enter)]);
-    assert!(matches!(app.login, LoginStep::OfferSave { .. }));
+    assert!(matches!(app.login.step, LoginStep::OfferSave { .. }));
     api.keys(&mut app, &[key('y')]);
     assert_eq!(app.screen, Screen::Dashboard);
     assert_eq!(app.token.as_deref(), Some("tok"));
@@ -377,9 +382,9 @@ fn an_unanswered_code_expires_on_the_countdown() {
     typed(&mut app, "ops@example.com");
     api.keys(&mut app, &[code(KeyCode::Enter)]);
     assert!(app.on_tick(NOW + 59.0).is_empty());
-    assert!(matches!(app.login, LoginStep::Code { .. }));
+    assert!(matches!(app.login.step, LoginStep::Code { .. }));
     app.on_tick(NOW + 60.5);
-    assert_eq!(app.login, LoginStep::Email);
+    assert_eq!(app.login.step, LoginStep::Email);
     assert!(app.message.as_ref().unwrap().1.contains("expired"));
 }
 
@@ -406,7 +411,7 @@ fn sliders_edit_a_draft_that_is_validated_before_it_is_sent() {
     // Tab to the autoscaler; the first slider is the grow threshold (60 %).
     api.keys(&mut app, &[code(KeyCode::Tab), code(KeyCode::Right), code(KeyCode::Enter)]);
     assert_eq!(app.status.as_ref().unwrap().policy.grow_cpu, 0.65);
-    assert!(app.draft.is_none());
+    assert!(app.dashboard.draft.is_none());
     // Push the shrink threshold above the grow threshold: refused locally, nothing sent.
     let sent = api.log.len();
     let mut keys = vec![code(KeyCode::Down)];
@@ -416,7 +421,7 @@ fn sliders_edit_a_draft_that_is_validated_before_it_is_sent() {
     assert_eq!(api.log.len(), sent, "an invalid policy is not sent");
     assert!(app.message.as_ref().unwrap().1.contains("above the shrink threshold"), "{:?}", app.message);
     api.keys(&mut app, &[code(KeyCode::Esc)]);
-    assert!(app.draft.is_none());
+    assert!(app.dashboard.draft.is_none());
 }
 
 #[test]
@@ -487,7 +492,7 @@ fn tables_page_through_the_rows() {
     assert!(render(&app, 100, 30).contains("Objects (rows 1–200 of 450"));
     api.keys(&mut app, &[key('n'), key('n')]);
     assert_eq!((app.table.offset, app.table.rows.len()), (400, 50));
-    assert_eq!(app.table.rows[0][0], "photos/0400.jpg");
+    assert_eq!(app.table.rows[0][0].to_string(), "photos/0400.jpg");
     api.keys(&mut app, &[key('n')]);
     assert_eq!(app.table.offset, 400, "no page after the last");
     api.keys(&mut app, &[key('b')]);
@@ -520,7 +525,7 @@ fn clicks_on_what_is_drawn_do_what_the_keys_do() {
 
     let (x, y) = locate(&app, 160, 48, "local-3");
     assert!(app.on_click(x, y, area).is_empty());
-    assert_eq!(app.selected_worker, 2);
+    assert_eq!(app.dashboard.selected_worker, 2);
 
     let (x, y) = locate(&app, 160, 48, "photos");
     assert_eq!(app.on_click(x, y, area), vec![Command::LoadTable(TableKind::Photos, 0)]);
@@ -529,9 +534,9 @@ fn clicks_on_what_is_drawn_do_what_the_keys_do() {
     // A click on a slider's bar sets the value where it was clicked.
     let (x, y) = locate(&app, 160, 48, "expand ratio");
     app.on_click(x + 60, y, area);
-    assert_eq!(app.focus, super::app::Focus::Autoscaler);
-    assert_eq!(app.slider, 2);
-    let expand = app.draft.as_ref().expect("a draft").expand_ratio;
+    assert_eq!(app.dashboard.focus, Focus::Autoscaler);
+    assert_eq!(app.dashboard.slider, 2);
+    let expand = app.dashboard.draft.as_ref().expect("a draft").expand_ratio;
     assert!(expand > 1.5, "{expand}");
 
     let (x, y) = locate(&app, 160, 48, "[X] delete everything");

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use openvino::{Core, DeviceType, ElementType, Model, PartialShape, PropertyKey, RwPropertyKey, Tensor};
 
-use super::engine::{Precision, Threads};
-use super::pool::Pool;
+use crate::detect::pool::Pool;
+use crate::detect::{Precision, Threads};
 
 /// Compiled shapes kept at once: each holds its graph and, once run, its buffers (~110 MB at
 /// 960 × 736 per photo in flight).

@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::api::{WorkerState, WorkerStatus};
-use common::cloud::Provider;
-use common::config::ManagerConfig;
+use common::clock::now;
+use common::config::{ManagerConfig, ProviderKind};
 use common::metrics::{process_cpu_seconds, total_requests, Series, SERIES_AGE};
 
-use super::now;
-
+use super::{drain_order, mean_healthy_cpu, overdue, Provider};
+use crate::serve::balancer::{Target, Targets};
 
 struct Worker {
     id: String,
@@ -33,14 +33,6 @@ struct Worker {
     requests: Series,
     last_cpu: Option<(f64, f64)>,
     last_requests: Option<(f64, f64)>,
-}
-
-/// A healthy worker the balancer may send a request to.
-#[derive(Clone)]
-pub struct Target {
-    pub id: String,
-    pub addr: SocketAddr,
-    pub in_flight: Arc<AtomicU64>,
 }
 
 pub struct LocalPool {
@@ -77,7 +69,7 @@ impl LocalPool {
 
 }
 
-impl super::balancer::Targets for LocalPool {
+impl Targets for LocalPool {
     fn targets(&self) -> Vec<Target> {
         self.workers
             .lock()
@@ -110,8 +102,8 @@ impl LocalPool {
 
 #[async_trait::async_trait]
 impl Provider for LocalPool {
-    fn kind(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Local
     }
 
     /// Starts one worker process; it joins the rotation once it passes health checks.
@@ -174,25 +166,11 @@ impl Provider for LocalPool {
         Ok(id)
     }
 
-    /// Workers that count towards the pool size (not leaving it).
-    async fn active_count(&self) -> u32 {
-        self.workers
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|w| matches!(w.state, WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy))
-            .count() as u32
-    }
-
-    async fn count(&self, state: WorkerState) -> u32 {
-        self.workers.lock().unwrap().values().filter(|w| w.state == state).count() as u32
-    }
-
     /// Marks `n` workers as draining (starting ones first, then unhealthy, then the newest
     /// healthy) and returns their ids. The balancer stops using them at once.
     async fn mark_draining(&self, n: u32) -> Vec<String> {
         let mut workers = self.workers.lock().unwrap();
-        let chosen = common::cloud::drain_order(workers.iter().map(|(k, w)| (*k, w.state, w.started_at)), n);
+        let chosen = drain_order(workers.iter().map(|(k, w)| (*k, w.state, w.started_at)), n);
         let t = now();
         chosen
             .into_iter()
@@ -238,7 +216,7 @@ impl Provider for LocalPool {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, w)| matches!(w.state, WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy))
+            .filter(|(_, w)| w.state.is_active())
             .map(|(k, w)| (*k, w.addr))
             .collect();
         let results = futures_join(checks.iter().map(|(k, addr)| {
@@ -277,10 +255,9 @@ impl Provider for LocalPool {
         let mut gone = Vec::new();
         for (k, w) in workers.iter_mut() {
             let dead = w.exited.load(Ordering::SeqCst) && w.state != WorkerState::Draining;
-            let never_started = w.state == WorkerState::Starting && t - w.since > self.config.start_timeout_secs;
-            let stuck = w.state == WorkerState::Unhealthy && t - w.since > self.config.start_timeout_secs;
-            if dead || never_started || stuck {
-                tracing::warn!(worker = %w.id, dead, never_started, stuck, "replacing worker");
+            let late = overdue(w.state, w.since, t, self.config.start_timeout_secs);
+            if dead || late {
+                tracing::warn!(worker = %w.id, state = w.state.as_str(), dead, "replacing worker");
                 signal(w.pid, libc::SIGKILL);
                 gone.push(*k);
             }
@@ -335,12 +312,8 @@ impl Provider for LocalPool {
             }
             w.last_requests = Some((t, total));
         }
-        let healthy: Vec<f64> = workers
-            .values()
-            .filter(|w| w.state == WorkerState::Healthy)
-            .filter_map(|w| w.cpu.last().filter(|(at, _)| *at == t).map(|(_, v)| v))
-            .collect();
-        (!healthy.is_empty()).then(|| healthy.iter().sum::<f64>() / healthy.len() as f64)
+        // Only points of this sample: a worker whose CPU could not be read now is left out.
+        mean_healthy_cpu(workers.values().map(|w| (w.state, &w.cpu)), t, 0.0)
     }
 
     async fn status(&self) -> Vec<WorkerStatus> {

@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn chart(path: &std::path::Path, name: &str, rows: &[Row], lg: &serde_json::Value) -> anyhow::Result<()> {
-    gallery_tests::chart_font()?;
+    gallery_tools::chart_font()?;
     let end = rows.last().map(|r| r.t).unwrap_or(1.0);
     let root = BitMapBackend::new(path, (1000, 560)).into_drawing_area();
     root.fill(&WHITE)?;

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use gallery_tests::sim::{self, Model, Report, Timing, Trace};
+use gallery_tools::sim::{self, Model, Report, Timing, Trace};
 use plotters::prelude::*;
 
 fn scenarios() -> Vec<(&'static str, Trace)> {
@@ -81,7 +81,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn chart(path: &std::path::Path, name: &str, runs: &[(Timing, Report)], model: &Model) -> anyhow::Result<()> {
-    gallery_tests::chart_font()?;
+    gallery_tools::chart_font()?;
     let end = runs[0].1.timeline.last().map(|p| p.0).unwrap_or(1.0) / 60.0;
     let top = runs.iter().flat_map(|(_, r)| r.timeline.iter().map(|p| p.1)).max().unwrap_or(1) as f64 + 1.0;
     let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();

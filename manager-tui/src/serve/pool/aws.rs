@@ -1,7 +1,7 @@
 //! The aws provider: workers are EC2 instances tagged `gallery:deployment = <name>`, serving
 //! behind an ALB target group. The ALB balances and health-checks them; this module
-//! launches, registers, deregisters (the ALB drains) and terminates them, reads their
-//! metrics from CloudWatch, and mails operator codes with SES v2.
+//! launches, registers, deregisters (the ALB drains) and terminates them, and reads their
+//! metrics from CloudWatch.
 //!
 //! Everything the pool knows is re-read from AWS on each health round, so a restarted
 //! control plane adopts the instances it finds (draining ones included: the draining mark
@@ -19,11 +19,13 @@ use aws_sdk_ec2::types::{
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthStateEnum};
 use base64::Engine;
 
-use crate::api::{WorkerState, WorkerStatus};
-use crate::clock::now;
-use crate::cloud::{cloudwatch, Provider};
-use crate::config::ManagerConfig;
-use crate::metrics::{Series, SERIES_AGE};
+use common::api::{WorkerState, WorkerStatus};
+use common::clock::now;
+use common::cloudwatch;
+use common::config::{ManagerConfig, ProviderKind};
+use common::metrics::{Series, SERIES_AGE};
+
+use super::{drain_order, mean_healthy_cpu, overdue, Provider};
 
 /// The tag naming the deployment an instance belongs to.
 pub const DEPLOYMENT_TAG: &str = "gallery:deployment";
@@ -63,26 +65,38 @@ impl TargetHealth {
 
 /// The worker state shown to the operator, from the instance's EC2 state, the ALB's view of
 /// it as a target (`None`: not registered) and whether we are taking it out of the pool.
-pub fn worker_state(ec2: &str, target: Option<TargetHealth>, draining: bool) -> WorkerState {
-    if ec2 == "shutting-down" || ec2 == "terminated" {
+pub fn worker_state(ec2: &InstanceStateName, target: Option<TargetHealth>, draining: bool) -> WorkerState {
+    use InstanceStateName::{Pending, Running, ShuttingDown, Terminated};
+    if matches!(ec2, ShuttingDown | Terminated) {
         return WorkerState::Stopped;
     }
     if draining {
         return WorkerState::Draining;
     }
     match (ec2, target) {
-        ("pending", _) => WorkerState::Starting,
-        ("running", None | Some(TargetHealth::Initial)) => WorkerState::Starting,
-        ("running", Some(TargetHealth::Healthy)) => WorkerState::Healthy,
-        ("running", Some(TargetHealth::Draining)) => WorkerState::Draining,
+        (Pending, _) => WorkerState::Starting,
+        (Running, None | Some(TargetHealth::Initial)) => WorkerState::Starting,
+        (Running, Some(TargetHealth::Healthy)) => WorkerState::Healthy,
+        (Running, Some(TargetHealth::Draining)) => WorkerState::Draining,
         // Registered but unused (its zone is not enabled on the ALB) or unavailable: alive,
         // serving nobody; replaced if it stays so.
         _ => WorkerState::Unhealthy,
     }
 }
 
+/// One instance as DescribeInstances lists it.
+struct Described {
+    id: String,
+    ec2: InstanceStateName,
+    /// `ip:port` of its worker; empty until it has a private address.
+    address: String,
+    launched_at: f64,
+    /// From its draining tag, when the control plane took it out of the pool.
+    draining_since: Option<f64>,
+}
+
 struct Instance {
-    ec2: String,
+    ec2: InstanceStateName,
     address: String,
     launched_at: f64,
     target: Option<TargetHealth>,
@@ -103,7 +117,7 @@ impl Instance {
     /// A pending instance, as launched or first seen; each health round fills in the rest.
     fn new(address: String, launched_at: f64) -> Instance {
         Instance {
-            ec2: "pending".into(),
+            ec2: InstanceStateName::Pending,
             address,
             launched_at,
             target: None,
@@ -208,9 +222,8 @@ impl AwsPool {
         Tag::builder().key(key).value(value).build()
     }
 
-    /// The deployment's instances that are not terminated: (id, EC2 state, private
-    /// address, launch time, draining mark).
-    async fn describe(&self) -> anyhow::Result<Vec<(String, String, String, f64, Option<f64>)>> {
+    /// The deployment's instances that are not terminated.
+    async fn describe(&self) -> anyhow::Result<Vec<Described>> {
         let mut out = Vec::new();
         let mut next_token = None;
         loop {
@@ -235,19 +248,19 @@ impl AwsPool {
             for reservation in reply.reservations() {
                 for i in reservation.instances() {
                     let Some(id) = i.instance_id() else { continue };
-                    let state = i.state().and_then(|s| s.name()).map(InstanceStateName::as_str).unwrap_or("pending");
+                    let ec2 = i.state().and_then(|s| s.name()).cloned().unwrap_or(InstanceStateName::Pending);
                     let address = i
                         .private_ip_address()
                         .map(|ip| format!("{ip}:{}", self.config.aws_worker_port))
                         .unwrap_or_default();
                     let launched = i.launch_time().map(|t| t.as_secs_f64()).unwrap_or_else(now);
-                    let draining = i
+                    let draining_since = i
                         .tags()
                         .iter()
                         .find(|t| t.key() == Some(DRAINING_TAG))
                         .and_then(|t| t.value())
                         .and_then(|v| v.parse::<f64>().ok());
-                    out.push((id.to_owned(), state.to_owned(), address, launched, draining));
+                    out.push(Described { id: id.to_owned(), ec2, address, launched_at: launched, draining_since });
                 }
             }
             next_token = reply.next_token().map(str::to_owned);
@@ -315,11 +328,11 @@ impl AwsPool {
         let mut to_terminate = Vec::new();
         {
             let mut instances = self.instances.lock().unwrap();
-            let seen: std::collections::HashSet<&str> = described.iter().map(|d| d.0.as_str()).collect();
+            let seen: std::collections::HashSet<&str> = described.iter().map(|d| d.id.as_str()).collect();
             // DescribeInstances is eventually consistent, and a launch may land while it
             // runs: an instance we launched a moment ago is kept even if not listed yet.
             instances.retain(|id, i| seen.contains(id.as_str()) || (t - i.launched_at < LISTING_GRACE && !i.terminating));
-            for (id, ec2, address, launched_at, draining_tag) in described {
+            for Described { id, ec2, address, launched_at, draining_since } in described {
                 let target = health.get(&id).copied();
                 let entry = instances.entry(id.clone()).or_insert_with(|| Instance::new(address.clone(), launched_at));
                 entry.ec2 = ec2;
@@ -327,7 +340,7 @@ impl AwsPool {
                     entry.address = address;
                 }
                 entry.target = target;
-                entry.draining_since = entry.draining_since.or(draining_tag);
+                entry.draining_since = entry.draining_since.or(draining_since);
                 let state = worker_state(&entry.ec2, target, entry.draining_since.is_some());
                 if state != entry.state {
                     tracing::info!(worker = %id, from = entry.state.as_str(), to = state.as_str(), "state changed");
@@ -345,11 +358,13 @@ impl AwsPool {
                             to_terminate.push(id.clone());
                         }
                     }
-                    WorkerState::Starting | WorkerState::Unhealthy if t - entry.since > self.config.start_timeout_secs => {
+                    state if overdue(state, entry.since, t, self.config.start_timeout_secs) => {
                         tracing::warn!(worker = %id, state = entry.state.as_str(), "not healthy in time; replacing it");
                         to_terminate.push(id.clone());
                     }
-                    WorkerState::Starting if entry.ec2 == "running" && target.is_none() => to_register.push(id.clone()),
+                    WorkerState::Starting if entry.ec2 == InstanceStateName::Running && target.is_none() => {
+                        to_register.push(id.clone())
+                    }
                     _ => {}
                 }
             }
@@ -470,8 +485,8 @@ impl AwsPool {
 
 #[async_trait::async_trait]
 impl Provider for AwsPool {
-    fn kind(&self) -> &'static str {
-        "aws"
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Aws
     }
 
     async fn launch(&self) -> anyhow::Result<String> {
@@ -521,19 +536,6 @@ impl Provider for AwsPool {
         Ok(id)
     }
 
-    async fn active_count(&self) -> u32 {
-        let instances = self.instances.lock().unwrap();
-        instances
-            .values()
-            .filter(|i| !i.terminating)
-            .filter(|i| matches!(i.state, WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy))
-            .count() as u32
-    }
-
-    async fn count(&self, state: WorkerState) -> u32 {
-        self.instances.lock().unwrap().values().filter(|i| i.state == state).count() as u32
-    }
-
     /// Marks the instances (tag first, so a restart still knows), then deregisters them:
     /// the ALB stops sending them new requests and drains the ones in flight.
     async fn mark_draining(&self, n: u32) -> Vec<String> {
@@ -541,7 +543,7 @@ impl Provider for AwsPool {
         let chosen: Vec<(String, bool)> = {
             let mut instances = self.instances.lock().unwrap();
             let live = instances.iter().filter(|(_, i)| !i.terminating);
-            super::drain_order(live.map(|(id, i)| (id.clone(), i.state, i.launched_at)), n)
+            drain_order(live.map(|(id, i)| (id.clone(), i.state, i.launched_at)), n)
                 .into_iter()
                 .map(|id| {
                     let i = instances.get_mut(&id).expect("present");
@@ -600,15 +602,10 @@ impl Provider for AwsPool {
         if let Err(e) = self.read_metrics().await {
             tracing::warn!(error = %e, "could not read worker metrics from CloudWatch");
         }
-        let t = now();
         let instances = self.instances.lock().unwrap();
-        // A point older than a minute says nothing about now (the worker stopped publishing).
-        let healthy: Vec<f64> = instances
-            .values()
-            .filter(|i| i.state == WorkerState::Healthy)
-            .filter_map(|i| i.cpu.last().filter(|(at, _)| t - at < 60.0).map(|(_, v)| v))
-            .collect();
-        (!healthy.is_empty()).then(|| healthy.iter().sum::<f64>() / healthy.len() as f64)
+        // Points arrive in CloudWatch's periods, late; older than a minute means the worker
+        // stopped publishing.
+        mean_healthy_cpu(instances.values().map(|i| (i.state, &i.cpu)), now(), 60.0)
     }
 
     async fn status(&self) -> Vec<WorkerStatus> {
@@ -616,7 +613,11 @@ impl Provider for AwsPool {
             .lock()
             .unwrap()
             .iter()
-            .map(|(id, i)| WorkerStatus::from_series(id, &i.address, None, i.state, i.launched_at, &i.cpu, &i.requests, 0))
+            .map(|(id, i)| {
+                // Being terminated: no longer part of the pool, though EC2 may still list it.
+                let state = if i.terminating { WorkerState::Stopped } else { i.state };
+                WorkerStatus::from_series(id, &i.address, None, state, i.launched_at, &i.cpu, &i.requests, 0)
+            })
             .collect()
     }
 
@@ -632,50 +633,24 @@ impl Provider for AwsPool {
     }
 }
 
-/// Operator codes by SES v2, from a verified sender.
-pub struct SesMail {
-    client: aws_sdk_sesv2::Client,
-    from: String,
-}
-
-impl SesMail {
-    pub async fn new(from: &str) -> SesMail {
-        SesMail { client: aws_sdk_sesv2::Client::new(&sdk_config().await), from: from.to_owned() }
-    }
-
-    pub async fn send(&self, to: &str, subject: &str, body: &str) -> anyhow::Result<()> {
-        use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-        let content = |text: &str| Content::builder().data(text).charset("UTF-8").build();
-        let message = Message::builder().subject(content(subject)?).body(Body::builder().text(content(body)?).build()).build();
-        self.client
-            .send_email()
-            .from_email_address(&self.from)
-            .destination(Destination::builder().to_addresses(to).build())
-            .content(EmailContent::builder().simple(message).build())
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("SES SendEmail: {}", aws_sdk_sesv2::error::DisplayErrorContext(e)))?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn worker_states_follow_ec2_and_the_target_group() {
+        use InstanceStateName::{Pending, Running, ShuttingDown, Stopped};
         use TargetHealth::*;
-        assert_eq!(worker_state("pending", None, false), WorkerState::Starting);
-        assert_eq!(worker_state("running", None, false), WorkerState::Starting);
-        assert_eq!(worker_state("running", Some(Initial), false), WorkerState::Starting);
-        assert_eq!(worker_state("running", Some(Healthy), false), WorkerState::Healthy);
-        assert_eq!(worker_state("running", Some(Unhealthy), false), WorkerState::Unhealthy);
-        assert_eq!(worker_state("running", Some(Unused), false), WorkerState::Unhealthy);
-        assert_eq!(worker_state("running", Some(Draining), false), WorkerState::Draining);
-        assert_eq!(worker_state("stopped", None, false), WorkerState::Unhealthy);
+        assert_eq!(worker_state(&Pending, None, false), WorkerState::Starting);
+        assert_eq!(worker_state(&Running, None, false), WorkerState::Starting);
+        assert_eq!(worker_state(&Running, Some(Initial), false), WorkerState::Starting);
+        assert_eq!(worker_state(&Running, Some(Healthy), false), WorkerState::Healthy);
+        assert_eq!(worker_state(&Running, Some(Unhealthy), false), WorkerState::Unhealthy);
+        assert_eq!(worker_state(&Running, Some(Unused), false), WorkerState::Unhealthy);
+        assert_eq!(worker_state(&Running, Some(Draining), false), WorkerState::Draining);
+        assert_eq!(worker_state(&Stopped, None, false), WorkerState::Unhealthy);
         // Our mark wins over what the ALB has not caught up with yet.
-        assert_eq!(worker_state("running", Some(Healthy), true), WorkerState::Draining);
-        assert_eq!(worker_state("shutting-down", Some(Draining), true), WorkerState::Stopped);
+        assert_eq!(worker_state(&Running, Some(Healthy), true), WorkerState::Draining);
+        assert_eq!(worker_state(&ShuttingDown, Some(Draining), true), WorkerState::Stopped);
     }
 }

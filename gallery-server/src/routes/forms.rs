@@ -1,0 +1,48 @@
+//! Form handling shared by the pages and the API: the limits, the uploaded file's name, and
+//! Rocket's form errors as one sentence a person understands.
+use rocket::fs::TempFile;
+
+use crate::error::{Error, Result};
+use common::units::human_bytes;
+
+/// Rocket's `form` limit (urlencoded forms: logins, deletes): set in `build`, and named in
+/// the message when a form is larger.
+pub const FORM_LIMIT: u64 = 64 * 1024;
+
+const FILE_NAME_MAX: usize = 255;
+
+/// The name as the browser sent it, kept as data only (it never becomes a path).
+pub fn file_name(file: &TempFile<'_>) -> Result<String> {
+    let raw = file
+        .raw_name()
+        .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_owned())
+        .unwrap_or_default();
+    if raw.chars().any(char::is_control) {
+        return Err(Error::bad_request("the file name contains control characters"));
+    }
+    let name: String = raw.trim().chars().take(FILE_NAME_MAX).collect();
+    Ok(if name.is_empty() { "upload".into() } else { name })
+}
+
+/// Turns Rocket's form errors into one sentence a person understands.
+pub fn form_error(errors: rocket::form::Errors<'_>, max_upload: u64) -> Error {
+    use rocket::form::error::ErrorKind;
+    use rocket::http::Status;
+    let too_large = errors.status() == Status::PayloadTooLarge
+        || errors.iter().any(|e| matches!(e.kind, ErrorKind::InvalidLength { max: Some(_), .. }));
+    if too_large {
+        return Error::new(
+            Status::PayloadTooLarge,
+            format!("the upload is larger than the {} limit", human_bytes(max_upload)),
+        );
+    }
+    let first = errors.iter().next();
+    let field = first.and_then(|e| e.name.as_ref()).map(|n| n.to_string()).unwrap_or_default();
+    let message = match first.map(|e| &e.kind) {
+        Some(ErrorKind::Missing) => format!("missing field `{field}`"),
+        Some(kind) if field.is_empty() => format!("malformed form: {kind}"),
+        Some(kind) => format!("field `{field}`: {kind}"),
+        None => "malformed form".into(),
+    };
+    Error::bad_request(message)
+}
