@@ -64,8 +64,20 @@ pub struct Config {
     pub detector_threads: usize,
     /// Uploads processed at once; 0 means one per core.
     pub pipeline_workers: usize,
-    /// Uploads allowed to wait for a processing slot before the worker answers 503.
+    /// Uploads allowed to wait for a slot to be checked (decoded) before the worker answers
+    /// 503; processing waits in the backlog instead.
     pub pipeline_queue: usize,
+    /// Processors taking photos from the backlog; unset, one per `pipeline_workers`. 0 makes
+    /// a worker that only accepts uploads (others process them).
+    pub processors: Option<usize>,
+    /// Photos accepted and not yet processed (queued or processing) beyond which uploads are
+    /// answered 503 with Retry-After: the backlog is bounded by what the store can hold.
+    pub backlog_limit: u64,
+    /// How long a processor's claim on a photo holds without being renewed; a worker that
+    /// dies holding claims gives them back after this.
+    pub processing_lease_secs: u64,
+    /// Tries to process a photo (with growing pauses between) before it is marked failed.
+    pub processing_attempts: u32,
     /// Lifetime of a signed or presigned media URL, in seconds.
     pub media_url_ttl_secs: u64,
     /// Photos per page in a user's grid.
@@ -104,6 +116,10 @@ impl Default for Config {
             detector_threads: 1,
             pipeline_workers: 0,
             pipeline_queue: 16,
+            processors: None,
+            backlog_limit: 10_000,
+            processing_lease_secs: 30,
+            processing_attempts: 3,
             media_url_ttl_secs: 300,
             page_size: 24,
             metrics_namespace: None,
@@ -171,6 +187,12 @@ impl Config {
         }
         if self.media_url_ttl_secs == 0 {
             return bad("media_url_ttl_secs", "must be greater than 0");
+        }
+        if self.processing_lease_secs < 5 {
+            return bad("processing_lease_secs", "must be at least 5 (a claim is renewed every third of it)");
+        }
+        if self.processing_attempts == 0 {
+            return bad("processing_attempts", "must be at least 1");
         }
         if self.page_size == 0 || self.page_size > 500 {
             return bad("page_size", "must be between 1 and 500");

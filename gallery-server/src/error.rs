@@ -42,10 +42,24 @@ impl Error {
             ..Self::new(Status::ServiceUnavailable, "the server is busy processing other uploads; try again shortly")
         }
     }
+    /// The backlog is at its limit: the store and the processors need time to catch up.
+    pub fn backlog_full(waiting: u64) -> Self {
+        tracing::warn!(waiting, "backlog full; refusing uploads");
+        Error {
+            retry_after: Some(30),
+            ..Self::new(Status::ServiceUnavailable, "too many uploads are waiting to be processed; try again in a minute")
+        }
+    }
     /// Logs the cause and tells the client only that something went wrong on our side.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(Status::InternalServerError, "internal server error; the upload was not saved")
+    }
+}
+
+impl From<ImageError> for Error {
+    fn from(e: ImageError) -> Self {
+        PipelineError::Image(e).into()
     }
 }
 

@@ -1,8 +1,11 @@
-//! Admission of CPU work: a bounded number of photos processed at once, a bounded queue, and
-//! "come back later" beyond it.
-use std::sync::Arc;
+//! CPU work of two kinds. Accepting an upload (checking that it decodes) is admitted to a
+//! bounded pool with a bounded queue, and "come back later" beyond it. Processing photos from
+//! the backlog runs on threads of its own at a lower OS priority, so that accepting stays
+//! fast while the same worker is busy processing.
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 
 /// Bounds CPU work: `workers` jobs run at once, at most `queue` more wait; beyond that the
 /// caller is told to come back later instead of piling up memory and latency.
@@ -27,6 +30,55 @@ impl JobPool {
         let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| Busy)?;
         let _running = self.running.clone().acquire_owned().await.expect("semaphore never closed");
         Ok(tokio::task::spawn_blocking(job).await)
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads that run processing jobs at a lower priority (nice 10): the kernel gives the
+/// accepting threads the CPU first when both want it.
+#[derive(Clone)]
+pub struct Background {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The nice value of the processing threads.
+const BACKGROUND_NICE: i32 = 10;
+
+impl Background {
+    pub fn new(threads: usize) -> Background {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("processing-{n}"))
+                .spawn(move || {
+                    // SAFETY: setpriority on this thread (a Linux thread id is a "process" for it);
+                    // failing leaves the thread at normal priority, which is only slower to yield.
+                    unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, BACKGROUND_NICE) };
+                    loop {
+                        let job = queue.lock().unwrap().recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("spawning a processing thread");
+        }
+        Background { jobs }
+    }
+
+    /// Runs `job` on a processing thread; `None` if it panicked.
+    pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            let _ = done.send(outcome.ok());
+        });
+        self.jobs.send(job).ok()?;
+        result.await.ok().flatten()
     }
 }
 
@@ -58,5 +110,15 @@ mod tests {
         tx.send(()).unwrap();
         assert!(first.await.unwrap().is_ok());
         assert!(second.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn background_jobs_run_at_a_lower_priority() {
+        let pool = Background::new(1);
+        // SAFETY: getpriority of the calling thread.
+        let nice = pool.run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }).await;
+        assert_eq!(nice, Some(BACKGROUND_NICE));
+        assert_eq!(pool.run(|| -> u32 { panic!("a bad photo") }).await, None, "a panic is reported, not spread");
+        assert_eq!(pool.run(|| 7).await, Some(7), "the thread survives it");
     }
 }

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod photos;
 pub mod pipeline;
+pub mod processing;
 pub mod routes;
 pub mod session;
 pub mod views;
@@ -27,7 +28,8 @@ use rocket::{Build, Rocket};
 use crate::detect::Detector;
 use crate::metrics::Metrics;
 use crate::image::DecodeLimits;
-use crate::jobs::JobPool;
+use crate::jobs::{Background, JobPool};
+use crate::processing::Processing;
 
 /// Everything a request handler needs, shared by all of them.
 pub struct AppState {
@@ -36,8 +38,12 @@ pub struct AppState {
     pub store: SharedStore,
     pub signer: UrlSigner,
     pub detector: Arc<dyn Detector>,
+    /// Admission of the checks uploads get before they are accepted.
     pub jobs: JobPool,
+    pub processing: Arc<Processing>,
     pub metrics: Arc<Metrics>,
+    /// The backlog as last read, and when (uploads check it against `backlog_limit`).
+    backlog: tokio::sync::Mutex<Option<(std::time::Instant, common::db::Backlog)>>,
 }
 
 impl AppState {
@@ -47,6 +53,39 @@ impl AppState {
     pub fn media_ttl(&self) -> Duration {
         Duration::from_secs(self.config.media_url_ttl_secs)
     }
+
+    /// The deployment's backlog, read at most once a second per worker.
+    pub async fn backlog(&self) -> Result<common::db::Backlog, common::db::DbError> {
+        let mut cached = self.backlog.lock().await;
+        if let Some((at, b)) = *cached {
+            if at.elapsed() < Duration::from_secs(1) {
+                return Ok(b);
+            }
+        }
+        let b = self.db.backlog().await?;
+        *cached = Some((std::time::Instant::now(), b));
+        Ok(b)
+    }
+
+    /// An upload was accepted here: the backlog is read afresh next time (so its limit holds
+    /// for a burst within the second), and an idle processor starts on it.
+    pub async fn accepted(&self) {
+        *self.backlog.lock().await = None;
+        self.metrics.accepted.inc();
+        self.processing.wake.notify_one();
+    }
+}
+
+/// Names this worker's claims on photos in the backlog: the instance, or host, port and pid.
+fn worker_name(config: &Config) -> String {
+    let name = match &config.instance_id {
+        Some(id) => id.clone(),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}:{}:{}", host.trim(), config.port, std::process::id())
+        }
+    };
+    name.chars().take(64).collect()
 }
 
 /// The deployment secret: from config, or made once and kept in the data directory. Every
@@ -136,8 +175,22 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         tracing::info!(%namespace, %instance_id, "publishing metrics to CloudWatch");
         tokio::spawn(metrics::publish(metrics.clone(), publisher, Duration::from_secs(config.metrics_interval_secs)));
     }
+    let decode_limits = DecodeLimits { max_side: config.max_image_side, max_pixels: config.max_image_pixels };
+    let processing = Processing::new(
+        db.clone(),
+        store.clone(),
+        detector.clone(),
+        Background::new(config.pipeline_workers()),
+        metrics.clone(),
+        decode_limits,
+        worker_name(&config),
+        &config,
+    );
+    let processors = processing.start(config.processors.unwrap_or(config.pipeline_workers()));
     let state = AppState {
         jobs: JobPool::new(config.pipeline_workers(), config.pipeline_queue),
+        processing: processing.clone(),
+        backlog: tokio::sync::Mutex::new(None),
         signer: UrlSigner::new(&secret),
         config,
         db,
@@ -145,5 +198,36 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         detector,
         metrics: metrics.clone(),
     };
-    Ok(routes::mount(rocket::custom(figment).manage(state).attach(metrics::RequestCounter(metrics))))
+    let drain = Drain { processing, processors: std::sync::Mutex::new(processors) };
+    Ok(routes::mount(rocket::custom(figment).manage(state).attach(metrics::RequestCounter(metrics)).attach(drain)))
+}
+
+/// When the worker is told to stop: no new claims, the photos in progress finish (within the
+/// shutdown grace), and whatever is still held goes back to the backlog for other workers.
+struct Drain {
+    processing: Arc<Processing>,
+    processors: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+#[rocket::async_trait]
+impl rocket::fairing::Fairing for Drain {
+    fn info(&self) -> rocket::fairing::Info {
+        rocket::fairing::Info { name: "drain the processors", kind: rocket::fairing::Kind::Shutdown }
+    }
+
+    async fn on_shutdown(&self, _rocket: &Rocket<rocket::Orbit>) {
+        self.processing.stop();
+        let processors = std::mem::take(&mut *self.processors.lock().unwrap());
+        let finished = tokio::time::timeout(Duration::from_secs(20), futures_join(processors)).await;
+        if finished.is_err() {
+            tracing::warn!("photos still processing at shutdown; giving them back");
+        }
+        self.processing.release().await;
+    }
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
+    }
 }

@@ -1,6 +1,8 @@
 //! Prometheus metrics of one worker: requests by route and status, upload stage durations,
-//! and process CPU time (which the control plane turns into CPU %).
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+//! uploads accepted and photos processed or failed, the backlog (the deployment's, as the
+//! database holds it), time from upload to processed, and process CPU time (which the control
+//! plane turns into CPU %).
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Request, Response};
 
@@ -8,6 +10,12 @@ pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
     pub stages: HistogramVec,
+    pub accepted: IntCounter,
+    pub processed: IntCounter,
+    pub failed: IntCounter,
+    /// By state: queued, processing, failed.
+    pub backlog: IntGaugeVec,
+    pub time_to_processed: Histogram,
 }
 
 impl Metrics {
@@ -24,13 +32,29 @@ impl Metrics {
             &["stage"],
         )
         .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let accepted = counter("uploads_accepted_total", "Uploads stored and queued for processing by this worker");
+        let processed = counter("photos_processed_total", "Photos this worker's processors made ready");
+        let failed = counter("photos_failed_total", "Photos this worker's processors gave up on");
+        let backlog = IntGaugeVec::new(Opts::new("backlog_photos", "Photos not yet ready, by state (the whole deployment)"), &["state"])
+            .expect("valid metric");
+        let time_to_processed = Histogram::with_opts(
+            HistogramOpts::new("time_to_processed_seconds", "From an upload's acceptance to its photo being ready")
+                .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0]),
+        )
+        .expect("valid metric");
         registry.register(Box::new(requests.clone())).expect("unique metric");
         registry.register(Box::new(stages.clone())).expect("unique metric");
+        for c in [&accepted, &processed, &failed] {
+            registry.register(Box::new(c.clone())).expect("unique metric");
+        }
+        registry.register(Box::new(backlog.clone())).expect("unique metric");
+        registry.register(Box::new(time_to_processed.clone())).expect("unique metric");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("unique metric");
-        Metrics { registry, requests, stages }
+        Metrics { registry, requests, stages, accepted, processed, failed, backlog, time_to_processed }
     }
 
     pub fn render(&self) -> String {

@@ -1,14 +1,14 @@
-//! A user's photos: accepting an upload (checked, processed, its objects stored, then its
-//! row) and removing one's files. A photo row exists only when its three objects do; any
-//! failure removes what was written.
+//! A user's photos: accepting an upload (checked by content and that it decodes, its original
+//! stored, then its row inserted as queued: from the reply on it is never lost; processing
+//! follows from the backlog) and removing a photo's files. A photo row exists only when its
+//! original does; any failure to accept removes what was written.
 use bytes::Bytes;
-use common::db::{Db, Photo};
+use common::db::{Db, Photo, PhotoState};
 use common::store::SharedStore;
 use rocket::fs::TempFile;
 use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, Result};
-use crate::pipeline::Processed;
 use crate::routes::forms::file_name;
 use crate::AppState;
 
@@ -17,43 +17,46 @@ pub async fn accept(state: &AppState, owner_id: u64, file: &mut TempFile<'_>) ->
     if file.len() == 0 {
         return Err(Error::bad_request("the file is empty"));
     }
+    let waiting = state.backlog().await.map(|b| b.waiting()).unwrap_or(0);
+    if waiting >= state.config.backlog_limit {
+        return Err(Error::backlog_full(waiting));
+    }
     let mut data = Vec::with_capacity(file.len() as usize);
     file.open().await.map_err(Error::internal)?.read_to_end(&mut data).await.map_err(Error::internal)?;
     let data = Bytes::from(data);
 
-    let detector = state.detector.clone();
     let limits = state.decode_limits();
     let input = data.clone();
-    let processed = state
+    let started = std::time::Instant::now();
+    let checked = state
         .jobs
-        .run(move || crate::pipeline::process(&input, detector.as_ref(), limits))
+        .run(move || crate::image::decode::check(&input, limits))
         .await
         .map_err(|_| Error::busy(5))?
         .map_err(Error::internal)??;
-    for (stage, took) in &processed.timings {
-        state.metrics.stages.with_label_values(&[stage]).observe(took.as_secs_f64());
-    }
+    state.metrics.stages.with_label_values(&["check"]).observe(started.elapsed().as_secs_f64());
 
     let photo = Photo {
         id: uuid::Uuid::now_v7().simple().to_string(),
         owner_id,
         file_name,
-        content_type: processed.content_type.into(),
-        ext: processed.ext.into(),
-        width: processed.width,
-        height: processed.height,
+        content_type: checked.content_type.into(),
+        ext: checked.ext.into(),
+        width: checked.width,
+        height: checked.height,
         bytes: data.len() as u64,
-        boxes: processed.boxes.len() as u32,
-        detector: state.detector.describe(),
-        runtime: state.detector.runtime().to_owned(),
+        boxes: 0,
+        detector: String::new(),
+        runtime: String::new(),
         created_ms: time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+        state: PhotoState::Queued,
+        failure: String::new(),
     };
     let started = std::time::Instant::now();
-    let photo = commit(state.store.clone(), state.db.clone(), photo, data, processed)
-        .await
-        .map_err(Error::internal)?;
-    state.metrics.stages.with_label_values(&["store"]).observe(started.elapsed().as_secs_f64());
-    tracing::info!(photo = %photo.id, owner = owner_id, boxes = photo.boxes, "photo saved");
+    let photo = commit(state.store.clone(), state.db.clone(), photo, data).await.map_err(Error::internal)?;
+    state.metrics.stages.with_label_values(&["accept"]).observe(started.elapsed().as_secs_f64());
+    state.accepted().await;
+    tracing::info!(photo = %photo.id, owner = owner_id, "photo accepted");
     Ok(photo)
 }
 
@@ -75,47 +78,42 @@ pub enum CommitError {
     Db(#[from] common::db::DbError),
 }
 
-/// Writes the three objects, then the row. Runs as its own task so that a client hanging up
-/// mid-way cannot cancel it between the writes and the clean-up.
-pub async fn commit(
-    store: SharedStore,
-    db: Db,
-    photo: Photo,
-    original: Bytes,
-    processed: Processed,
-) -> Result<Photo, CommitError> {
+/// How long an upload waits for a database that does not answer before it is refused: a
+/// restart or failover of a few seconds costs its uploads time, not the uploads themselves.
+const DATABASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Stores the original, then inserts the row (the photo is accepted: queued). Runs as its own
+/// task so that a client hanging up mid-way cannot cancel it between the write and the
+/// clean-up. An insert that fails for want of the database is tried again for
+/// `DATABASE_PATIENCE`; one the database refused (the owner was deleted meanwhile) is not.
+/// If the row cannot be written the original is removed: nothing is left behind.
+pub async fn commit(store: SharedStore, db: Db, photo: Photo, original: Bytes) -> Result<Photo, CommitError> {
     tokio::spawn(async move {
-        let objects = [
-            (photo.original_key(), original, photo.content_type.clone()),
-            (photo.annotated_key(), Bytes::from(processed.annotated), "image/jpeg".to_string()),
-            (photo.thumbnail_key(), Bytes::from(processed.thumbnail), "image/jpeg".to_string()),
-        ];
-        let keys: Vec<String> = objects.iter().map(|o| o.0.clone()).collect();
-        let mut result: Result<(), CommitError> = Ok(());
-        for (key, data, content_type) in objects {
-            if let Err(e) = store.put(&key, data, &content_type).await {
-                result = Err(e.into());
-                break;
-            }
-        }
-        if result.is_ok() {
-            result = match db.insert_photo(&photo).await {
-                Ok(()) => Ok(()),
+        let key = photo.original_key();
+        store.put(&key, original, &photo.content_type).await?;
+        let deadline = std::time::Instant::now() + DATABASE_PATIENCE;
+        let mut pause = std::time::Duration::from_millis(200);
+        let result = loop {
+            match db.insert_photo(&photo).await {
+                Ok(()) => break Ok(()),
                 // The insert may have committed before the connection broke: if the row is
-                // there, the photo is saved and its objects must stay.
+                // there, the photo is accepted and its original must stay.
                 Err(e) => match db.photo(&photo.id).await {
-                    Ok(Some(_)) => Ok(()),
-                    _ => Err(e.into()),
+                    Ok(Some(_)) => break Ok(()),
+                    _ if e.is_refusal() || std::time::Instant::now() + pause > deadline => break Err(e),
+                    _ => {
+                        tracing::warn!(photo = %photo.id, error = %e, "the database did not take the photo; trying again");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                    }
                 },
-            };
-        }
-        if let Err(e) = result {
-            for key in &keys {
-                if let Err(del) = store.delete(key).await {
-                    tracing::error!(%key, error = %del, "could not remove object of a failed upload");
-                }
             }
-            return Err(e);
+        };
+        if let Err(e) = result {
+            if let Err(del) = store.delete(&key).await {
+                tracing::error!(%key, error = %del, "could not remove the original of a refused upload");
+            }
+            return Err(e.into());
         }
         Ok(photo)
     })

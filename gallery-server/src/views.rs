@@ -20,6 +20,8 @@ button.primary{background:#2563eb;color:#fff;border:0;border-radius:4px;cursor:p
 .grid img{max-width:100%;max-height:180px}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.pair img{width:100%}
 .meta{color:#555}.pager{display:flex;gap:1rem;margin:1rem 0}
+.placeholder{display:flex;align-items:center;justify-content:center;height:140px;color:#555;background:#f1f5f9;font-size:.9rem}
+.notice{color:#1e40af;background:#dbeafe;padding:.5rem .8rem;border-radius:4px}
 button.danger{font:inherit;background:#fff;color:#b91c1c;border:1px solid #b91c1c;border-radius:4px;padding:.35rem .7rem;cursor:pointer}
 "#;
 

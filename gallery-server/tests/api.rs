@@ -14,6 +14,7 @@ async fn register_then_upload_stores_three_objects_and_a_row() {
     let photo = std::fs::read(testdata("photo000.jpg")).unwrap();
     assert_eq!(app.upload_as("alice", PW, "photo000.jpg", &photo).await, (Status::Ok, "/api/upload successful!".into()));
 
+    app.settled().await;
     let account = app.db.account_by_name("alice").await.unwrap().unwrap();
     assert!(account.password_hash.starts_with("$argon2id$"));
     let photos = app.db.photos_of(account.id, 10, 0).await.unwrap();
@@ -153,7 +154,9 @@ async fn unusual_but_valid_images_work() {
     for (name, data, dims, content_type) in cases {
         let (status, msg) = app.upload_as("judy", PW, name, &data).await;
         assert_eq!(status, Status::Ok, "{name}: {msg}");
+        app.settled().await;
         let p = app.db.photos_of(owner, 1, 0).await.unwrap().remove(0);
+        assert_eq!(p.state, common::db::PhotoState::Ready, "{name}: {}", p.failure);
         assert_eq!(p.file_name, name);
         assert_eq!((p.width, p.height), dims, "{name}");
         assert_eq!(p.content_type, content_type, "{name}");
@@ -169,10 +172,14 @@ async fn health_and_metrics() {
     assert_eq!(res.status(), Status::Ok);
     app.api_register("kim", PW).await;
     app.upload_as("kim", PW, "a.jpg", &images::rgb_jpeg(64, 48)).await;
+    app.settled().await;
     let text = support::body(app.client.get("/metrics").dispatch().await).await;
     assert!(text.contains(r#"http_requests_total{method="POST",route="/api/upload",status="200"} 1"#), "{text}");
     assert!(text.contains(r#"http_requests_total{method="POST",route="/api/register",status="200"} 1"#), "{text}");
     assert!(text.contains(r#"upload_stage_seconds_count{stage="detect"} 1"#), "{text}");
+    assert!(text.contains("uploads_accepted_total 1") && text.contains("photos_processed_total 1"), "{text}");
+    assert!(text.contains(r#"backlog_photos{state="queued"} 0"#), "{text}");
+    assert!(text.contains("time_to_processed_seconds_count 1"), "{text}");
     assert!(text.contains("process_cpu_seconds_total"), "{text}");
 }
 

@@ -6,11 +6,22 @@ use common::db::Db;
 use mysql_async::prelude::Queryable;
 use support::TestApp;
 
+/// Undoes migration 5 (the backlog's columns) on a fresh database.
+async fn before_the_backlog(conn: &mut mysql_async::Conn) {
+    conn.query_drop(
+        "ALTER TABLE photos DROP KEY photos_backlog, DROP COLUMN state, DROP COLUMN attempts, DROP COLUMN claimed_by,
+         DROP COLUMN lease_until, DROP COLUMN not_before, DROP COLUMN failure, DROP COLUMN processed_at",
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn photos_from_before_the_detector_was_recorded_are_kept_with_none_recorded() {
     let app = TestApp::new().await;
     // The database as migration 2 left it, with a photo in it.
     let mut conn = app.db.conn().await.unwrap();
+    before_the_backlog(&mut conn).await;
     conn.query_drop("ALTER TABLE photos DROP COLUMN runtime").await.unwrap();
     conn.query_drop("ALTER TABLE photos DROP COLUMN detector").await.unwrap();
     conn.query_drop("DELETE FROM schema_migrations WHERE version >= 3").await.unwrap();
@@ -29,8 +40,9 @@ async fn photos_from_before_the_detector_was_recorded_are_kept_with_none_recorde
     let photo = db.photo("0190dddddddddddddddddddddddddddd").await.unwrap().expect("the old photo is kept");
     assert_eq!((photo.file_name.as_str(), photo.width, photo.boxes, photo.detector.as_str()), ("old.jpg", 640, 3, ""));
     assert_eq!(photo.runtime, "");
+    assert_eq!(photo.state, common::db::PhotoState::Ready, "photos from before the backlog were processed in their upload");
     let versions: Vec<u32> = db.conn().await.unwrap().query("SELECT version FROM schema_migrations ORDER BY version").await.unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
 }
 
 #[tokio::test]
@@ -38,8 +50,9 @@ async fn photos_described_before_the_runtime_had_its_column_get_it_from_the_desc
     let app = TestApp::new().await;
     // The database as migration 3 left it: the runtime only inside the description.
     let mut conn = app.db.conn().await.unwrap();
+    before_the_backlog(&mut conn).await;
     conn.query_drop("ALTER TABLE photos DROP COLUMN runtime").await.unwrap();
-    conn.query_drop("DELETE FROM schema_migrations WHERE version = 4").await.unwrap();
+    conn.query_drop("DELETE FROM schema_migrations WHERE version >= 4").await.unwrap();
     conn.query_drop("INSERT INTO accounts (username, password_hash) VALUES ('old', 'x')").await.unwrap();
     let owner: u64 = conn.query_first("SELECT id FROM accounts WHERE username = 'old'").await.unwrap().unwrap();
     for (id, detector) in [("0190aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "text (PP-OCRv4 DBNet) on OpenVINO (bf16)"), ("0190bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "")] {

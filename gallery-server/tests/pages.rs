@@ -34,7 +34,7 @@ async fn upload(client: &Client, name: &str, data: &[u8]) -> (Status, Option<Str
 
 #[tokio::test]
 async fn a_new_user_registers_uploads_and_sees_thumbnail_original_and_annotated() {
-    let app = TestApp::new().await;
+    let app = TestApp::with(|c| c.processors = Some(0)).await;
     let c = &app.client;
     let landing = body(c.get("/").dispatch().await).await;
     assert!(landing.contains("Create an account"));
@@ -48,6 +48,18 @@ async fn a_new_user_registers_uploads_and_sees_thumbnail_original_and_annotated(
     assert_eq!(status, Status::SeeOther);
     let location = location.unwrap();
     assert!(location.starts_with("/photos/"));
+
+    // This worker only accepts: the photo waits in the backlog, and its pages say so.
+    let page = body(c.get(location.clone()).dispatch().await).await;
+    assert!(page.contains("Waiting to be processed") && page.contains(r#"http-equiv="refresh""#), "{page}");
+    assert_eq!(image_sources(&page).len(), 1, "the original at once, the annotated copy once ready: {page}");
+    let home = body(c.get("/").dispatch().await).await;
+    assert!(image_sources(&home).is_empty() && home.contains(r#"data-state="queued""#), "{home}");
+    // Another worker of the deployment processes it.
+    let _processor = app.second_worker(|c| c.processors = None).await;
+    app.settled().await;
+    let page = body(c.get(location.clone()).dispatch().await).await;
+    assert!(!page.contains("http-equiv"), "a processed photo's page stops refreshing: {page}");
 
     let home = body(c.get("/").dispatch().await).await;
     let thumbs = image_sources(&home);
@@ -181,6 +193,7 @@ async fn an_owner_deletes_a_photo_and_its_files_and_nobody_else_can() {
     let (_, kept, _) = upload(c, "kept.jpg", &images::rgb_jpeg(120, 90)).await;
     let (_, gone, _) = upload(c, "gone.jpg", &images::rgb_jpeg(90, 120)).await;
     let (kept, gone) = (kept.unwrap(), gone.unwrap());
+    app.settled().await;
     let gone_id = gone.trim_start_matches("/photos/").to_owned();
     let page = body(c.get(gone.clone()).dispatch().await).await;
     assert!(page.contains("Delete this photo"), "{page}");
@@ -227,6 +240,7 @@ async fn an_owner_deletes_their_account_with_their_password_and_everything_in_it
     let token = csrf(&other, "/upload").await;
     let (ct, body_) = multipart(&[Part::Text("csrf", &token), Part::File("file", "w.jpg", &images::rgb_jpeg(80, 100))]);
     assert_eq!(other.post("/upload").header(ct).body(body_).dispatch().await.status(), Status::SeeOther);
+    app.settled().await;
 
     let page = body(c.get("/account").dispatch().await).await;
     assert!(page.contains("vera") && page.contains("2 photos") && page.contains("Delete my account"), "{page}");

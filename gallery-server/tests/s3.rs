@@ -23,6 +23,7 @@ async fn uploads_go_to_s3_and_pages_use_presigned_urls() {
     let res = c.post("/upload").header(ct).body(data).dispatch().await;
     assert_eq!(res.status(), Status::SeeOther);
     let location = res.headers().get_one("Location").unwrap().to_owned();
+    app.settled().await;
 
     let objects = app.store.list("").await.unwrap();
     assert_eq!(objects.len(), 3, "{objects:?}");

@@ -52,8 +52,10 @@ try {
     await Promise.all([page.waitForURL(/\/photos\/[0-9a-f]{32}$/), page.click("form.card button[type=submit]")]);
   });
 
-  await step("photo page shows original and annotated, both loaded", async () => {
+  await step("photo page refreshes itself until the annotated copy is there, then shows both", async () => {
     const imgs = page.locator("main img");
+    // The upload is accepted at once and processed from the backlog; the page reloads itself.
+    await imgs.nth(1).waitFor({ timeout: 30000 });
     assert.equal(await imgs.count(), 2);
     await page.waitForFunction(() => [...document.querySelectorAll("main img")].every((i) => i.complete && i.naturalWidth > 0));
     const widths = await imgs.evaluateAll((els) => els.map((i) => i.naturalWidth));

@@ -359,6 +359,12 @@ async fn tables_usage_and_deletes() {
         }
     }
     let get = |path: &str| http.get(cp.api(path)).bearer_auth(&token).send();
+    // Accepted uploads are processed from the backlog: three photos, three files each.
+    gallery_tests::wait_until("the uploads to be processed", Duration::from_secs(60), || async {
+        let objects: serde_json::Value = get("/objects").await.ok()?.json().await.ok()?;
+        (objects["total"] == 9).then_some(())
+    })
+    .await;
     let accounts: serde_json::Value = get("/accounts").await.unwrap().json().await.unwrap();
     assert_eq!(accounts["total"], 2);
     let ann = accounts["items"].as_array().unwrap().iter().find(|a| a["username"] == "ann").unwrap()["id"].as_u64().unwrap();

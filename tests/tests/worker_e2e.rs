@@ -128,7 +128,14 @@ async fn a_database_restart_loses_no_committed_photo_and_the_worker_recovers() {
     assert_eq!(upload("photo004.jpg").await.unwrap().text().await.unwrap(), "/api/upload successful!");
     let objects = data.path().join("objects");
     let count_objects = || walk(&objects).len();
-    assert_eq!(count_objects(), 3);
+    let processed = |n: usize| {
+        let objects = objects.clone();
+        gallery_tests::wait_until("the photos to be processed", Duration::from_secs(60), move || {
+            let found = walk(&objects).len();
+            async move { (found == n).then_some(()) }
+        })
+    };
+    processed(3).await;
 
     db.stop().await;
     let res = http.get(worker.url("/healthz")).send().await.unwrap();
@@ -151,7 +158,7 @@ async fn a_database_restart_loses_no_committed_photo_and_the_worker_recovers() {
     use mysql_async::prelude::Queryable;
     let names: Vec<String> = conn.query("SELECT file_name FROM photos ORDER BY created_at").await.unwrap();
     assert_eq!(names, vec!["photo004.jpg", "photo002.jpg"]);
-    assert_eq!(count_objects(), 6);
+    processed(6).await;
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -253,7 +260,13 @@ async fn a_yolo_model_finds_labelled_objects_which_the_annotated_copy_shows() {
     let login = http.get(worker.url("/login")).send().await.unwrap().text().await.unwrap();
     let csrf = hidden(&login, "csrf");
     http.post(worker.url("/login")).form(&[("csrf", csrf.as_str()), ("username", "yves"), ("password", PW)]).send().await.unwrap();
-    let page = http.get(worker.url(&format!("/photos/{id}"))).send().await.unwrap().text().await.unwrap();
+    let url = worker.url(&format!("/photos/{id}"));
+    // The page refreshes itself until the photo is processed.
+    let page = gallery_tests::wait_until("the photo to be processed", Duration::from_secs(60), || {
+        let req = http.get(&url).send();
+        async move { Some(req.await.ok()?.text().await.ok()?).filter(|page| !page.contains("http-equiv")) }
+    })
+    .await;
     assert!(page.contains("3 objects"), "{page}");
     let annotated_src = page.split("<img src=\"").nth(2).map(|s| s[..s.find('"').unwrap()].replace("&amp;", "&")).unwrap();
     let bytes = http.get(worker.url(&annotated_src)).send().await.unwrap().bytes().await.unwrap();

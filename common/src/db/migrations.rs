@@ -74,6 +74,23 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[(
     ALTER TABLE photos ADD COLUMN runtime VARCHAR(32) NOT NULL DEFAULT '';
     UPDATE photos SET runtime = LEFT(SUBSTRING_INDEX(detector, ' on ', -1), 32) WHERE detector LIKE '% on %'
     ",
+), (
+    5,
+    // The backlog: a photo row is accepted (`queued`) before it is processed, claimed by one
+    // processor at a time under a lease, retried after `not_before`, `ready` once its annotated
+    // copy and thumbnail are stored, or `failed` with the reason its owner is shown. Photos
+    // from before were processed inside their upload: ready.
+    r"
+    ALTER TABLE photos
+        ADD COLUMN state ENUM('queued', 'processing', 'ready', 'failed') NOT NULL DEFAULT 'ready',
+        ADD COLUMN attempts INT UNSIGNED NOT NULL DEFAULT 0,
+        ADD COLUMN claimed_by VARCHAR(64) NULL,
+        ADD COLUMN lease_until TIMESTAMP(3) NULL,
+        ADD COLUMN not_before TIMESTAMP(3) NULL,
+        ADD COLUMN failure VARCHAR(255) NOT NULL DEFAULT '',
+        ADD COLUMN processed_at TIMESTAMP(3) NULL,
+        ADD KEY photos_backlog (state, created_at)
+    ",
 )];
 
 #[cfg(test)]

@@ -5,13 +5,15 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, Pool};
 
 mod accounts;
+mod backlog;
 mod control;
 mod migrations;
 mod photos;
 
 pub use accounts::{Account, Deleted};
 pub use control::{ManagerSettings, TokenKind};
-pub use photos::{Photo, PhotoOwner};
+pub use backlog::{Backlog, Claim};
+pub use photos::{Photo, PhotoOwner, PhotoState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -23,6 +25,14 @@ pub enum DbError {
     Url(#[from] mysql_async::UrlError),
     #[error("database migrations are locked by another process")]
     MigrationLock,
+}
+
+impl DbError {
+    /// The server answered and said no (a constraint, a bad value): trying again will not
+    /// help, unlike a connection that broke or a server that did not answer.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, DbError::UsernameTaken | DbError::Mysql(mysql_async::Error::Server(_)))
+    }
 }
 
 #[derive(Clone)]

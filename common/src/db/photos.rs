@@ -25,12 +25,43 @@ pub struct Photo {
     pub detector: String,
     /// What ran its model ("OpenVINO", "rten", …); empty where the detector is.
     pub runtime: String,
+    pub state: PhotoState,
+    /// Why processing gave up, for a `failed` photo.
+    pub failure: String,
+}
+
+/// Where a photo is between its upload and its owner seeing the text found in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoState {
+    /// Accepted (the original is stored), waiting for a processor.
+    Queued,
+    /// A processor holds a claim on it.
+    Processing,
+    /// Its annotated copy and thumbnail are stored.
+    Ready,
+    /// Processing gave up (see `failure`).
+    Failed,
+}
+
+impl PhotoState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhotoState::Queued => "queued",
+            PhotoState::Processing => "processing",
+            PhotoState::Ready => "ready",
+            PhotoState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<PhotoState> {
+        [PhotoState::Queued, PhotoState::Processing, PhotoState::Ready, PhotoState::Failed].into_iter().find(|p| p.as_str() == s)
+    }
 }
 
 impl Photo {
     /// The columns a [`Photo`] is read from, in its [`FromRow`] order.
     pub(super) const COLUMNS: &'static str = "id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, \
-         CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED), detector, runtime";
+         CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED), detector, runtime, state, failure";
 
     pub fn original_key(&self) -> String {
         keys::original(&self.id, &self.ext)
@@ -49,9 +80,27 @@ impl Photo {
 
 impl FromRow for Photo {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
-        let (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, created_ms, detector, runtime) =
-            mysql_async::from_row_opt(row)?;
-        Ok(Photo { id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, created_ms, detector, runtime })
+        // More columns than mysql_async's tuples take: read them one by one.
+        let mut r = row.clone();
+        let photo = (|| {
+            Some(Photo {
+                id: r.take_opt(0)?.ok()?,
+                owner_id: r.take_opt(1)?.ok()?,
+                file_name: r.take_opt(2)?.ok()?,
+                content_type: r.take_opt(3)?.ok()?,
+                ext: r.take_opt(4)?.ok()?,
+                width: r.take_opt(5)?.ok()?,
+                height: r.take_opt(6)?.ok()?,
+                bytes: r.take_opt(7)?.ok()?,
+                boxes: r.take_opt(8)?.ok()?,
+                created_ms: r.take_opt(9)?.ok()?,
+                detector: r.take_opt(10)?.ok()?,
+                runtime: r.take_opt(11)?.ok()?,
+                state: PhotoState::parse(&r.take_opt::<String, _>(12)?.ok()?)?,
+                failure: r.take_opt(13)?.ok()?,
+            })
+        })();
+        photo.ok_or(FromRowError(row))
     }
 }
 
@@ -82,9 +131,9 @@ impl Db {
     pub async fn insert_photo(&self, p: &Photo) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
         conn.exec_drop(
-            "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, detector, runtime)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (&p.id, p.owner_id, &p.file_name, &p.content_type, &p.ext, p.width, p.height, p.bytes, p.boxes, &p.detector, &p.runtime),
+            "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, detector, runtime, state)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (&p.id, p.owner_id, &p.file_name, &p.content_type, &p.ext, p.width, p.height, p.bytes, p.boxes, &p.detector, &p.runtime, p.state.as_str()),
         )
         .await?;
         Ok(())

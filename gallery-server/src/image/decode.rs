@@ -24,6 +24,44 @@ pub fn format_info(format: ImageFormat) -> Option<(&'static str, &'static str)> 
 pub struct Header {
     pub format: ImageFormat,
     pub orientation: Orientation,
+    /// As stored, before the orientation is applied.
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Header {
+    /// The size as the photo is shown, once oriented.
+    pub fn shown_size(&self) -> (u32, u32) {
+        use Orientation::*;
+        match self.orientation {
+            Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => (self.height, self.width),
+            _ => (self.width, self.height),
+        }
+    }
+}
+
+/// What accepting an upload learned of it.
+pub struct Checked {
+    pub ext: &'static str,
+    pub content_type: &'static str,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Everything an upload is refused for, found before it is accepted, at a fraction of a
+/// full decode where possible: the format by content, the limits, truncation, and that the
+/// pixels decode (a JPEG that libjpeg-turbo decodes at 1/8 scale; anything else, or a JPEG it
+/// objects to, fully, with the message the full decode gives).
+pub fn check(data: &[u8], limits: DecodeLimits) -> Result<Checked, ImageError> {
+    let header = inspect(data, limits)?;
+    let (ext, content_type) = format_info(header.format).expect("checked in inspect");
+    let decodes = header.format == ImageFormat::Jpeg
+        && turbo_decode(data, Orientation::NoTransforms, |_| Some(turbojpeg::ScalingFactor::ONE_EIGHTH)).is_some();
+    if !decodes {
+        decode_pixels(data, &header, limits)?;
+    }
+    let (width, height) = header.shown_size();
+    Ok(Checked { ext, content_type, width, height })
 }
 
 /// Recognises the format by content (never by file name) and refuses images whose header
@@ -46,7 +84,7 @@ pub fn inspect(data: &[u8], limits: DecodeLimits) -> Result<Header, ImageError> 
         return Err(ImageError::Corrupt("the JPEG data is truncated".into()));
     }
     let orientation = decoder.orientation().map_err(corrupt)?;
-    Ok(Header { format, orientation })
+    Ok(Header { format, orientation, width: w, height: h })
 }
 
 /// Decodes by content (never by file name), refusing images whose header promises more

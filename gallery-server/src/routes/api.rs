@@ -58,6 +58,7 @@ async fn upload(state: &State<AppState>, form: Result<Form<Upload<'_>>, Errors<'
     let photo = photos::accept(state, owner, &mut form.file).await?;
     Ok(Reply {
         text: "/api/upload successful!",
-        json: json!({"ok": true, "photo_id": photo.id, "boxes": photo.boxes, "width": photo.width, "height": photo.height}),
+        // Stored durably, processing queued.
+        json: json!({"ok": true, "photo_id": photo.id, "state": photo.state.as_str(), "width": photo.width, "height": photo.height}),
     })
 }

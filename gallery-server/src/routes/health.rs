@@ -23,6 +23,11 @@ async fn healthz(state: &State<AppState>) -> (Status, String) {
 }
 
 #[get("/metrics")]
-fn metrics(state: &State<AppState>) -> (ContentType, String) {
+async fn metrics(state: &State<AppState>) -> (ContentType, String) {
+    if let Ok(b) = state.backlog().await {
+        for (name, n) in [("queued", b.queued), ("processing", b.processing), ("failed", b.failed)] {
+            state.metrics.backlog.with_label_values(&[name]).set(n as i64);
+        }
+    }
     (ContentType::new("text", "plain").with_params(("version", "0.0.4")), state.metrics.render())
 }

@@ -8,6 +8,8 @@ use rocket::{get, post, routes, FromForm, Route, State};
 
 use super::forms::{form_error, FORM_LIMIT};
 use super::media_url;
+use common::db::PhotoState;
+
 use crate::accounts;
 use crate::detect::Finds;
 use crate::error::Error;
@@ -58,19 +60,31 @@ async fn index(state: &State<AppState>, user: Option<User>, csrf: CsrfToken, pag
     let pages = total.div_ceil(per_page as u64).max(1);
     let page = page.unwrap_or(1).clamp(1, pages as u32);
     let photos = state.db.photos_of(user.id, per_page, (page as u64 - 1) * per_page as u64).await?;
+    // Photos still in the backlog have no thumbnail yet: a placeholder says where they are.
     let mut thumbs = Vec::with_capacity(photos.len());
     for p in &photos {
-        thumbs.push((p, media_url(state, &p.thumbnail_key()).await?));
+        let url = match p.state {
+            PhotoState::Ready => Some(media_url(state, &p.thumbnail_key()).await?),
+            _ => None,
+        };
+        thumbs.push((p, url));
     }
+    let pending = photos.iter().any(|p| matches!(p.state, PhotoState::Queued | PhotoState::Processing));
     Ok(layout("Your photos", Some(&user), &csrf, html! {
         h1 { "Your photos" }
         @if total == 0 {
             p { "No photos yet. " a href="/upload" { "Upload your first one." } }
         } @else {
             p.meta { (total) @if total == 1 { " photo" } @else { " photos" } }
+            @if pending { p.meta { "New photos appear here as soon as the text in them is found." } }
             div.grid {
                 @for (p, url) in &thumbs {
-                    a href={ "/photos/" (p.id) } title=(p.file_name) { img src=(url) alt=(p.file_name) loading="lazy"; }
+                    a href={ "/photos/" (p.id) } title=(p.file_name) {
+                        @match url {
+                            Some(url) => { img src=(url) alt=(p.file_name) loading="lazy"; }
+                            None => { div.placeholder data-state=(p.state.as_str()) { (state_words(p.state)) } }
+                        }
+                    }
                 }
             }
             @if pages > 1 {
@@ -175,6 +189,16 @@ async fn upload(
     Ok(Redirect::to(format!("/photos/{}", photo.id)))
 }
 
+/// Where a photo not yet ready is, as its owner reads it.
+fn state_words(state: PhotoState) -> &'static str {
+    match state {
+        PhotoState::Queued => "Waiting to be processed…",
+        PhotoState::Processing => "Finding the text…",
+        PhotoState::Ready => "Ready.",
+        PhotoState::Failed => "Could not be processed.",
+    }
+}
+
 fn format_time(ms: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_default()
@@ -185,7 +209,11 @@ async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -
     // Someone else's photo is reported exactly like a missing one.
     let photo = state.db.photo_of(user.id, id).await?.ok_or_else(|| Error::not_found("no such photo"))?;
     let original = media_url(state, &photo.original_key()).await?;
-    let annotated = media_url(state, &photo.annotated_key()).await?;
+    let annotated = match photo.state {
+        PhotoState::Ready => Some(media_url(state, &photo.annotated_key()).await?),
+        _ => None,
+    };
+    let pending = matches!(photo.state, PhotoState::Queued | PhotoState::Processing);
     let (one, many) = match state.detector.finds() {
         Finds::Text => ("text region", "text regions"),
         Finds::Objects => ("object", "objects"),
@@ -194,13 +222,23 @@ async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -
         h1 { (photo.file_name) }
         p.meta {
             (photo.width) "×" (photo.height) " · " (human_bytes(photo.bytes)) " · "
-            (photo.boxes) " " @if photo.boxes == 1 { (one) } @else { (many) }
-            " · uploaded " (format_time(photo.created_ms))
+            @if photo.state == PhotoState::Ready { (photo.boxes) " " @if photo.boxes == 1 { (one) } @else { (many) } " · " }
+            "uploaded " (format_time(photo.created_ms))
             @if !photo.detector.is_empty() { " · found by " (photo.detector) }
+        }
+        @if pending {
+            // Reloads itself until the photo is processed.
+            meta http-equiv="refresh" content="2";
+            p.notice role="status" data-state=(photo.state.as_str()) { (state_words(photo.state)) " This page updates by itself." }
+        }
+        @if photo.state == PhotoState::Failed {
+            p.error role="alert" { "The " (many) " in this photo could not be found: " (photo.failure) }
         }
         div.pair {
             figure { img src=(original) alt={ "Original of " (photo.file_name) }; figcaption { "Original" } }
-            figure { img src=(annotated) alt={ "Boxes around the " (many) " in " (photo.file_name) }; figcaption { "With the " (many) " found" } }
+            @if let Some(annotated) = &annotated {
+                figure { img src=(annotated) alt={ "Boxes around the " (many) " in " (photo.file_name) }; figcaption { "With the " (many) " found" } }
+            }
         }
         p { a href="/" { "← All photos" } }
         form method="post" action={ "/photos/" (photo.id) "/delete" } onsubmit="return confirm('Delete this photo? This cannot be undone.')" {

@@ -75,7 +75,22 @@ impl TestApp {
     /// Another browser, talking to another worker of the same deployment (same database,
     /// store and secret).
     pub async fn second_browser(&self) -> Client {
-        Client::tracked(gallery_server::build(self.config.clone(), detector()).await.unwrap()).await.unwrap()
+        self.second_worker(|_| {}).await
+    }
+
+    /// Another worker of the same deployment, configured by `adjust`.
+    pub async fn second_worker(&self, adjust: impl FnOnce(&mut Config)) -> Client {
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        Client::tracked(gallery_server::build(config, detector()).await.unwrap()).await.unwrap()
+    }
+
+    /// Waits until every accepted photo has been processed (ready or failed).
+    pub async fn settled(&self) {
+        gallery_tests::wait_until("the backlog to be processed", std::time::Duration::from_secs(60), || async {
+            (self.db.backlog().await.unwrap().waiting() == 0).then_some(())
+        })
+        .await
     }
 
     /// Nothing in the store and no photo rows: what every refused upload must leave.
