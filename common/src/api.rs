@@ -144,6 +144,23 @@ pub struct Totals {
     pub bytes: u64,
 }
 
+/// What waits to be processed.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Backlog {
+    pub queued: u64,
+    pub processing: u64,
+    pub failed: u64,
+    /// Seconds the oldest queued or processing photo has waited since its upload.
+    pub oldest_secs: f64,
+}
+
+impl Backlog {
+    /// Accepted and not yet processed.
+    pub fn waiting(&self) -> u64 {
+        self.queued + self.processing
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
     /// Where the workers run.
@@ -158,6 +175,10 @@ pub struct Status {
     pub history: Vec<CountPoint>,
     /// Newest first.
     pub events: Vec<ScalingEvent>,
+    /// Photos accepted and not yet processed, and those that failed; `None` when the
+    /// database could not be read.
+    #[serde(default)]
+    pub backlog: Option<Backlog>,
     /// `None` when the database or store could not be read.
     pub totals: Option<Totals>,
     /// Set while launching workers fails (bad AMI, no capacity, missing permission).

@@ -3,7 +3,7 @@ use std::fmt::Write;
 
 use common::api::Status;
 
-use crate::fmt::{clock, human_bytes, phase_text, policy_text};
+use crate::fmt::{backlog_text, clock, human_bytes, phase_text, policy_text};
 
 pub fn render(status: &Status) -> String {
     let mut out = String::new();
@@ -14,6 +14,14 @@ pub fn render(status: &Status) -> String {
         "pool: {} desired · {} healthy · {} starting · {} unhealthy · {} draining",
         p.desired, p.healthy, p.starting, p.unhealthy, p.draining
     );
+    match &status.backlog {
+        Some(b) => {
+            let _ = writeln!(out, "backlog: {}", backlog_text(b));
+        }
+        None => {
+            let _ = writeln!(out, "backlog: unavailable");
+        }
+    }
     let _ = writeln!(out, "autoscaler: {} · {}", phase_text(status), policy_text(status));
     if let Some(problem) = &status.launch_problem {
         let wait = (problem.retry_at - status.now).max(0.0);

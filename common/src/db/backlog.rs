@@ -6,29 +6,13 @@
 use mysql_async::prelude::*;
 
 use super::{Db, DbError, Photo};
+pub use crate::api::Backlog;
 
 /// A photo a processor holds, and which try this is (1 for the first).
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub photo: Photo,
     pub attempt: u32,
-}
-
-/// What waits to be processed.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Backlog {
-    pub queued: u64,
-    pub processing: u64,
-    pub failed: u64,
-    /// Seconds the oldest queued or processing photo has waited since its upload.
-    pub oldest_secs: f64,
-}
-
-impl Backlog {
-    /// Accepted and not yet processed.
-    pub fn waiting(&self) -> u64 {
-        self.queued + self.processing
-    }
 }
 
 impl Db {

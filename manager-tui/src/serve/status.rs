@@ -91,6 +91,7 @@ pub async fn assemble(
         history: db.worker_counts_since(SERIES_AGE as u64).await.unwrap_or_default(),
         events: db.scaling_events(50).await.unwrap_or_default(),
         totals,
+        backlog: db.backlog().await.ok(),
         launch_problem: state.launch_problem,
     }
 }

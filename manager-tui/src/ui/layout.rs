@@ -28,7 +28,8 @@ pub fn dashboard(body: Rect) -> Dashboard {
     let mut constraints = vec![
         Constraint::Length(5),
         Constraint::Min(5),
-        Constraint::Length(4),
+        // Totals: two lines of tables to open, one of the backlog.
+        Constraint::Length(5),
         Constraint::Length(if roomy { SLIDERS.len() as u16 + 2 } else { 6 }),
     ];
     if roomy {

@@ -1,7 +1,7 @@
 //! Snapshots of every screen on `TestBackend` (80×24 and 160×48, fixed data), and key
 //! sequences driving the app against a fake API.
 use common::api::{
-    AccountRow, AutoscalerStatus, ObjectRow, CountPoint, PhotoRow, DeleteReply, KindUsage, OtpReply, Page, PoolCounts, PoolReply,
+    AccountRow, AutoscalerStatus, Backlog, ObjectRow, CountPoint, PhotoRow, DeleteReply, KindUsage, OtpReply, Page, PoolCounts, PoolReply,
     ScalingEvent, Status, Totals, TokenReply, UserUsage, WorkerState, WorkerStatus,
 };
 use common::autoscale::{Phase, Policy};
@@ -68,6 +68,7 @@ fn status(workers: Vec<WorkerStatus>, phase: Phase) -> Status {
         ],
         workers,
         totals: Some(Totals { accounts: 4, photos: 13, objects: 39, bytes: 45_612_000 }),
+        backlog: Some(Backlog { queued: 420, processing: 2, failed: 1, oldest_secs: 37.4 }),
         launch_problem: None,
     }
 }

@@ -146,7 +146,10 @@ impl Dashboard {
         } else if hit(d.totals) {
             let Some(totals) = &status.totals else { return Vec::new() };
             let inner = layout::inner(d.totals);
-            let line = (row - inner.y).min(1) as usize;
+            let line = (row - inner.y) as usize;
+            if line > 1 {
+                return Vec::new();
+            }
             let text = &layout::totals_lines(totals)[line];
             let split = text.chars().position(|c| c == '·').unwrap_or(0) as u16;
             let left = col < inner.x + split;
@@ -401,10 +404,17 @@ fn draw_count_chart(f: &mut Frame, status: &Status, area: Rect) {
 }
 
 fn draw_totals(f: &mut Frame, status: &Status, area: Rect) {
-    let text = match &status.totals {
+    let mut text = match &status.totals {
         Some(t) => layout::totals_lines(t).join("\n"),
-        None => "storage and database totals unavailable".into(),
+        None => "storage and database totals unavailable\n".into(),
     };
+    text.push('\n');
+    text.push_str(&match &status.backlog {
+        // Short enough for a half-width panel; `--once` gives queued and processing apart.
+        Some(b) if b.waiting() > 0 => format!("backlog {} · {} failed · oldest {:.0} s", b.waiting(), b.failed, b.oldest_secs),
+        Some(b) => format!("backlog empty · {} failed", b.failed),
+        None => "backlog unavailable".into(),
+    });
     f.render_widget(Paragraph::new(text).block(block(" Storage & database ")), area);
 }
 
