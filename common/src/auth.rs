@@ -100,3 +100,95 @@ mod tests {
         assert!(validate_password(&"x1".repeat(65), "alice").is_err());
     }
 }
+
+/// Credentials verified in the last minute, so that a stream of uploads from one account
+/// (a load generator, a phone syncing its camera roll) pays the 19 MiB KDF once a minute
+/// instead of per photo, and is still accepted while the database blinks. Keyed by an HMAC
+/// of username and password under a key made at start and never stored: the process holds no
+/// password and no hash that could be attacked offline. Only successful checks are kept.
+pub struct VerifiedCredentials {
+    key: [u8; 32],
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, std::time::Instant)>>,
+}
+
+/// Entries kept at most; beyond, expired ones go, and if none has expired, all (each costs
+/// one KDF to earn back).
+const VERIFIED_MAX: usize = 10_000;
+
+impl VerifiedCredentials {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        VerifiedCredentials { key: rand::random(), ttl, entries: Default::default() }
+    }
+
+    fn id(&self, username: &str, password: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(username.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The account these credentials were verified for, if within the last `ttl`.
+    pub fn get(&self, username: &str, password: &str) -> Option<u64> {
+        let id = self.id(username, password);
+        let mut entries = self.entries.lock().unwrap();
+        match entries.get(&id) {
+            Some(&(account, at)) if at.elapsed() < self.ttl => Some(account),
+            Some(_) => {
+                entries.remove(&id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put(&self, username: &str, password: &str, account: u64) {
+        let id = self.id(username, password);
+        let mut entries = self.entries.lock().unwrap();
+        if entries.len() >= VERIFIED_MAX {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| at.elapsed() < ttl);
+            if entries.len() >= VERIFIED_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(id, (account, std::time::Instant::now()));
+    }
+
+    /// The account is gone: its credentials stop working here at once.
+    pub fn forget_account(&self, account: u64) {
+        self.entries.lock().unwrap().retain(|_, (a, _)| *a != account);
+    }
+}
+
+#[cfg(test)]
+mod verified_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_the_same_name_and_password_within_the_ttl_are_remembered() {
+        let cache = VerifiedCredentials::new(Duration::from_secs(60));
+        cache.put("ann", "secret-pass", 7);
+        assert_eq!(cache.get("ann", "secret-pass"), Some(7));
+        assert_eq!(cache.get("ann", "secret-pas"), None, "another password");
+        assert_eq!(cache.get("an", "nsecret-pass"), None, "the boundary between name and password counts");
+        cache.forget_account(7);
+        assert_eq!(cache.get("ann", "secret-pass"), None, "a deleted account's credentials stop at once");
+
+        let short = VerifiedCredentials::new(Duration::ZERO);
+        short.put("ann", "secret-pass", 7);
+        assert_eq!(short.get("ann", "secret-pass"), None, "expired");
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let cache = VerifiedCredentials::new(Duration::from_secs(60));
+        for i in 0..(VERIFIED_MAX as u64 + 10) {
+            cache.put(&format!("user{i}"), "pw", i);
+        }
+        assert!(cache.entries.lock().unwrap().len() <= VERIFIED_MAX);
+    }
+}

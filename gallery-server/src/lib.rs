@@ -41,6 +41,8 @@ pub struct AppState {
     /// Admission of the checks uploads get before they are accepted.
     pub jobs: JobPool,
     pub processing: Arc<Processing>,
+    /// API credentials verified in the last minute (see `VerifiedCredentials`).
+    pub verified: common::auth::VerifiedCredentials,
     pub metrics: Arc<Metrics>,
     /// The backlog as last read, and when (uploads check it against `backlog_limit`).
     backlog: tokio::sync::Mutex<Option<(std::time::Instant, common::db::Backlog)>>,
@@ -190,6 +192,7 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
     let state = AppState {
         jobs: JobPool::new(config.pipeline_workers(), config.pipeline_queue),
         processing: processing.clone(),
+        verified: common::auth::VerifiedCredentials::new(Duration::from_secs(60)),
         backlog: tokio::sync::Mutex::new(None),
         signer: UrlSigner::new(&secret),
         config,

@@ -53,7 +53,10 @@ pub async fn accept(state: &AppState, owner_id: u64, file: &mut TempFile<'_>) ->
         failure: String::new(),
     };
     let started = std::time::Instant::now();
-    let photo = commit(state.store.clone(), state.db.clone(), photo, data).await.map_err(Error::internal)?;
+    let photo = commit(state.store.clone(), state.db.clone(), photo, data).await.map_err(|e| match e {
+        CommitError::Db(db) if db.is_missing_owner() => Error::unauthorized("this account no longer exists"),
+        other => Error::internal(other),
+    })?;
     state.metrics.stages.with_label_values(&["accept"]).observe(started.elapsed().as_secs_f64());
     state.accepted().await;
     tracing::info!(photo = %photo.id, owner = owner_id, "photo accepted");

@@ -220,7 +220,9 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
         .unwrap();
     assert_eq!(res.text().await.unwrap(), "/api/register successful!");
 
-    // Three clients upload back to back through the balancer.
+    // Three clients upload through the balancer, each twice a second: accepting is fast, so
+    // the pool grows on the processing the backlog needs, and the backlog stays small enough
+    // to drain in seconds once the load stops.
     const CLIENTS: usize = 3;
     let photo = Arc::new(std::fs::read(testdata("photo000.jpg")).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
@@ -239,6 +241,7 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
                         0
                     }
                 };
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }));
     }
@@ -282,6 +285,12 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
     }
     assert!(ok.load(Ordering::SeqCst) > 0);
 
+    // Every accepted upload is processed, then the pool shrinks.
+    wait_until("the backlog to drain after the load", Duration::from_secs(240), || {
+        let s = cp.status(&http, &token);
+        async move { s.await.backlog.filter(|b| b.waiting() == 0 && b.failed == 0).map(|_| ()) }
+    })
+    .await;
     let shrunk = wait_until("the pool to shrink back after the load", Duration::from_secs(120), || {
         let s = cp.status(&http, &token);
         async move {

@@ -33,6 +33,11 @@ impl DbError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, DbError::UsernameTaken | DbError::Mysql(mysql_async::Error::Server(_)))
     }
+
+    /// A row referred to an account that no longer exists (it was deleted meanwhile).
+    pub fn is_missing_owner(&self) -> bool {
+        matches!(self, DbError::Mysql(mysql_async::Error::Server(e)) if e.code == 1452)
+    }
 }
 
 #[derive(Clone)]
