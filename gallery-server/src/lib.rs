@@ -50,7 +50,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn decode_limits(&self) -> DecodeLimits {
-        DecodeLimits { max_side: self.config.max_image_side, max_pixels: self.config.max_image_pixels }
+        DecodeLimits::of(&self.config)
     }
     pub fn media_ttl(&self) -> Duration {
         Duration::from_secs(self.config.media_url_ttl_secs)
@@ -177,7 +177,7 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         tracing::info!(%namespace, %instance_id, "publishing metrics to CloudWatch");
         tokio::spawn(metrics::publish(metrics.clone(), publisher, Duration::from_secs(config.metrics_interval_secs)));
     }
-    let decode_limits = DecodeLimits { max_side: config.max_image_side, max_pixels: config.max_image_pixels };
+    let decode_limits = DecodeLimits::of(&config);
     let processing = Processing::new(
         db.clone(),
         store.clone(),

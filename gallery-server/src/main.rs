@@ -63,7 +63,7 @@ fn detect(args: &[String]) -> anyhow::Result<()> {
     }
     config.check_detector()?;
     let detector = load_detector(&config)?;
-    let limits = gallery_server::image::DecodeLimits { max_side: config.max_image_side, max_pixels: config.max_image_pixels };
+    let limits = gallery_server::image::DecodeLimits::of(&config);
     let mut all = Vec::new();
     for file in &files {
         let data = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;

@@ -13,6 +13,13 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
 }
 
+impl DecodeLimits {
+    /// The limits the configuration sets (`max_image_side`, `max_image_pixels`).
+    pub fn of(config: &common::config::Config) -> DecodeLimits {
+        DecodeLimits { max_side: config.max_image_side, max_pixels: config.max_image_pixels }
+    }
+}
+
 /// Why an image was refused or could not be written. Every refusal is the uploader's to fix
 /// except `Encode`.
 #[derive(Debug, thiserror::Error)]
