@@ -158,14 +158,13 @@ impl Processing {
 
     /// Processes the photo and stores its copies; what the row becomes when it is ready.
     async fn work(&self, photo: &Photo, held: &AtomicBool) -> Result<Photo, Outcome> {
-        let original = match self.store.get(&photo.original_key()).await {
+        let data = match self.store.get(&photo.original_key()).await {
             Ok(Some(data)) => data,
             Ok(None) => return Err(Outcome::Failed("the original is missing from the store".into())),
             Err(e) => return Err(Outcome::Failed(format!("the store could not be read: {e}"))),
         };
         let detector = self.detector.clone();
         let limits = self.limits;
-        let data = original.clone();
         let processed = self
             .cpu
             .run(move || crate::pipeline::process(&data, detector.as_ref(), limits))

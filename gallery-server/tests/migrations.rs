@@ -16,6 +16,12 @@ async fn before_the_backlog(conn: &mut mysql_async::Conn) {
     .unwrap();
 }
 
+/// An account made before the upgrade; its id.
+async fn old_owner(conn: &mut mysql_async::Conn) -> u64 {
+    conn.query_drop("INSERT INTO accounts (username, password_hash) VALUES ('old', 'x')").await.unwrap();
+    conn.query_first("SELECT id FROM accounts WHERE username = 'old'").await.unwrap().unwrap()
+}
+
 #[tokio::test]
 async fn photos_from_before_the_detector_was_recorded_are_kept_with_none_recorded() {
     let app = TestApp::new().await;
@@ -25,8 +31,7 @@ async fn photos_from_before_the_detector_was_recorded_are_kept_with_none_recorde
     conn.query_drop("ALTER TABLE photos DROP COLUMN runtime").await.unwrap();
     conn.query_drop("ALTER TABLE photos DROP COLUMN detector").await.unwrap();
     conn.query_drop("DELETE FROM schema_migrations WHERE version >= 3").await.unwrap();
-    conn.query_drop("INSERT INTO accounts (username, password_hash) VALUES ('old', 'x')").await.unwrap();
-    let owner: u64 = conn.query_first("SELECT id FROM accounts WHERE username = 'old'").await.unwrap().unwrap();
+    let owner = old_owner(&mut conn).await;
     conn.exec_drop(
         "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes)
          VALUES ('0190dddddddddddddddddddddddddddd', ?, 'old.jpg', 'image/jpeg', 'jpg', 640, 480, 1234, 3)",
@@ -53,8 +58,7 @@ async fn photos_described_before_the_runtime_had_its_column_get_it_from_the_desc
     before_the_backlog(&mut conn).await;
     conn.query_drop("ALTER TABLE photos DROP COLUMN runtime").await.unwrap();
     conn.query_drop("DELETE FROM schema_migrations WHERE version >= 4").await.unwrap();
-    conn.query_drop("INSERT INTO accounts (username, password_hash) VALUES ('old', 'x')").await.unwrap();
-    let owner: u64 = conn.query_first("SELECT id FROM accounts WHERE username = 'old'").await.unwrap().unwrap();
+    let owner = old_owner(&mut conn).await;
     for (id, detector) in [("0190aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "text (PP-OCRv4 DBNet) on OpenVINO (bf16)"), ("0190bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "")] {
         conn.exec_drop(
             "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, detector)

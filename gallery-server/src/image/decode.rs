@@ -87,13 +87,6 @@ pub fn inspect(data: &[u8], limits: DecodeLimits) -> Result<Header, ImageError> 
     Ok(Header { format, orientation, width: w, height: h })
 }
 
-/// Decodes by content (never by file name), refusing images whose header promises more
-/// pixels than allowed before any pixel memory is allocated, and applies EXIF orientation.
-pub fn decode(data: &[u8], limits: DecodeLimits) -> Result<(DynamicImage, ImageFormat), ImageError> {
-    let header = inspect(data, limits)?;
-    Ok((decode_pixels(data, &header, limits)?, header.format))
-}
-
 pub fn decode_pixels(data: &[u8], header: &Header, limits: DecodeLimits) -> Result<DynamicImage, ImageError> {
     if header.format == ImageFormat::Jpeg {
         if let Some(rgb) = turbo_decode(data, header.orientation, |_| Some(turbojpeg::ScalingFactor::ONE)) {
