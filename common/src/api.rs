@@ -17,7 +17,10 @@ pub enum WorkerState {
 impl WorkerState {
     /// Counts towards the pool's size: starting, healthy, or unhealthy but alive (not leaving).
     pub fn is_active(self) -> bool {
-        matches!(self, WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy)
+        matches!(
+            self,
+            WorkerState::Starting | WorkerState::Healthy | WorkerState::Unhealthy
+        )
     }
 
     pub fn as_str(self) -> &'static str {

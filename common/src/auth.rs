@@ -1,5 +1,7 @@
 //! Account credentials: argon2id password hashes and the rules a new account must meet.
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 pub const USERNAME_MAX: usize = 64;
@@ -12,9 +14,14 @@ pub fn validate_username(name: &str) -> Result<(), String> {
         return Err("username must not be empty".into());
     }
     if name.chars().count() > USERNAME_MAX {
-        return Err(format!("username must be at most {USERNAME_MAX} characters"));
+        return Err(format!(
+            "username must be at most {USERNAME_MAX} characters"
+        ));
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
         return Err("username may contain only letters, digits, '.', '_' and '-'".into());
     }
     Ok(())
@@ -23,15 +30,22 @@ pub fn validate_username(name: &str) -> Result<(), String> {
 pub fn validate_password(password: &str, username: &str) -> Result<(), String> {
     let n = password.chars().count();
     if n < PASSWORD_MIN {
-        return Err(format!("password must be at least {PASSWORD_MIN} characters"));
+        return Err(format!(
+            "password must be at least {PASSWORD_MIN} characters"
+        ));
     }
     if n > PASSWORD_MAX {
-        return Err(format!("password must be at most {PASSWORD_MAX} characters"));
+        return Err(format!(
+            "password must be at most {PASSWORD_MAX} characters"
+        ));
     }
     if username.len() >= 3 && password.to_lowercase().contains(&username.to_lowercase()) {
         return Err("password must not contain the username".into());
     }
-    if password.chars().all(|c| c == password.chars().next().unwrap_or(' ')) {
+    if password
+        .chars()
+        .all(|c| c == password.chars().next().unwrap_or(' '))
+    {
         return Err("password must not be one repeated character".into());
     }
     Ok(())
@@ -48,7 +62,9 @@ pub fn hash_password(password: &str) -> String {
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -118,12 +134,17 @@ const VERIFIED_MAX: usize = 10_000;
 
 impl VerifiedCredentials {
     pub fn new(ttl: std::time::Duration) -> Self {
-        VerifiedCredentials { key: rand::random(), ttl, entries: Default::default() }
+        VerifiedCredentials {
+            key: rand::random(),
+            ttl,
+            entries: Default::default(),
+        }
     }
 
     fn id(&self, username: &str, password: &str) -> [u8; 32] {
         use hmac::{Hmac, Mac};
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(username.as_bytes());
         mac.update(&[0]);
         mac.update(password.as_bytes());
@@ -159,7 +180,10 @@ impl VerifiedCredentials {
 
     /// The account is gone: its credentials stop working here at once.
     pub fn forget_account(&self, account: u64) {
-        self.entries.lock().unwrap().retain(|_, (a, _)| *a != account);
+        self.entries
+            .lock()
+            .unwrap()
+            .retain(|_, (a, _)| *a != account);
     }
 }
 
@@ -174,9 +198,17 @@ mod verified_tests {
         cache.put("ann", "secret-pass", 7);
         assert_eq!(cache.get("ann", "secret-pass"), Some(7));
         assert_eq!(cache.get("ann", "secret-pas"), None, "another password");
-        assert_eq!(cache.get("an", "nsecret-pass"), None, "the boundary between name and password counts");
+        assert_eq!(
+            cache.get("an", "nsecret-pass"),
+            None,
+            "the boundary between name and password counts"
+        );
         cache.forget_account(7);
-        assert_eq!(cache.get("ann", "secret-pass"), None, "a deleted account's credentials stop at once");
+        assert_eq!(
+            cache.get("ann", "secret-pass"),
+            None,
+            "a deleted account's credentials stop at once"
+        );
 
         let short = VerifiedCredentials::new(Duration::ZERO);
         short.put("ann", "secret-pass", 7);

@@ -68,10 +68,16 @@ impl Policy {
             ));
         }
         if !(self.expand_ratio > 1.0 && self.expand_ratio <= 10.0) {
-            return Err(format!("the expand ratio ({}) must be above 1 (and at most 10)", self.expand_ratio));
+            return Err(format!(
+                "the expand ratio ({}) must be above 1 (and at most 10)",
+                self.expand_ratio
+            ));
         }
         if !(self.shrink_ratio > 0.0 && self.shrink_ratio < 1.0) {
-            return Err(format!("the shrink ratio ({}) must be between 0 and 1", self.shrink_ratio));
+            return Err(format!(
+                "the shrink ratio ({}) must be between 0 and 1",
+                self.shrink_ratio
+            ));
         }
         if self.min_workers < 1 || self.min_workers > self.max_workers {
             return Err(format!(
@@ -145,13 +151,24 @@ pub struct Decision {
 }
 
 /// One tick of the autoscaler. `samples` are oldest first.
-pub fn step(phase: Phase, pool: PoolView, samples: &[Sample], policy: &Policy, now: f64) -> Decision {
-    let stay = |phase| Decision { phase, resize: None };
+pub fn step(
+    phase: Phase,
+    pool: PoolView,
+    samples: &[Sample],
+    policy: &Policy,
+    now: f64,
+) -> Decision {
+    let stay = |phase| Decision {
+        phase,
+        resize: None,
+    };
     match phase {
         Phase::Resizing { target, since } => {
             let done = pool.healthy == target && pool.starting == 0;
             if done || now - since >= policy.resize_timeout_secs {
-                return stay(Phase::Cooldown { until: now + policy.cooldown_secs });
+                return stay(Phase::Cooldown {
+                    until: now + policy.cooldown_secs,
+                });
             }
             stay(phase)
         }
@@ -163,23 +180,52 @@ pub fn step(phase: Phase, pool: PoolView, samples: &[Sample], policy: &Policy, n
 fn decide(pool: PoolView, samples: &[Sample], policy: &Policy, now: f64) -> Decision {
     let size = pool.desired;
     let resize = |to: u32, reason: String| Decision {
-        phase: Phase::Resizing { target: to, since: now },
-        resize: Some(Resize { from: size, to, reason }),
+        phase: Phase::Resizing {
+            target: to,
+            since: now,
+        },
+        resize: Some(Resize {
+            from: size,
+            to,
+            reason,
+        }),
     };
     let bounded = policy.clamp(size);
     if bounded != size {
-        return resize(bounded, format!("keep within {}–{} workers", policy.min_workers, policy.max_workers));
+        return resize(
+            bounded,
+            format!(
+                "keep within {}–{} workers",
+                policy.min_workers, policy.max_workers
+            ),
+        );
     }
-    let Some(latest) = samples.last().filter(|s| now - s.at <= policy.max_sample_age_secs) else {
-        return Decision { phase: Phase::Idle, resize: None };
+    let Some(latest) = samples
+        .last()
+        .filter(|s| now - s.at <= policy.max_sample_age_secs)
+    else {
+        return Decision {
+            phase: Phase::Idle,
+            resize: None,
+        };
     };
-    let recent: Vec<f64> =
-        samples.iter().filter(|s| s.at >= latest.at - policy.grow_window_secs).map(|s| s.cpu).collect();
+    let recent: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.at >= latest.at - policy.grow_window_secs)
+        .map(|s| s.cpu)
+        .collect();
     let grow_cpu = recent.iter().sum::<f64>() / recent.len() as f64;
     if grow_cpu > policy.grow_cpu + policy.tolerance {
         let to = policy.clamp((size as f64 * policy.expand_ratio).ceil() as u32);
         if to > size {
-            return resize(to, format!("CPU {:.0}% above {:.0}%", grow_cpu * 100.0, policy.grow_cpu * 100.0));
+            return resize(
+                to,
+                format!(
+                    "CPU {:.0}% above {:.0}%",
+                    grow_cpu * 100.0,
+                    policy.grow_cpu * 100.0
+                ),
+            );
         }
     } else if latest.cpu < policy.shrink_cpu - policy.tolerance {
         let window_start = now - policy.scale_in_window_secs;
@@ -202,7 +248,10 @@ fn decide(pool: PoolView, samples: &[Sample], policy: &Policy, now: f64) -> Deci
             }
         }
     }
-    Decision { phase: Phase::Idle, resize: None }
+    Decision {
+        phase: Phase::Idle,
+        resize: None,
+    }
 }
 
 #[cfg(test)]
@@ -211,7 +260,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn pool(n: u32) -> PoolView {
-        PoolView { desired: n, healthy: n, starting: 0 }
+        PoolView {
+            desired: n,
+            healthy: n,
+            starting: 0,
+        }
     }
 
     fn flat(cpu: f64, from: f64, to: f64) -> Vec<Sample> {
@@ -229,7 +282,13 @@ mod tests {
         let p = Policy::default();
         let d = step(Phase::Idle, pool(3), &flat(0.9, 0.0, 100.0), &p, 100.0);
         assert_eq!(d.resize.as_ref().map(|r| (r.from, r.to)), Some((3, 5)));
-        assert_eq!(d.phase, Phase::Resizing { target: 5, since: 100.0 });
+        assert_eq!(
+            d.phase,
+            Phase::Resizing {
+                target: 5,
+                since: 100.0
+            }
+        );
         let d = step(Phase::Idle, pool(1), &flat(0.9, 0.0, 100.0), &p, 100.0);
         assert_eq!(d.resize.unwrap().to, 2);
     }
@@ -241,55 +300,130 @@ mod tests {
         samples.last_mut().unwrap().cpu = 0.95;
         assert_eq!(step(Phase::Idle, pool(2), &samples, &p, 100.0).resize, None);
         let busy = flat(0.9, 0.0, 100.0);
-        assert!(step(Phase::Idle, pool(2), &busy, &p, 100.0).resize.is_some());
-        let eager = Policy { grow_window_secs: 0.0, ..p };
-        assert!(step(Phase::Idle, pool(2), &samples, &eager, 100.0).resize.is_some());
+        assert!(step(Phase::Idle, pool(2), &busy, &p, 100.0)
+            .resize
+            .is_some());
+        let eager = Policy {
+            grow_window_secs: 0.0,
+            ..p
+        };
+        assert!(step(Phase::Idle, pool(2), &samples, &eager, 100.0)
+            .resize
+            .is_some());
     }
 
     #[test]
     fn never_beyond_max() {
-        let p = Policy { max_workers: 4, ..Policy::default() };
-        assert_eq!(step(Phase::Idle, pool(3), &flat(1.0, 0.0, 100.0), &p, 100.0).resize.unwrap().to, 4);
-        assert_eq!(step(Phase::Idle, pool(4), &flat(1.0, 0.0, 100.0), &p, 100.0).resize, None);
+        let p = Policy {
+            max_workers: 4,
+            ..Policy::default()
+        };
+        assert_eq!(
+            step(Phase::Idle, pool(3), &flat(1.0, 0.0, 100.0), &p, 100.0)
+                .resize
+                .unwrap()
+                .to,
+            4
+        );
+        assert_eq!(
+            step(Phase::Idle, pool(4), &flat(1.0, 0.0, 100.0), &p, 100.0).resize,
+            None
+        );
     }
 
     #[test]
     fn shrinks_only_after_a_whole_quiet_window() {
         let p = Policy::default();
         let mut samples = flat(0.01, 0.0, 100.0);
-        assert_eq!(step(Phase::Idle, pool(4), &samples, &p, 100.0).resize.unwrap().to, 2);
+        assert_eq!(
+            step(Phase::Idle, pool(4), &samples, &p, 100.0)
+                .resize
+                .unwrap()
+                .to,
+            2
+        );
         // One busy sample inside the window vetoes scale-in.
         samples[15].cpu = 0.5;
         assert_eq!(step(Phase::Idle, pool(4), &samples, &p, 100.0).resize, None);
         // Too little history to cover the window: wait.
-        assert_eq!(step(Phase::Idle, pool(4), &flat(0.01, 70.0, 100.0), &p, 100.0).resize, None);
+        assert_eq!(
+            step(Phase::Idle, pool(4), &flat(0.01, 70.0, 100.0), &p, 100.0).resize,
+            None
+        );
     }
 
     #[test]
     fn tolerance_band_and_stale_samples_hold_still() {
         let p = Policy::default();
-        assert_eq!(step(Phase::Idle, pool(2), &flat(0.61, 0.0, 100.0), &p, 100.0).resize, None);
-        assert_eq!(step(Phase::Idle, pool(2), &flat(0.95, 0.0, 50.0), &p, 100.0).resize, None, "stale");
+        assert_eq!(
+            step(Phase::Idle, pool(2), &flat(0.61, 0.0, 100.0), &p, 100.0).resize,
+            None
+        );
+        assert_eq!(
+            step(Phase::Idle, pool(2), &flat(0.95, 0.0, 50.0), &p, 100.0).resize,
+            None,
+            "stale"
+        );
         assert_eq!(step(Phase::Idle, pool(2), &[], &p, 100.0).resize, None);
     }
 
     #[test]
     fn resizing_waits_for_completion_or_timeout_then_cools_down() {
         let p = Policy::default();
-        let resizing = Phase::Resizing { target: 4, since: 0.0 };
+        let resizing = Phase::Resizing {
+            target: 4,
+            since: 0.0,
+        };
         let busy = flat(0.99, 0.0, 100.0);
-        let partial = PoolView { desired: 4, healthy: 3, starting: 1 };
-        assert_eq!(step(resizing, partial, &busy, &p, 10.0), Decision { phase: resizing, resize: None });
-        assert_eq!(step(resizing, pool(4), &busy, &p, 10.0).phase, Phase::Cooldown { until: 70.0 });
-        assert_eq!(step(resizing, partial, &busy, &p, 150.0).phase, Phase::Cooldown { until: 210.0 });
-        assert_eq!(step(Phase::Cooldown { until: 70.0 }, pool(4), &busy, &p, 69.0).resize, None);
-        assert_eq!(step(Phase::Cooldown { until: 70.0 }, pool(4), &flat(0.99, 0.0, 70.0), &p, 70.0).resize.unwrap().to, 6);
+        let partial = PoolView {
+            desired: 4,
+            healthy: 3,
+            starting: 1,
+        };
+        assert_eq!(
+            step(resizing, partial, &busy, &p, 10.0),
+            Decision {
+                phase: resizing,
+                resize: None
+            }
+        );
+        assert_eq!(
+            step(resizing, pool(4), &busy, &p, 10.0).phase,
+            Phase::Cooldown { until: 70.0 }
+        );
+        assert_eq!(
+            step(resizing, partial, &busy, &p, 150.0).phase,
+            Phase::Cooldown { until: 210.0 }
+        );
+        assert_eq!(
+            step(Phase::Cooldown { until: 70.0 }, pool(4), &busy, &p, 69.0).resize,
+            None
+        );
+        assert_eq!(
+            step(
+                Phase::Cooldown { until: 70.0 },
+                pool(4),
+                &flat(0.99, 0.0, 70.0),
+                &p,
+                70.0
+            )
+            .resize
+            .unwrap()
+            .to,
+            6
+        );
     }
 
     #[test]
     fn out_of_bounds_pool_is_brought_back() {
-        let p = Policy { min_workers: 2, ..Policy::default() };
-        assert_eq!(step(Phase::Idle, pool(1), &[], &p, 0.0).resize.unwrap().to, 2);
+        let p = Policy {
+            min_workers: 2,
+            ..Policy::default()
+        };
+        assert_eq!(
+            step(Phase::Idle, pool(1), &[], &p, 0.0).resize.unwrap().to,
+            2
+        );
     }
 
     #[test]
@@ -299,17 +433,59 @@ mod tests {
             let e = p.validate().unwrap_err();
             assert!(e.contains(needle), "{e}");
         };
-        bad(Policy { expand_ratio: 1.0, ..Policy::default() }, "expand ratio");
-        bad(Policy { shrink_ratio: 1.0, ..Policy::default() }, "shrink ratio");
-        bad(Policy { shrink_ratio: 0.0, ..Policy::default() }, "shrink ratio");
-        bad(Policy { grow_cpu: 0.1, shrink_cpu: 0.2, ..Policy::default() }, "above the shrink");
-        bad(Policy { min_workers: 5, max_workers: 2, ..Policy::default() }, "min");
-        bad(Policy { cooldown_secs: -1.0, ..Policy::default() }, "cooldown");
+        bad(
+            Policy {
+                expand_ratio: 1.0,
+                ..Policy::default()
+            },
+            "expand ratio",
+        );
+        bad(
+            Policy {
+                shrink_ratio: 1.0,
+                ..Policy::default()
+            },
+            "shrink ratio",
+        );
+        bad(
+            Policy {
+                shrink_ratio: 0.0,
+                ..Policy::default()
+            },
+            "shrink ratio",
+        );
+        bad(
+            Policy {
+                grow_cpu: 0.1,
+                shrink_cpu: 0.2,
+                ..Policy::default()
+            },
+            "above the shrink",
+        );
+        bad(
+            Policy {
+                min_workers: 5,
+                max_workers: 2,
+                ..Policy::default()
+            },
+            "min",
+        );
+        bad(
+            Policy {
+                cooldown_secs: -1.0,
+                ..Policy::default()
+            },
+            "cooldown",
+        );
     }
 
     /// A modelled pool: `load` workers' worth of CPU spread over the healthy workers, which
     /// become healthy `boot` seconds after launch; samples every 5 s.
-    fn simulate(policy: &Policy, loads: &[f64], boot: f64) -> Vec<(f64, Phase, Option<Resize>, PoolView)> {
+    fn simulate(
+        policy: &Policy,
+        loads: &[f64],
+        boot: f64,
+    ) -> Vec<(f64, Phase, Option<Resize>, PoolView)> {
         let mut phase = Phase::Idle;
         let mut desired = policy.min_workers;
         let mut healthy = desired;
@@ -322,8 +498,15 @@ mod tests {
             launched_at.retain(|t| now - *t < boot);
             healthy = (healthy + ready).min(desired);
             let starting = launched_at.len() as u32;
-            samples.push(Sample { at: now, cpu: (load / healthy.max(1) as f64).min(1.0) });
-            let view = PoolView { desired, healthy, starting };
+            samples.push(Sample {
+                at: now,
+                cpu: (load / healthy.max(1) as f64).min(1.0),
+            });
+            let view = PoolView {
+                desired,
+                healthy,
+                starting,
+            };
             let d = step(phase, view, &samples, policy, now);
             if let Some(r) = &d.resize {
                 if r.to > desired {
@@ -340,21 +523,32 @@ mod tests {
     }
 
     fn policy_strategy() -> impl Strategy<Value = Policy> {
-        (0.3f64..0.9, 0.02f64..0.25, 1.1f64..4.0, 0.2f64..0.9, 1u32..4, 4u32..20, 0.0f64..90.0, 0.0f64..120.0)
-            .prop_map(|(grow, shrink, expand, shrink_ratio, min, max, cooldown, window)| Policy {
-                grow_cpu: grow,
-                shrink_cpu: shrink,
-                expand_ratio: expand,
-                shrink_ratio,
-                min_workers: min,
-                max_workers: max,
-                cooldown_secs: cooldown,
-                grow_window_secs: 10.0,
-                scale_in_window_secs: window,
-                resize_timeout_secs: 60.0,
-                tolerance: 0.0,
-                max_sample_age_secs: 30.0,
-            })
+        (
+            0.3f64..0.9,
+            0.02f64..0.25,
+            1.1f64..4.0,
+            0.2f64..0.9,
+            1u32..4,
+            4u32..20,
+            0.0f64..90.0,
+            0.0f64..120.0,
+        )
+            .prop_map(
+                |(grow, shrink, expand, shrink_ratio, min, max, cooldown, window)| Policy {
+                    grow_cpu: grow,
+                    shrink_cpu: shrink,
+                    expand_ratio: expand,
+                    shrink_ratio,
+                    min_workers: min,
+                    max_workers: max,
+                    cooldown_secs: cooldown,
+                    grow_window_secs: 10.0,
+                    scale_in_window_secs: window,
+                    resize_timeout_secs: 60.0,
+                    tolerance: 0.0,
+                    max_sample_age_secs: 30.0,
+                },
+            )
             .prop_filter("valid", |p| p.validate().is_ok())
     }
 

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricDatum, MetricStat, StandardUnit};
+use aws_sdk_cloudwatch::types::{
+    Dimension, Metric, MetricDataQuery, MetricDatum, MetricStat, StandardUnit,
+};
 use aws_sdk_cloudwatch::Client;
 
 /// Requests served since the previous point (a `Sum` per period is a request count).
@@ -36,11 +38,20 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(client: Client, namespace: &str, instance_id: &str) -> Self {
-        Publisher { client, namespace: namespace.to_owned(), instance_id: instance_id.to_owned() }
+        Publisher {
+            client,
+            namespace: namespace.to_owned(),
+            instance_id: instance_id.to_owned(),
+        }
     }
 
     /// Both metrics in one call, stored at one-second resolution.
-    pub async fn publish(&self, at: SystemTime, requests: f64, cpu_percent: f64) -> anyhow::Result<()> {
+    pub async fn publish(
+        &self,
+        at: SystemTime,
+        requests: f64,
+        cpu_percent: f64,
+    ) -> anyhow::Result<()> {
         let at = DateTime::from_secs_f64(crate::clock::unix_seconds(at));
         let datum = |name: &str, value: f64, unit: StandardUnit| {
             MetricDatum::builder()
@@ -59,7 +70,12 @@ impl Publisher {
             .metric_data(datum(CPU, cpu_percent, StandardUnit::Percent))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("PutMetricData: {}", aws_sdk_cloudwatch::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "PutMetricData: {}",
+                    aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+                )
+            })?;
         Ok(())
     }
 }
@@ -98,7 +114,13 @@ pub async fn read(
                     .id(qid)
                     .metric_stat(
                         MetricStat::builder()
-                            .metric(Metric::builder().namespace(ns).metric_name(name).dimensions(instance(id)).build())
+                            .metric(
+                                Metric::builder()
+                                    .namespace(ns)
+                                    .metric_name(name)
+                                    .dimensions(instance(id))
+                                    .build(),
+                            )
                             .period(period)
                             .stat(stat)
                             .build(),
@@ -124,11 +146,18 @@ pub async fn read(
                 .set_next_token(next_token.take())
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("GetMetricData: {}", aws_sdk_cloudwatch::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "GetMetricData: {}",
+                        aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+                    )
+                })?;
             for result in reply.metric_data_results() {
                 let Some(qid) = result.id() else { continue };
                 let (kind, index) = qid.split_at(1);
-                let Ok(index) = index.parse::<usize>() else { continue };
+                let Ok(index) = index.parse::<usize>() else {
+                    continue;
+                };
                 let Some(id) = chunk.get(index) else { continue };
                 let points: Vec<(f64, f64)> = result
                     .timestamps()
@@ -139,7 +168,9 @@ pub async fn read(
                 match kind {
                     "r" => {
                         let entry = out.entry(id.clone()).or_default();
-                        entry.request_rate.extend(points.into_iter().map(|(t, sum)| (t, sum / period as f64)));
+                        entry
+                            .request_rate
+                            .extend(points.into_iter().map(|(t, sum)| (t, sum / period as f64)));
                     }
                     "c" => own_cpu.entry(index).or_default().extend(points),
                     _ => ec2_cpu.entry(index).or_default().extend(points),
@@ -153,10 +184,17 @@ pub async fn read(
         for (i, id) in chunk.iter().enumerate() {
             let own = own_cpu.remove(&i).unwrap_or_default();
             let cpu_is_own = !own.is_empty();
-            let cpu = if cpu_is_own { own } else { ec2_cpu.remove(&i).unwrap_or_default() };
+            let cpu = if cpu_is_own {
+                own
+            } else {
+                ec2_cpu.remove(&i).unwrap_or_default()
+            };
             let entry = out.entry(id.clone()).or_default();
             entry.cpu_is_own = cpu_is_own;
-            entry.cpu = cpu.into_iter().map(|(t, percent)| (t, (percent / 100.0).clamp(0.0, 1.0))).collect();
+            entry.cpu = cpu
+                .into_iter()
+                .map(|(t, percent)| (t, (percent / 100.0).clamp(0.0, 1.0)))
+                .collect();
         }
     }
     for points in out.values_mut() {
@@ -169,10 +207,14 @@ pub async fn read(
 
 /// This instance's id from the instance metadata service (IMDSv2).
 pub async fn instance_id_from_metadata() -> anyhow::Result<String> {
-    let imds = aws_config::imds::Client::builder().connect_timeout(Duration::from_secs(2)).build();
+    let imds = aws_config::imds::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .build();
     let id = imds
         .get("/latest/meta-data/instance-id")
         .await
-        .map_err(|e| anyhow::anyhow!("asking the instance metadata service for the instance id: {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("asking the instance metadata service for the instance id: {e}")
+        })?;
     Ok(id.as_ref().to_owned())
 }

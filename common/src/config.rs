@@ -189,7 +189,10 @@ impl Config {
             return bad("media_url_ttl_secs", "must be greater than 0");
         }
         if self.processing_lease_secs < 5 {
-            return bad("processing_lease_secs", "must be at least 5 (a claim is renewed every third of it)");
+            return bad(
+                "processing_lease_secs",
+                "must be at least 5 (a claim is renewed every third of it)",
+            );
         }
         if self.processing_attempts == 0 {
             return bad("processing_attempts", "must be at least 1");
@@ -219,7 +222,10 @@ impl Config {
             return bad("openvino_library", "and `onnxruntime_library` are both set: detection runs on one of them, unset the other");
         }
         if self.detector_precision == Precision::Bf16 && !set(&self.openvino_library) {
-            return bad("detector_precision", "bf16 needs `openvino_library`: only OpenVINO detects in bf16");
+            return bad(
+                "detector_precision",
+                "bf16 needs `openvino_library`: only OpenVINO detects in bf16",
+            );
         }
         Ok(())
     }
@@ -231,11 +237,20 @@ impl Config {
                 let rest = &s["s3://".len()..];
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
-                    return Err(ConfigError::Invalid(format!("`store` {s:?} names no bucket")));
+                    return Err(ConfigError::Invalid(format!(
+                        "`store` {s:?} names no bucket"
+                    )));
                 }
                 let prefix = prefix.trim_matches('/');
-                let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
-                Ok(StoreLocation::S3 { bucket: bucket.into(), prefix })
+                let prefix = if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{prefix}/")
+                };
+                Ok(StoreLocation::S3 {
+                    bucket: bucket.into(),
+                    prefix,
+                })
             }
             Some(s) if s.contains("://") => Err(ConfigError::Invalid(format!(
                 "`store` {s:?} is neither a directory nor s3://bucket/prefix"
@@ -248,7 +263,9 @@ impl Config {
         if self.pipeline_workers > 0 {
             self.pipeline_workers
         } else {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         }
     }
 }
@@ -296,7 +313,10 @@ mod tests {
     fn one_detection_library_at_most() {
         let both = "database_url='mysql://x'\nonnxruntime_library='/a/libonnxruntime.so'\nopenvino_library='/b/libopenvino_c.so'";
         let err = Config::from_figment(figment(both)).unwrap_err().to_string();
-        assert!(err.contains("openvino_library") && err.contains("onnxruntime_library"), "{err}");
+        assert!(
+            err.contains("openvino_library") && err.contains("onnxruntime_library"),
+            "{err}"
+        );
         // An empty one is unset, as GALLERY_ONNXRUNTIME_LIBRARY= is meant to be.
         let one = "database_url='mysql://x'\nonnxruntime_library=''\nopenvino_library='/b/libopenvino_c.so'";
         assert!(Config::from_figment(figment(one)).is_ok());
@@ -304,12 +324,31 @@ mod tests {
 
     #[test]
     fn bf16_is_for_openvino_only() {
-        let err = Config::from_figment(figment("database_url='mysql://x'\ndetector_precision='bf16'")).unwrap_err().to_string();
-        assert!(err.contains("detector_precision") && err.contains("openvino_library"), "{err}");
+        let err = Config::from_figment(figment(
+            "database_url='mysql://x'\ndetector_precision='bf16'",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("detector_precision") && err.contains("openvino_library"),
+            "{err}"
+        );
         let ok = "database_url='mysql://x'\ndetector_precision='bf16'\nopenvino_library='/b/libopenvino_c.so'";
-        assert_eq!(Config::from_figment(figment(ok)).unwrap().detector_precision, Precision::Bf16);
-        let err = Config::from_figment(figment("database_url='mysql://x'\ndetector_precision='f16'")).unwrap_err().to_string();
-        assert!(err.contains("detector_precision") || err.contains("f16"), "{err}");
+        assert_eq!(
+            Config::from_figment(figment(ok))
+                .unwrap()
+                .detector_precision,
+            Precision::Bf16
+        );
+        let err = Config::from_figment(figment(
+            "database_url='mysql://x'\ndetector_precision='f16'",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("detector_precision") || err.contains("f16"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -319,13 +358,20 @@ mod tests {
             jail.set_env("GALLERY_PORT", "9000");
             jail.set_env("GALLERY_DB_PORT", "3307");
             jail.set_env("GALLERY_SERVER_BIN", "/x");
-            let c = Config::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Config::env()))
-                .map_err(|e| e.to_string())?;
-            assert_eq!((c.database_url.as_str(), c.port), ("mysql://u:p@h/db", 9000));
+            let c = Config::from_figment(
+                Figment::from(Serialized::defaults(Config::default())).merge(Config::env()),
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(
+                (c.database_url.as_str(), c.port),
+                ("mysql://u:p@h/db", 9000)
+            );
             jail.set_env("GALLERY_PORT", "nine");
-            let err = Config::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Config::env()))
-                .unwrap_err()
-                .to_string();
+            let err = Config::from_figment(
+                Figment::from(Serialized::defaults(Config::default())).merge(Config::env()),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(err.contains("PORT") || err.contains("port"), "{err}");
             Ok(())
         });
@@ -334,14 +380,27 @@ mod tests {
     #[test]
     fn store_locations() {
         let c = Config::from_figment(figment("database_url='mysql://x'\ndata_dir='/d'")).unwrap();
-        assert_eq!(c.store_location().unwrap(), StoreLocation::Dir("/d/objects".into()));
-        let c = Config::from_figment(figment("database_url='mysql://x'\nstore='s3://b/p/q/'")).unwrap();
         assert_eq!(
             c.store_location().unwrap(),
-            StoreLocation::S3 { bucket: "b".into(), prefix: "p/q/".into() }
+            StoreLocation::Dir("/d/objects".into())
+        );
+        let c =
+            Config::from_figment(figment("database_url='mysql://x'\nstore='s3://b/p/q/'")).unwrap();
+        assert_eq!(
+            c.store_location().unwrap(),
+            StoreLocation::S3 {
+                bucket: "b".into(),
+                prefix: "p/q/".into()
+            }
         );
         let c = Config::from_figment(figment("database_url='mysql://x'\nstore='s3://b'")).unwrap();
-        assert_eq!(c.store_location().unwrap(), StoreLocation::S3 { bucket: "b".into(), prefix: "".into() });
+        assert_eq!(
+            c.store_location().unwrap(),
+            StoreLocation::S3 {
+                bucket: "b".into(),
+                prefix: "".into()
+            }
+        );
         assert!(Config::from_figment(figment("database_url='mysql://x'\nstore='s3://'")).is_err());
         assert!(Config::from_figment(figment("database_url='mysql://x'\nstore='gs://b'")).is_err());
     }
@@ -482,7 +541,8 @@ impl Default for ManagerConfig {
 
 impl ManagerConfig {
     pub fn load() -> Result<ManagerConfig, ConfigError> {
-        let file = std::env::var("GALLERY_MANAGER_CONFIG").unwrap_or_else(|_| "manager.toml".into());
+        let file =
+            std::env::var("GALLERY_MANAGER_CONFIG").unwrap_or_else(|_| "manager.toml".into());
         Self::from_figment(
             Figment::from(Serialized::defaults(ManagerConfig::default()))
                 .merge(Toml::file(file))
@@ -495,30 +555,58 @@ impl ManagerConfig {
     }
 
     pub fn from_figment(figment: Figment) -> Result<ManagerConfig, ConfigError> {
-        let config: ManagerConfig = figment.extract().map_err(|e| ConfigError::Invalid(one_line(&e)))?;
+        let config: ManagerConfig = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(one_line(&e)))?;
         let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("`{key}` {why}")));
         if config.database_url.trim().is_empty() {
             return bad("database_url", "is missing (set GALLERY_DATABASE_URL)");
         }
         if config.health_interval_secs <= 0.0 || config.sample_interval_secs <= 0.0 {
-            return bad("health_interval_secs/sample_interval_secs", "must be greater than 0");
+            return bad(
+                "health_interval_secs/sample_interval_secs",
+                "must be greater than 0",
+            );
         }
         if config.unhealthy_threshold == 0 || config.healthy_threshold == 0 {
-            return bad("healthy_threshold/unhealthy_threshold", "must be at least 1");
+            return bad(
+                "healthy_threshold/unhealthy_threshold",
+                "must be at least 1",
+            );
         }
         if let Some(bad_mail) = config.operators.iter().find(|m| !m.contains('@')) {
-            return Err(ConfigError::Invalid(format!("`operators`: {bad_mail:?} is not an e-mail address")));
+            return Err(ConfigError::Invalid(format!(
+                "`operators`: {bad_mail:?} is not an e-mail address"
+            )));
         }
-        config.policy.validate().map_err(|e| ConfigError::Invalid(format!("`policy`: {e}")))?;
+        config
+            .policy
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("`policy`: {e}")))?;
         if config.provider == ProviderKind::Aws {
-            if config.aws_target_group_arn.as_deref().unwrap_or("").is_empty() {
-                return bad("aws_target_group_arn", "is required with provider = \"aws\" (scripts/aws/bootstrap prints it)");
+            if config
+                .aws_target_group_arn
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+            {
+                return bad(
+                    "aws_target_group_arn",
+                    "is required with provider = \"aws\" (scripts/aws/bootstrap prints it)",
+                );
             }
             if config.aws_launch_template.is_none() && config.aws_image_id.is_none() {
-                return bad("aws_launch_template", "or `aws_image_id` is required with provider = \"aws\"");
+                return bad(
+                    "aws_launch_template",
+                    "or `aws_image_id` is required with provider = \"aws\"",
+                );
             }
-            if !config.operators.is_empty() && config.mail_from.as_deref().unwrap_or("").is_empty() {
-                return bad("mail_from", "is required with provider = \"aws\": operator codes are sent with SES from it");
+            if !config.operators.is_empty() && config.mail_from.as_deref().unwrap_or("").is_empty()
+            {
+                return bad(
+                    "mail_from",
+                    "is required with provider = \"aws\": operator codes are sent with SES from it",
+                );
             }
             if config.metrics_namespace.trim().is_empty() {
                 return bad("metrics_namespace", "must not be empty");

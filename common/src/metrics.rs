@@ -17,12 +17,19 @@ pub struct Series {
 
 impl Series {
     pub fn new(max_age: f64) -> Self {
-        Series { points: VecDeque::new(), max_age }
+        Series {
+            points: VecDeque::new(),
+            max_age,
+        }
     }
 
     pub fn push(&mut self, at: f64, value: f64) {
         self.points.push_back((at, value));
-        while self.points.front().is_some_and(|(t, _)| at - t > self.max_age) {
+        while self
+            .points
+            .front()
+            .is_some_and(|(t, _)| at - t > self.max_age)
+        {
             self.points.pop_front();
         }
     }
@@ -56,7 +63,9 @@ impl Series {
                 _ => out.push((minute, v, 1)),
             }
         }
-        out.into_iter().map(|(m, sum, n)| (m, sum / n as f64)).collect()
+        out.into_iter()
+            .map(|(m, sum, n)| (m, sum / n as f64))
+            .collect()
     }
 }
 
@@ -75,7 +84,11 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks as f64 } else { 100.0 }
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
 }
 
 /// Sum of the `http_requests_total` samples in a Prometheus text exposition, leaving out
@@ -83,7 +96,9 @@ fn clock_ticks_per_second() -> f64 {
 pub fn total_requests(exposition: &str) -> Option<f64> {
     let mut total = None;
     for line in exposition.lines() {
-        let Some(rest) = line.strip_prefix("http_requests_total") else { continue };
+        let Some(rest) = line.strip_prefix("http_requests_total") else {
+            continue;
+        };
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             continue;
         }
@@ -108,8 +123,14 @@ mod tests {
         assert_eq!(s.points().next(), Some((75.0, 15.0)));
         assert_eq!(s.last(), Some((195.0, 39.0)));
         let m = s.per_minute();
-        assert_eq!(m.iter().map(|p| p.0).collect::<Vec<_>>(), vec![60.0, 120.0, 180.0]);
-        assert_eq!(m[0].1, (15.0 + 16.0 + 17.0 + 18.0 + 19.0 + 20.0 + 21.0 + 22.0 + 23.0) / 9.0);
+        assert_eq!(
+            m.iter().map(|p| p.0).collect::<Vec<_>>(),
+            vec![60.0, 120.0, 180.0]
+        );
+        assert_eq!(
+            m[0].1,
+            (15.0 + 16.0 + 17.0 + 18.0 + 19.0 + 20.0 + 21.0 + 22.0 + 23.0) / 9.0
+        );
     }
 
     #[test]
@@ -132,7 +153,8 @@ mod tests {
             http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 50\n\
             http_requests_total_other 100\nprocess_cpu_seconds_total 1.5\n";
         assert_eq!(total_requests(text), Some(7.0));
-        let probes_only = "http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 9\n";
+        let probes_only =
+            "http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 9\n";
         assert_eq!(total_requests(probes_only), Some(0.0));
         assert_eq!(total_requests("process_cpu_seconds_total 1\n"), None);
     }

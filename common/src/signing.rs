@@ -16,7 +16,9 @@ impl UrlSigner {
     pub fn new(secret: &[u8]) -> Self {
         let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
         mac.update(b"gallery media url v1");
-        UrlSigner { key: mac.finalize().into_bytes().to_vec() }
+        UrlSigner {
+            key: mac.finalize().into_bytes().to_vec(),
+        }
     }
 
     fn mac(&self, key: &str, expires: u64) -> HmacSha256 {
@@ -33,7 +35,9 @@ impl UrlSigner {
 
     /// Constant-time check of the signature, then of the expiry.
     pub fn verify(&self, key: &str, expires: u64, sig: &str, now: u64) -> bool {
-        let Ok(sig) = hex::decode(sig) else { return false };
+        let Ok(sig) = hex::decode(sig) else {
+            return false;
+        };
         self.mac(key, expires).verify_slice(&sig).is_ok() && now <= expires
     }
 }

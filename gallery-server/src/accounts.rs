@@ -23,7 +23,10 @@ pub async fn authenticate(state: &AppState, username: &str, password: &str) -> R
         return Ok(id);
     }
     let account = state.db.account_by_name(username).await?;
-    let hash = account.as_ref().map(|a| a.password_hash.clone()).unwrap_or_else(|| common::auth::dummy_hash().to_owned());
+    let hash = account
+        .as_ref()
+        .map(|a| a.password_hash.clone())
+        .unwrap_or_else(|| common::auth::dummy_hash().to_owned());
     let typed = password.to_owned();
     let ok = tokio::task::spawn_blocking(move || common::auth::verify_password(&typed, &hash))
         .await
@@ -33,7 +36,10 @@ pub async fn authenticate(state: &AppState, username: &str, password: &str) -> R
             state.verified.put(username, password, a.id);
             Ok(a.id)
         }
-        _ => Err(Error::new(Status::Unauthorized, "wrong username or password")),
+        _ => Err(Error::new(
+            Status::Unauthorized,
+            "wrong username or password",
+        )),
     }
 }
 
@@ -42,12 +48,21 @@ pub async fn authenticate(state: &AppState, username: &str, password: &str) -> R
 pub async fn delete(state: &AppState, user: &User, password: &str) -> Result<()> {
     authenticate(state, &user.username, password)
         .await
-        .map_err(|_| Error::new(Status::Unauthorized, "that is not your password; nothing was deleted"))?;
+        .map_err(|_| {
+            Error::new(
+                Status::Unauthorized,
+                "that is not your password; nothing was deleted",
+            )
+        })?;
     state.verified.forget_account(user.id);
     let deleted = state.db.delete_account(user.id).await?.unwrap_or_default();
     for photo in &deleted {
         photos::remove_files(state, photo).await;
     }
-    tracing::info!(account = user.id, photos = deleted.len(), "account deleted by its owner");
+    tracing::info!(
+        account = user.id,
+        photos = deleted.len(),
+        "account deleted by its owner"
+    );
     Ok(())
 }

@@ -19,7 +19,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(status: Status, message: impl Into<String>) -> Self {
-        Error { status, message: message.into(), retry_after: None }
+        Error {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(Status::BadRequest, m)
@@ -39,7 +43,10 @@ impl Error {
     pub fn busy(retry_after: u32) -> Self {
         Error {
             retry_after: Some(retry_after),
-            ..Self::new(Status::ServiceUnavailable, "the server is busy processing other uploads; try again shortly")
+            ..Self::new(
+                Status::ServiceUnavailable,
+                "the server is busy processing other uploads; try again shortly",
+            )
         }
     }
     /// The backlog is at its limit: the store and the processors need time to catch up.
@@ -47,13 +54,19 @@ impl Error {
         tracing::warn!(waiting, "backlog full; refusing uploads");
         Error {
             retry_after: Some(30),
-            ..Self::new(Status::ServiceUnavailable, "too many uploads are waiting to be processed; try again in a minute")
+            ..Self::new(
+                Status::ServiceUnavailable,
+                "too many uploads are waiting to be processed; try again in a minute",
+            )
         }
     }
     /// Logs the cause and tells the client only that something went wrong on our side.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(Status::InternalServerError, "internal server error; the upload was not saved")
+        Self::new(
+            Status::InternalServerError,
+            "internal server error; the upload was not saved",
+        )
     }
 }
 
@@ -67,9 +80,13 @@ impl From<PipelineError> for Error {
     fn from(e: PipelineError) -> Self {
         let status = match &e {
             PipelineError::Image(ImageError::Empty | ImageError::Corrupt(_)) => Status::BadRequest,
-            PipelineError::Image(ImageError::NotAnImage | ImageError::Unsupported(_)) => Status::UnsupportedMediaType,
+            PipelineError::Image(ImageError::NotAnImage | ImageError::Unsupported(_)) => {
+                Status::UnsupportedMediaType
+            }
             PipelineError::Image(ImageError::TooManyPixels { .. }) => Status::PayloadTooLarge,
-            PipelineError::Detect(_) | PipelineError::Image(ImageError::Encode(_)) => return Error::internal(e),
+            PipelineError::Detect(_) | PipelineError::Image(ImageError::Encode(_)) => {
+                return Error::internal(e)
+            }
         };
         Error::new(status, e.to_string())
     }
@@ -85,7 +102,9 @@ impl From<common::db::DbError> for Error {
 }
 
 pub fn wants_json(req: &Request<'_>) -> bool {
-    req.accept().map(|a| a.media_types().any(|m| m.is_json())).unwrap_or(false)
+    req.accept()
+        .map(|a| a.media_types().any(|m| m.is_json()))
+        .unwrap_or(false)
 }
 
 #[derive(serde::Serialize)]
@@ -97,7 +116,11 @@ struct JsonError<'a> {
 impl<'r> Responder<'r, 'static> for Error {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let mut res = if wants_json(req) {
-            Json(JsonError { ok: false, error: &self.message }).respond_to(req)?
+            Json(JsonError {
+                ok: false,
+                error: &self.message,
+            })
+            .respond_to(req)?
         } else if req.uri().path().starts_with("/api/") || req.uri().path().starts_with("/media/") {
             self.message.clone().respond_to(req)?
         } else {

@@ -20,15 +20,27 @@ pub struct Busy;
 
 impl JobPool {
     pub fn new(workers: usize, queue: usize) -> Self {
-        JobPool { admitted: Arc::new(Semaphore::new(workers + queue)), running: Arc::new(Semaphore::new(workers)) }
+        JobPool {
+            admitted: Arc::new(Semaphore::new(workers + queue)),
+            running: Arc::new(Semaphore::new(workers)),
+        }
     }
 
     pub async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<Result<T, tokio::task::JoinError>, Busy> {
-        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| Busy)?;
-        let _running = self.running.clone().acquire_owned().await.expect("semaphore never closed");
+        let _admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
+        let _running = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         Ok(tokio::task::spawn_blocking(job).await)
     }
 }
@@ -56,7 +68,13 @@ impl Background {
                 .spawn(move || {
                     // SAFETY: setpriority on this thread (a Linux thread id is a "process" for it);
                     // failing leaves the thread at normal priority, which is only slower to yield.
-                    unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, BACKGROUND_NICE) };
+                    unsafe {
+                        libc::setpriority(
+                            libc::PRIO_PROCESS,
+                            libc::gettid() as libc::id_t,
+                            BACKGROUND_NICE,
+                        )
+                    };
                     loop {
                         let job = queue.lock().unwrap().recv();
                         match job {
@@ -71,7 +89,10 @@ impl Background {
     }
 
     /// Runs `job` on a processing thread; `None` if it panicked.
-    pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
@@ -95,10 +116,12 @@ mod tests {
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let r1 = rx.clone();
         let p1 = pool.clone();
-        let first = tokio::spawn(async move { p1.run(move || r1.lock().unwrap().recv().unwrap()).await });
+        let first =
+            tokio::spawn(async move { p1.run(move || r1.lock().unwrap().recv().unwrap()).await });
         let r2 = rx.clone();
         let p2 = pool.clone();
-        let second = tokio::spawn(async move { p2.run(move || r2.lock().unwrap().recv().unwrap()).await });
+        let second =
+            tokio::spawn(async move { p2.run(move || r2.lock().unwrap().recv().unwrap()).await });
         // Wait until both are admitted (one running, one queued) before the third tries.
         let deadline = Instant::now() + Duration::from_secs(5);
         while pool.admitted.available_permits() > 0 {
@@ -116,9 +139,15 @@ mod tests {
     async fn background_jobs_run_at_a_lower_priority() {
         let pool = Background::new(1);
         // SAFETY: getpriority of the calling thread.
-        let nice = pool.run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }).await;
+        let nice = pool
+            .run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) })
+            .await;
         assert_eq!(nice, Some(BACKGROUND_NICE));
-        assert_eq!(pool.run(|| -> u32 { panic!("a bad photo") }).await, None, "a panic is reported, not spread");
+        assert_eq!(
+            pool.run(|| -> u32 { panic!("a bad photo") }).await,
+            None,
+            "a panic is reported, not spread"
+        );
         assert_eq!(pool.run(|| 7).await, Some(7), "the thread survives it");
     }
 }

@@ -26,9 +26,9 @@ use rocket::data::{Limits, ToByteUnit};
 use rocket::{Build, Rocket};
 
 use crate::detect::Detector;
-use crate::metrics::Metrics;
 use crate::image::DecodeLimits;
 use crate::jobs::{Background, JobPool};
+use crate::metrics::Metrics;
 use crate::processing::Processing;
 
 /// Everything a request handler needs, shared by all of them.
@@ -96,11 +96,15 @@ fn worker_name(config: &Config) -> String {
 pub fn load_or_create_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Some(s) = &config.secret_key {
         let bytes = hex::decode(s.trim()).context("`secret_key` must be hex (64 or 128 digits)")?;
-        anyhow::ensure!(bytes.len() == 32 || bytes.len() == 64, "`secret_key` must be 32 or 64 bytes of hex");
+        anyhow::ensure!(
+            bytes.len() == 32 || bytes.len() == 64,
+            "`secret_key` must be 32 or 64 bytes of hex"
+        );
         return Ok(bytes);
     }
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
     let path = dir.join("secret.key");
     if let Some(key) = read_secret(&path)? {
         return Ok(key);
@@ -112,7 +116,12 @@ pub fn load_or_create_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(hex::encode(key).as_bytes())?;
         f.sync_all()?;
     }
@@ -129,7 +138,11 @@ pub fn load_or_create_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
 
 fn read_secret(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(hex::decode(s.trim()).with_context(|| format!("{} is not hex", path.display()))?)),
+        Ok(s) => {
+            Ok(Some(hex::decode(s.trim()).with_context(|| {
+                format!("{} is not hex", path.display())
+            })?))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -138,8 +151,12 @@ fn read_secret(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
 /// Connects to the database and store and assembles the Rocket instance.
 pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Result<Rocket<Build>> {
     let secret = load_or_create_secret(&config)?;
-    let db = Db::connect(&config.database_url).await.context("connecting to the database")?;
-    let store = common::store::open(&config).await.context("opening the object store")?;
+    let db = Db::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
+    let store = common::store::open(&config)
+        .await
+        .context("opening the object store")?;
     tracing::info!(store = %store.describe(), detector = detector.describe(), "worker ready");
 
     let max = config.max_upload_bytes;
@@ -175,7 +192,11 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
             &instance_id,
         );
         tracing::info!(%namespace, %instance_id, "publishing metrics to CloudWatch");
-        tokio::spawn(metrics::publish(metrics.clone(), publisher, Duration::from_secs(config.metrics_interval_secs)));
+        tokio::spawn(metrics::publish(
+            metrics.clone(),
+            publisher,
+            Duration::from_secs(config.metrics_interval_secs),
+        ));
     }
     let decode_limits = DecodeLimits::of(&config);
     let processing = Processing::new(
@@ -201,8 +222,16 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         detector,
         metrics: metrics.clone(),
     };
-    let drain = Drain { processing, processors: std::sync::Mutex::new(processors) };
-    Ok(routes::mount(rocket::custom(figment).manage(state).attach(metrics::RequestCounter(metrics)).attach(drain)))
+    let drain = Drain {
+        processing,
+        processors: std::sync::Mutex::new(processors),
+    };
+    Ok(routes::mount(
+        rocket::custom(figment)
+            .manage(state)
+            .attach(metrics::RequestCounter(metrics))
+            .attach(drain),
+    ))
 }
 
 /// When the worker is told to stop: no new claims, the photos in progress finish (within the
@@ -215,13 +244,17 @@ struct Drain {
 #[rocket::async_trait]
 impl rocket::fairing::Fairing for Drain {
     fn info(&self) -> rocket::fairing::Info {
-        rocket::fairing::Info { name: "drain the processors", kind: rocket::fairing::Kind::Shutdown }
+        rocket::fairing::Info {
+            name: "drain the processors",
+            kind: rocket::fairing::Kind::Shutdown,
+        }
     }
 
     async fn on_shutdown(&self, _rocket: &Rocket<rocket::Orbit>) {
         self.processing.stop();
         let processors = std::mem::take(&mut *self.processors.lock().unwrap());
-        let finished = tokio::time::timeout(Duration::from_secs(20), futures_join(processors)).await;
+        let finished =
+            tokio::time::timeout(Duration::from_secs(20), futures_join(processors)).await;
         if finished.is_err() {
             tracing::warn!("photos still processing at shutdown; giving them back");
         }

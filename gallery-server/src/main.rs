@@ -52,12 +52,26 @@ async fn serve() -> anyhow::Result<()> {
 
 fn detect(args: &[String]) -> anyhow::Result<()> {
     let json = args.iter().any(|a| a == "--json");
-    let files: Vec<PathBuf> = args.iter().filter(|a| *a != "--json").map(PathBuf::from).collect();
+    let files: Vec<PathBuf> = args
+        .iter()
+        .filter(|a| *a != "--json")
+        .map(PathBuf::from)
+        .collect();
     anyhow::ensure!(!files.is_empty(), "no files given\n{USAGE}");
     // Only the model path matters here; the database need not be configured.
-    let mut config: Config = figment::Figment::from(figment::providers::Serialized::defaults(Config::default()))
-        .merge(Config::env().only(&["model_path", "detector_threads", "yolo_model_path", "yolo_confidence", "yolo_iou", "onnxruntime_library", "openvino_library", "detector_precision"]))
-        .extract()?;
+    let mut config: Config =
+        figment::Figment::from(figment::providers::Serialized::defaults(Config::default()))
+            .merge(Config::env().only(&[
+                "model_path",
+                "detector_threads",
+                "yolo_model_path",
+                "yolo_confidence",
+                "yolo_iou",
+                "onnxruntime_library",
+                "openvino_library",
+                "detector_precision",
+            ]))
+            .extract()?;
     if config.detector_threads == 0 {
         config.detector_threads = 1;
     }
@@ -75,8 +89,15 @@ fn detect(args: &[String]) -> anyhow::Result<()> {
         if !json {
             println!("{}: {} boxes", file.display(), boxes.len());
             for b in &boxes {
-                let label = b.label.as_deref().map(|l| format!("  {l}")).unwrap_or_default();
-                println!("  ({}, {}) – ({}, {})  score {:.2}{label}", b.x0, b.y0, b.x1, b.y1, b.score);
+                let label = b
+                    .label
+                    .as_deref()
+                    .map(|l| format!("  {l}"))
+                    .unwrap_or_default();
+                println!(
+                    "  ({}, {}) – ({}, {})  score {:.2}{label}",
+                    b.x0, b.y0, b.x1, b.y1, b.score
+                );
             }
         }
         all.push(boxes);

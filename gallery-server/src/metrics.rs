@@ -2,7 +2,10 @@
 //! uploads accepted and photos processed or failed, the backlog (the deployment's, as the
 //! database holds it), time from upload to processed, and process CPU time (which the control
 //! plane turns into CPU %).
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Request, Response};
 
@@ -22,44 +25,95 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route, method and status",
+            ),
             &["route", "method", "status"],
         )
         .expect("valid metric");
         let stages = HistogramVec::new(
-            HistogramOpts::new("upload_stage_seconds", "Time spent in each upload pipeline stage")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "upload_stage_seconds",
+                "Time spent in each upload pipeline stage",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
             &["stage"],
         )
         .expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
-        let accepted = counter("uploads_accepted_total", "Uploads stored and queued for processing by this worker");
-        let processed = counter("photos_processed_total", "Photos this worker's processors made ready");
-        let failed = counter("photos_failed_total", "Photos this worker's processors gave up on");
-        let backlog = IntGaugeVec::new(Opts::new("backlog_photos", "Photos not yet ready, by state (the whole deployment)"), &["state"])
-            .expect("valid metric");
-        let time_to_processed = Histogram::with_opts(
-            HistogramOpts::new("time_to_processed_seconds", "From an upload's acceptance to its photo being ready")
-                .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0]),
+        let accepted = counter(
+            "uploads_accepted_total",
+            "Uploads stored and queued for processing by this worker",
+        );
+        let processed = counter(
+            "photos_processed_total",
+            "Photos this worker's processors made ready",
+        );
+        let failed = counter(
+            "photos_failed_total",
+            "Photos this worker's processors gave up on",
+        );
+        let backlog = IntGaugeVec::new(
+            Opts::new(
+                "backlog_photos",
+                "Photos not yet ready, by state (the whole deployment)",
+            ),
+            &["state"],
         )
         .expect("valid metric");
-        registry.register(Box::new(requests.clone())).expect("unique metric");
-        registry.register(Box::new(stages.clone())).expect("unique metric");
+        let time_to_processed = Histogram::with_opts(
+            HistogramOpts::new(
+                "time_to_processed_seconds",
+                "From an upload's acceptance to its photo being ready",
+            )
+            .buckets(vec![
+                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+            ]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(stages.clone()))
+            .expect("unique metric");
         for c in [&accepted, &processed, &failed] {
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
         }
-        registry.register(Box::new(backlog.clone())).expect("unique metric");
-        registry.register(Box::new(time_to_processed.clone())).expect("unique metric");
+        registry
+            .register(Box::new(backlog.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(time_to_processed.clone()))
+            .expect("unique metric");
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
             .expect("unique metric");
-        Metrics { registry, requests, stages, accepted, processed, failed, backlog, time_to_processed }
+        Metrics {
+            registry,
+            requests,
+            stages,
+            accepted,
+            processed,
+            failed,
+            backlog,
+            time_to_processed,
+        }
     }
 
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
     }
 }
@@ -76,14 +130,24 @@ pub struct RequestCounter(pub std::sync::Arc<Metrics>);
 #[rocket::async_trait]
 impl Fairing for RequestCounter {
     fn info(&self) -> Info {
-        Info { name: "request counter", kind: Kind::Response }
+        Info {
+            name: "request counter",
+            kind: Kind::Response,
+        }
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        let route = req.route().map(|r| r.uri.origin.path().as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+        let route = req
+            .route()
+            .map(|r| r.uri.origin.path().as_str().to_owned())
+            .unwrap_or_else(|| "unmatched".into());
         self.0
             .requests
-            .with_label_values(&[route.as_str(), req.method().as_str(), &res.status().code.to_string()])
+            .with_label_values(&[
+                route.as_str(),
+                req.method().as_str(),
+                &res.status().code.to_string(),
+            ])
             .inc();
     }
 }
@@ -91,18 +155,35 @@ impl Fairing for RequestCounter {
 /// Publishes the users' requests since the last point and this process's CPU use (percent
 /// of the machine) every `every`, for the aws control plane. A failed publication is
 /// logged and its requests carried into the next one, so the count is not lost.
-pub async fn publish(metrics: std::sync::Arc<Metrics>, publisher: common::cloudwatch::Publisher, every: std::time::Duration) {
-    let cores = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0);
+pub async fn publish(
+    metrics: std::sync::Arc<Metrics>,
+    publisher: common::cloudwatch::Publisher,
+    every: std::time::Duration,
+) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as f64)
+        .unwrap_or(1.0);
     let pid = std::process::id();
     let requests = || common::metrics::total_requests(&metrics.render()).unwrap_or(0.0);
-    let mut last = (std::time::Instant::now(), requests(), common::metrics::process_cpu_seconds(pid).unwrap_or(0.0));
+    let mut last = (
+        std::time::Instant::now(),
+        requests(),
+        common::metrics::process_cpu_seconds(pid).unwrap_or(0.0),
+    );
     let mut failures = 0u32;
     loop {
         tokio::time::sleep(every).await;
-        let now = (std::time::Instant::now(), requests(), common::metrics::process_cpu_seconds(pid).unwrap_or(0.0));
+        let now = (
+            std::time::Instant::now(),
+            requests(),
+            common::metrics::process_cpu_seconds(pid).unwrap_or(0.0),
+        );
         let elapsed = now.0.duration_since(last.0).as_secs_f64().max(1e-3);
         let cpu_percent = ((now.2 - last.2) / elapsed / cores * 100.0).clamp(0.0, 100.0);
-        match publisher.publish(std::time::SystemTime::now(), now.1 - last.1, cpu_percent).await {
+        match publisher
+            .publish(std::time::SystemTime::now(), now.1 - last.1, cpu_percent)
+            .await
+        {
             Ok(()) => {
                 if failures > 0 {
                     tracing::info!(after = failures, "publishing metrics works again");

@@ -22,7 +22,12 @@ pub async fn accept(state: &AppState, owner_id: u64, file: &mut TempFile<'_>) ->
         return Err(Error::backlog_full(waiting));
     }
     let mut data = Vec::with_capacity(file.len() as usize);
-    file.open().await.map_err(Error::internal)?.read_to_end(&mut data).await.map_err(Error::internal)?;
+    file.open()
+        .await
+        .map_err(Error::internal)?
+        .read_to_end(&mut data)
+        .await
+        .map_err(Error::internal)?;
     let data = Bytes::from(data);
 
     let limits = state.decode_limits();
@@ -34,7 +39,11 @@ pub async fn accept(state: &AppState, owner_id: u64, file: &mut TempFile<'_>) ->
         .await
         .map_err(|_| Error::busy(5))?
         .map_err(Error::internal)??;
-    state.metrics.stages.with_label_values(&["check"]).observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .stages
+        .with_label_values(&["check"])
+        .observe(started.elapsed().as_secs_f64());
 
     let photo = Photo {
         id: uuid::Uuid::now_v7().simple().to_string(),
@@ -53,11 +62,19 @@ pub async fn accept(state: &AppState, owner_id: u64, file: &mut TempFile<'_>) ->
         failure: String::new(),
     };
     let started = std::time::Instant::now();
-    let photo = commit(state.store.clone(), state.db.clone(), photo, data).await.map_err(|e| match e {
-        CommitError::Db(db) if db.is_missing_owner() => Error::unauthorized("this account no longer exists"),
-        other => Error::internal(other),
-    })?;
-    state.metrics.stages.with_label_values(&["accept"]).observe(started.elapsed().as_secs_f64());
+    let photo = commit(state.store.clone(), state.db.clone(), photo, data)
+        .await
+        .map_err(|e| match e {
+            CommitError::Db(db) if db.is_missing_owner() => {
+                Error::unauthorized("this account no longer exists")
+            }
+            other => Error::internal(other),
+        })?;
+    state
+        .metrics
+        .stages
+        .with_label_values(&["accept"])
+        .observe(started.elapsed().as_secs_f64());
     state.accepted().await;
     tracing::info!(photo = %photo.id, owner = owner_id, "photo accepted");
     Ok(photo)
@@ -90,7 +107,12 @@ const DATABASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20
 /// clean-up. An insert that fails for want of the database is tried again for
 /// `DATABASE_PATIENCE`; one the database refused (the owner was deleted meanwhile) is not.
 /// If the row cannot be written the original is removed: nothing is left behind.
-pub async fn commit(store: SharedStore, db: Db, photo: Photo, original: Bytes) -> Result<Photo, CommitError> {
+pub async fn commit(
+    store: SharedStore,
+    db: Db,
+    photo: Photo,
+    original: Bytes,
+) -> Result<Photo, CommitError> {
     tokio::spawn(async move {
         let key = photo.original_key();
         store.put(&key, original, &photo.content_type).await?;

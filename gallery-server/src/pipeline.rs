@@ -35,12 +35,20 @@ pub struct Processed {
     pub timings: Vec<(&'static str, Duration)>,
 }
 
-pub fn process(data: &[u8], detector: &dyn Detector, limits: DecodeLimits) -> Result<Processed, PipelineError> {
+pub fn process(
+    data: &[u8],
+    detector: &dyn Detector,
+    limits: DecodeLimits,
+) -> Result<Processed, PipelineError> {
     let t = Instant::now();
     let header = inspect(data, limits)?;
     let (ext, content_type) = format_info(header.format).expect("checked in inspect");
     let preview = match header.format {
-        ImageFormat::Jpeg => jpeg_preview(data, detector.input_side().max(THUMBNAIL_SIDE), header.orientation),
+        ImageFormat::Jpeg => jpeg_preview(
+            data,
+            detector.input_side().max(THUMBNAIL_SIDE),
+            header.orientation,
+        ),
         _ => None,
     };
     let (mut rgb, seen, decode_took) = match preview {
@@ -57,7 +65,11 @@ pub fn process(data: &[u8], detector: &dyn Detector, limits: DecodeLimits) -> Re
             let rgb = into_rgb(decode_pixels(data, &header, limits)?);
             let (w, h) = rgb.dimensions();
             let (sx, sy) = (w as f32 / pw as f32, h as f32 / ph as f32);
-            let boxes = seen.boxes.into_iter().map(|b| b.scaled(sx, sy, w, h)).collect();
+            let boxes = seen
+                .boxes
+                .into_iter()
+                .map(|b| b.scaled(sx, sy, w, h))
+                .collect();
             (rgb, Seen { boxes, ..seen }, preview_took + t.elapsed())
         }
         None => {
@@ -71,8 +83,22 @@ pub fn process(data: &[u8], detector: &dyn Detector, limits: DecodeLimits) -> Re
     let (width, height) = rgb.dimensions();
     annotate(&mut rgb, &seen.boxes);
     let annotated = encode_jpeg(&rgb, ANNOTATED_QUALITY)?;
-    let timings = vec![("decode", decode_took), ("detect", seen.detect_took), ("thumbnail", seen.thumbnail_took), ("annotate", t.elapsed())];
-    Ok(Processed { ext, content_type, width, height, boxes: seen.boxes, annotated, thumbnail: seen.thumbnail, timings })
+    let timings = vec![
+        ("decode", decode_took),
+        ("detect", seen.detect_took),
+        ("thumbnail", seen.thumbnail_took),
+        ("annotate", t.elapsed()),
+    ];
+    Ok(Processed {
+        ext,
+        content_type,
+        width,
+        height,
+        boxes: seen.boxes,
+        annotated,
+        thumbnail: seen.thumbnail,
+        timings,
+    })
 }
 
 /// What the detector and the thumbnail made of a photo (or of its scaled decode).
@@ -89,10 +115,18 @@ fn look_at(img: &RgbImage, detector: &dyn Detector) -> Result<Seen, PipelineErro
     let detect_took = t.elapsed();
     let t = Instant::now();
     let thumbnail = thumbnail_of(img)?;
-    Ok(Seen { boxes, detect_took, thumbnail, thumbnail_took: t.elapsed() })
+    Ok(Seen {
+        boxes,
+        detect_took,
+        thumbnail,
+        thumbnail_took: t.elapsed(),
+    })
 }
 
 fn thumbnail_of(img: &RgbImage) -> Result<Vec<u8>, ImageError> {
     let (tw, th) = fit_within(img.width(), img.height(), THUMBNAIL_SIDE);
-    encode_jpeg(&crate::image::resize::bilinear(img, tw, th), THUMBNAIL_QUALITY)
+    encode_jpeg(
+        &crate::image::resize::bilinear(img, tw, th),
+        THUMBNAIL_QUALITY,
+    )
 }

@@ -85,7 +85,9 @@ impl Processing {
         match self.db.release_claims(&self.worker).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(photos = n, "claims released for other workers"),
-            Err(e) => tracing::warn!(error = %e, "could not release claims; they return when their leases run out"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release claims; they return when their leases run out")
+            }
         }
     }
 
@@ -115,7 +117,13 @@ impl Processing {
     pub async fn process(&self, claim: Claim) {
         let Claim { photo, attempt } = claim;
         let held = Arc::new(AtomicBool::new(true));
-        let renewal = tokio::spawn(renew(self.db.clone(), photo.id.clone(), self.worker.clone(), self.lease_secs, held.clone()));
+        let renewal = tokio::spawn(renew(
+            self.db.clone(),
+            photo.id.clone(),
+            self.worker.clone(),
+            self.lease_secs,
+            held.clone(),
+        ));
         let outcome = self.work(&photo, &held).await;
         renewal.abort();
         let id = photo.id.as_str();
@@ -142,7 +150,10 @@ impl Processing {
             Err(Outcome::Failed(reason)) if attempt < self.attempts => {
                 let after = 2u64.pow(attempt.min(8));
                 tracing::warn!(photo = id, attempt, retry_in = after, %reason, "processing failed; trying again later");
-                self.db.retry_claim(id, worker, after, &reason).await.map(|_| ())
+                self.db
+                    .retry_claim(id, worker, after, &reason)
+                    .await
+                    .map(|_| ())
             }
             Err(Outcome::Failed(reason)) => {
                 tracing::error!(photo = id, attempt, %reason, "processing failed for good");
@@ -160,7 +171,11 @@ impl Processing {
     async fn work(&self, photo: &Photo, held: &AtomicBool) -> Result<Photo, Outcome> {
         let data = match self.store.get(&photo.original_key()).await {
             Ok(Some(data)) => data,
-            Ok(None) => return Err(Outcome::Failed("the original is missing from the store".into())),
+            Ok(None) => {
+                return Err(Outcome::Failed(
+                    "the original is missing from the store".into(),
+                ))
+            }
             Err(e) => return Err(Outcome::Failed(format!("the store could not be read: {e}"))),
         };
         let detector = self.detector.clone();
@@ -172,16 +187,28 @@ impl Processing {
             .ok_or_else(|| Outcome::Failed("processing crashed".into()))?
             .map_err(|e| Outcome::Failed(e.to_string()))?;
         for (stage, took) in &processed.timings {
-            self.metrics.stages.with_label_values(&[stage]).observe(took.as_secs_f64());
+            self.metrics
+                .stages
+                .with_label_values(&[stage])
+                .observe(took.as_secs_f64());
         }
         if !held.load(Ordering::SeqCst) {
             return Err(Outcome::Lost);
         }
         let started = Instant::now();
-        for (key, data) in [(photo.annotated_key(), processed.annotated), (photo.thumbnail_key(), processed.thumbnail)] {
-            self.store.put(&key, Bytes::from(data), "image/jpeg").await.map_err(|e| Outcome::Failed(format!("the store could not be written: {e}")))?;
+        for (key, data) in [
+            (photo.annotated_key(), processed.annotated),
+            (photo.thumbnail_key(), processed.thumbnail),
+        ] {
+            self.store
+                .put(&key, Bytes::from(data), "image/jpeg")
+                .await
+                .map_err(|e| Outcome::Failed(format!("the store could not be written: {e}")))?;
         }
-        self.metrics.stages.with_label_values(&["store"]).observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .stages
+            .with_label_values(&["store"])
+            .observe(started.elapsed().as_secs_f64());
         Ok(Photo {
             boxes: processed.boxes.len() as u32,
             detector: self.detector.describe(),
@@ -227,7 +254,9 @@ async fn renew(db: Db, id: String, worker: String, lease_secs: u64, held: Arc<At
                 held.store(false, Ordering::SeqCst);
                 return;
             }
-            Err(e) => tracing::warn!(photo = %id, error = %e, "could not renew a claim; trying again"),
+            Err(e) => {
+                tracing::warn!(photo = %id, error = %e, "could not renew a claim; trying again")
+            }
         }
     }
 }

@@ -23,25 +23,46 @@ impl<'r> FromRequest<'r> for User {
     type Error = Error;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
-        let state = try_outcome!(req.guard::<&State<AppState>>().await.map_error(|(s, _)| (s, Error::internal("no state"))));
-        let id = req.cookies().get_private(SESSION).and_then(|c| c.value().parse::<u64>().ok());
+        let state = try_outcome!(req
+            .guard::<&State<AppState>>()
+            .await
+            .map_error(|(s, _)| (s, Error::internal("no state"))));
+        let id = req
+            .cookies()
+            .get_private(SESSION)
+            .and_then(|c| c.value().parse::<u64>().ok());
         let Some(id) = id else {
-            return Outcome::Error((rocket::http::Status::Unauthorized, Error::unauthorized("please log in")));
+            return Outcome::Error((
+                rocket::http::Status::Unauthorized,
+                Error::unauthorized("please log in"),
+            ));
         };
         match state.db.account_by_id(id).await {
-            Ok(Some(a)) => Outcome::Success(User { id: a.id, username: a.username }),
+            Ok(Some(a)) => Outcome::Success(User {
+                id: a.id,
+                username: a.username,
+            }),
             Ok(None) => {
                 // The account was deleted by the operator: the session ends with it.
                 req.cookies().remove_private(SESSION);
-                Outcome::Error((rocket::http::Status::Unauthorized, Error::unauthorized("please log in")))
+                Outcome::Error((
+                    rocket::http::Status::Unauthorized,
+                    Error::unauthorized("please log in"),
+                ))
             }
-            Err(e) => Outcome::Error((rocket::http::Status::InternalServerError, Error::internal(e))),
+            Err(e) => Outcome::Error((
+                rocket::http::Status::InternalServerError,
+                Error::internal(e),
+            )),
         }
     }
 }
 
 pub fn log_in(cookies: &CookieJar<'_>, account_id: u64) {
-    let cookie = Cookie::build((SESSION, account_id.to_string())).same_site(SameSite::Lax).http_only(true).path("/");
+    let cookie = Cookie::build((SESSION, account_id.to_string()))
+        .same_site(SameSite::Lax)
+        .http_only(true)
+        .path("/");
     cookies.add_private(cookie);
     // A fresh CSRF token for the new session.
     cookies.remove_private(CSRF);
@@ -66,7 +87,10 @@ impl<'r> FromRequest<'r> for CsrfToken {
             None => {
                 let token = hex::encode(rand::random::<[u8; 32]>());
                 cookies.add_private(
-                    Cookie::build((CSRF, token.clone())).same_site(SameSite::Lax).http_only(true).path("/"),
+                    Cookie::build((CSRF, token.clone()))
+                        .same_site(SameSite::Lax)
+                        .http_only(true)
+                        .path("/"),
                 );
                 token
             }

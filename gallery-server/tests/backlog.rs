@@ -12,7 +12,10 @@ use support::{images, Part, TestApp};
 const PW: &str = "pass-word-1";
 
 fn state(app: &TestApp) -> &gallery_server::AppState {
-    app.client.rocket().state::<gallery_server::AppState>().unwrap()
+    app.client
+        .rocket()
+        .state::<gallery_server::AppState>()
+        .unwrap()
 }
 
 /// An app that only accepts (no processors of its own), with one uploaded photo; its id.
@@ -24,10 +27,17 @@ async fn accepted_photo(adjust: impl FnOnce(&mut common::config::Config)) -> (Te
     .await;
     app.api_register("pat", PW).await;
     let (status, json) = app
-        .api_upload_json(&[Part::Text("username", "pat"), Part::Text("password", PW), Part::File("file", "a.jpg", &images::rgb_jpeg(160, 120))])
+        .api_upload_json(&[
+            Part::Text("username", "pat"),
+            Part::Text("password", PW),
+            Part::File("file", "a.jpg", &images::rgb_jpeg(160, 120)),
+        ])
         .await;
     assert_eq!(status, Status::Ok, "{json}");
-    assert_eq!(json["state"], "queued", "accepted, not yet processed: {json}");
+    assert_eq!(
+        json["state"], "queued",
+        "accepted, not yet processed: {json}"
+    );
     let id = json["photo_id"].as_str().unwrap().to_owned();
     (app, id)
 }
@@ -36,8 +46,18 @@ async fn accepted_photo(adjust: impl FnOnce(&mut common::config::Config)) -> (Te
 async fn an_accepted_upload_is_stored_and_queued_before_it_is_processed() {
     let (app, id) = accepted_photo(|_| {}).await;
     let photo = app.db.photo(&id).await.unwrap().unwrap();
-    assert_eq!((photo.state, photo.width, photo.height), (PhotoState::Queued, 160, 120));
-    let keys: Vec<String> = app.store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
+    assert_eq!(
+        (photo.state, photo.width, photo.height),
+        (PhotoState::Queued, 160, 120)
+    );
+    let keys: Vec<String> = app
+        .store
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
     assert_eq!(keys, vec![photo.original_key()], "only the original so far");
     let backlog = app.db.backlog().await.unwrap();
     assert_eq!((backlog.queued, backlog.processing), (1, 0));
@@ -53,17 +73,34 @@ async fn an_accepted_upload_is_stored_and_queued_before_it_is_processed() {
 async fn a_claim_that_runs_out_goes_to_another_processor() {
     let (app, id) = accepted_photo(|_| {}).await;
     // A worker that died holding the photo: its lease ran out.
-    let claim = app.db.claim("a-dead-worker", 30).await.unwrap().expect("the photo is claimed");
+    let claim = app
+        .db
+        .claim("a-dead-worker", 30)
+        .await
+        .unwrap()
+        .expect("the photo is claimed");
     assert_eq!((claim.photo.id.as_str(), claim.attempt), (id.as_str(), 1));
-    assert!(app.db.claim("another-worker", 30).await.unwrap().is_none(), "a held claim is not given twice");
+    assert!(
+        app.db.claim("another-worker", 30).await.unwrap().is_none(),
+        "a held claim is not given twice"
+    );
     let mut conn = app.db.conn().await.unwrap();
-    conn.exec_drop("UPDATE photos SET lease_until = NOW(3) - INTERVAL 1 SECOND WHERE id = ?", (&id,)).await.unwrap();
+    conn.exec_drop(
+        "UPDATE photos SET lease_until = NOW(3) - INTERVAL 1 SECOND WHERE id = ?",
+        (&id,),
+    )
+    .await
+    .unwrap();
 
     let _processor = app.second_worker(|c| c.processors = None).await;
     app.settled().await;
     let photo = app.db.photo(&id).await.unwrap().unwrap();
     assert_eq!(photo.state, PhotoState::Ready);
-    let attempts: u32 = conn.exec_first("SELECT attempts FROM photos WHERE id = ?", (&id,)).await.unwrap().unwrap();
+    let attempts: u32 = conn
+        .exec_first("SELECT attempts FROM photos WHERE id = ?", (&id,))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(attempts, 2);
     // The dead worker's late commit is refused: the claim is no longer its own.
     assert!(!app.db.finish_claim("a-dead-worker", &photo).await.unwrap());
@@ -74,22 +111,38 @@ async fn a_failing_photo_is_tried_again_then_its_owner_is_told() {
     let (app, id) = accepted_photo(|_| {}).await;
     // The original went bad in the store after it was accepted.
     let photo = app.db.photo(&id).await.unwrap().unwrap();
-    app.store.put(&photo.original_key(), bytes::Bytes::from_static(b"not an image any more"), "image/jpeg").await.unwrap();
+    app.store
+        .put(
+            &photo.original_key(),
+            bytes::Bytes::from_static(b"not an image any more"),
+            "image/jpeg",
+        )
+        .await
+        .unwrap();
 
-    let _processor = app.second_worker(|c| {
-        c.processors = None;
-        c.processing_attempts = 2;
-    })
-    .await;
+    let _processor = app
+        .second_worker(|c| {
+            c.processors = None;
+            c.processing_attempts = 2;
+        })
+        .await;
     app.settled().await;
     let photo = app.db.photo(&id).await.unwrap().unwrap();
     assert_eq!(photo.state, PhotoState::Failed);
     assert!(photo.failure.contains("not an image"), "{}", photo.failure);
     let mut conn = app.db.conn().await.unwrap();
-    let attempts: u32 = conn.exec_first("SELECT attempts FROM photos WHERE id = ?", (&id,)).await.unwrap().unwrap();
+    let attempts: u32 = conn
+        .exec_first("SELECT attempts FROM photos WHERE id = ?", (&id,))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(attempts, 2, "tried twice");
     let b = app.db.backlog().await.unwrap();
-    assert_eq!((b.waiting(), b.failed), (0, 1), "counted for the operator, not left waiting");
+    assert_eq!(
+        (b.waiting(), b.failed),
+        (0, 1),
+        "counted for the operator, not left waiting"
+    );
 }
 
 #[tokio::test]
@@ -99,11 +152,30 @@ async fn a_photo_deleted_while_it_is_processed_leaves_nothing_behind() {
     let claim = app.db.claim(&processing.worker, 30).await.unwrap().unwrap();
     // Its owner deletes it meanwhile: the row goes first; the original is still in the store
     // while the processor works (the owner's delete removes it after).
-    let deleted = app.db.delete_photo_of(claim.photo.owner_id, &id).await.unwrap().unwrap();
+    let deleted = app
+        .db
+        .delete_photo_of(claim.photo.owner_id, &id)
+        .await
+        .unwrap()
+        .unwrap();
     processing.process(claim).await;
-    let keys: Vec<String> = app.store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
-    assert_eq!(keys, vec![deleted.original_key()], "the processor's copies of a deleted photo are removed");
-    assert!(app.db.photo(&id).await.unwrap().is_none(), "and no processor re-creates the row");
+    let keys: Vec<String> = app
+        .store
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![deleted.original_key()],
+        "the processor's copies of a deleted photo are removed"
+    );
+    assert!(
+        app.db.photo(&id).await.unwrap().is_none(),
+        "and no processor re-creates the row"
+    );
     for key in deleted.keys() {
         app.store.delete(&key).await.unwrap();
     }
@@ -120,17 +192,38 @@ async fn a_draining_worker_gives_its_claims_back() {
     let photo = app.db.photo(&id).await.unwrap().unwrap();
     assert_eq!(photo.state, PhotoState::Queued);
     let claim = app.db.claim("next-worker", 30).await.unwrap().unwrap();
-    assert_eq!(claim.attempt, 1, "a released try does not count against the photo");
+    assert_eq!(
+        claim.attempt, 1,
+        "a released try does not count against the photo"
+    );
 }
 
 #[tokio::test]
 async fn a_full_backlog_turns_uploads_away_with_retry_after_and_stores_nothing_for_them() {
     let (app, _id) = accepted_photo(|c| c.backlog_limit = 1).await;
-    let (ct, body) = support::multipart(&[Part::Text("username", "pat"), Part::Text("password", PW), Part::File("file", "b.jpg", &images::rgb_jpeg(64, 64))]);
-    let res = app.client.post("/api/upload").header(ct).body(body).dispatch().await;
+    let (ct, body) = support::multipart(&[
+        Part::Text("username", "pat"),
+        Part::Text("password", PW),
+        Part::File("file", "b.jpg", &images::rgb_jpeg(64, 64)),
+    ]);
+    let res = app
+        .client
+        .post("/api/upload")
+        .header(ct)
+        .body(body)
+        .dispatch()
+        .await;
     assert_eq!(res.status(), Status::ServiceUnavailable);
     assert_eq!(res.headers().get_one("Retry-After"), Some("30"));
-    assert!(res.into_string().await.unwrap().contains("waiting to be processed"));
-    assert_eq!(app.store.list("").await.unwrap().len(), 1, "only the first upload's original");
+    assert!(res
+        .into_string()
+        .await
+        .unwrap()
+        .contains("waiting to be processed"));
+    assert_eq!(
+        app.store.list("").await.unwrap().len(),
+        1,
+        "only the first upload's original"
+    );
     assert_eq!(app.db.count_rows().await.unwrap().photos, 1);
 }

@@ -18,8 +18,13 @@ async fn before_the_backlog(conn: &mut mysql_async::Conn) {
 
 /// An account made before the upgrade; its id.
 async fn old_owner(conn: &mut mysql_async::Conn) -> u64 {
-    conn.query_drop("INSERT INTO accounts (username, password_hash) VALUES ('old', 'x')").await.unwrap();
-    conn.query_first("SELECT id FROM accounts WHERE username = 'old'").await.unwrap().unwrap()
+    conn.query_drop("INSERT INTO accounts (username, password_hash) VALUES ('old', 'x')")
+        .await
+        .unwrap();
+    conn.query_first("SELECT id FROM accounts WHERE username = 'old'")
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -28,9 +33,15 @@ async fn photos_from_before_the_detector_was_recorded_are_kept_with_none_recorde
     // The database as migration 2 left it, with a photo in it.
     let mut conn = app.db.conn().await.unwrap();
     before_the_backlog(&mut conn).await;
-    conn.query_drop("ALTER TABLE photos DROP COLUMN runtime").await.unwrap();
-    conn.query_drop("ALTER TABLE photos DROP COLUMN detector").await.unwrap();
-    conn.query_drop("DELETE FROM schema_migrations WHERE version >= 3").await.unwrap();
+    conn.query_drop("ALTER TABLE photos DROP COLUMN runtime")
+        .await
+        .unwrap();
+    conn.query_drop("ALTER TABLE photos DROP COLUMN detector")
+        .await
+        .unwrap();
+    conn.query_drop("DELETE FROM schema_migrations WHERE version >= 3")
+        .await
+        .unwrap();
     let owner = old_owner(&mut conn).await;
     conn.exec_drop(
         "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes)
@@ -42,11 +53,33 @@ async fn photos_from_before_the_detector_was_recorded_are_kept_with_none_recorde
     drop(conn);
 
     let db = Db::connect(&app.config.database_url).await.unwrap();
-    let photo = db.photo("0190dddddddddddddddddddddddddddd").await.unwrap().expect("the old photo is kept");
-    assert_eq!((photo.file_name.as_str(), photo.width, photo.boxes, photo.detector.as_str()), ("old.jpg", 640, 3, ""));
+    let photo = db
+        .photo("0190dddddddddddddddddddddddddddd")
+        .await
+        .unwrap()
+        .expect("the old photo is kept");
+    assert_eq!(
+        (
+            photo.file_name.as_str(),
+            photo.width,
+            photo.boxes,
+            photo.detector.as_str()
+        ),
+        ("old.jpg", 640, 3, "")
+    );
     assert_eq!(photo.runtime, "");
-    assert_eq!(photo.state, common::db::PhotoState::Ready, "photos from before the backlog were processed in their upload");
-    let versions: Vec<u32> = db.conn().await.unwrap().query("SELECT version FROM schema_migrations ORDER BY version").await.unwrap();
+    assert_eq!(
+        photo.state,
+        common::db::PhotoState::Ready,
+        "photos from before the backlog were processed in their upload"
+    );
+    let versions: Vec<u32> = db
+        .conn()
+        .await
+        .unwrap()
+        .query("SELECT version FROM schema_migrations ORDER BY version")
+        .await
+        .unwrap();
     assert_eq!(versions, vec![1, 2, 3, 4, 5]);
 }
 
@@ -56,10 +89,20 @@ async fn photos_described_before_the_runtime_had_its_column_get_it_from_the_desc
     // The database as migration 3 left it: the runtime only inside the description.
     let mut conn = app.db.conn().await.unwrap();
     before_the_backlog(&mut conn).await;
-    conn.query_drop("ALTER TABLE photos DROP COLUMN runtime").await.unwrap();
-    conn.query_drop("DELETE FROM schema_migrations WHERE version >= 4").await.unwrap();
+    conn.query_drop("ALTER TABLE photos DROP COLUMN runtime")
+        .await
+        .unwrap();
+    conn.query_drop("DELETE FROM schema_migrations WHERE version >= 4")
+        .await
+        .unwrap();
     let owner = old_owner(&mut conn).await;
-    for (id, detector) in [("0190aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "text (PP-OCRv4 DBNet) on OpenVINO (bf16)"), ("0190bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "")] {
+    for (id, detector) in [
+        (
+            "0190aaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "text (PP-OCRv4 DBNet) on OpenVINO (bf16)",
+        ),
+        ("0190bbbbbbbbbbbbbbbbbbbbbbbbbbbb", ""),
+    ] {
         conn.exec_drop(
             "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, detector)
              VALUES (?, ?, 'old.jpg', 'image/jpeg', 'jpg', 640, 480, 1234, 3, ?)",
@@ -71,8 +114,22 @@ async fn photos_described_before_the_runtime_had_its_column_get_it_from_the_desc
     drop(conn);
 
     let db = Db::connect(&app.config.database_url).await.unwrap();
-    let described = db.photo("0190aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await.unwrap().unwrap();
-    assert_eq!((described.detector.as_str(), described.runtime.as_str()), ("text (PP-OCRv4 DBNet) on OpenVINO (bf16)", "OpenVINO (bf16)"));
-    let undescribed = db.photo("0190bbbbbbbbbbbbbbbbbbbbbbbbbbbb").await.unwrap().unwrap();
+    let described = db
+        .photo("0190aaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (described.detector.as_str(), described.runtime.as_str()),
+        (
+            "text (PP-OCRv4 DBNet) on OpenVINO (bf16)",
+            "OpenVINO (bf16)"
+        )
+    );
+    let undescribed = db
+        .photo("0190bbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(undescribed.runtime, "");
 }

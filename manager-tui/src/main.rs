@@ -31,7 +31,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
     let mut parsed = Args {
         once: false,
         json: false,
-        api: std::env::var("GALLERY_CONTROL_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".into()),
+        api: std::env::var("GALLERY_CONTROL_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:5000".into()),
         token_file: None,
     };
     let mut it = args.iter();
@@ -40,7 +41,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--once" => parsed.once = true,
             "--json" => parsed.json = true,
             "--api" => parsed.api = it.next().ok_or("--api needs a URL")?.clone(),
-            "--token-file" => parsed.token_file = Some(it.next().ok_or("--token-file needs a path")?.into()),
+            "--token-file" => {
+                parsed.token_file = Some(it.next().ok_or("--token-file needs a path")?.into())
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }

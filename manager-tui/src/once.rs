@@ -8,7 +8,13 @@ use crate::fmt::{backlog_text, clock, human_bytes, phase_text, policy_text};
 pub fn render(status: &Status) -> String {
     let mut out = String::new();
     let p = &status.pool;
-    let _ = writeln!(out, "gallery · {} · balancer {} · {} UTC", status.deployment, status.balancer, clock(status.now));
+    let _ = writeln!(
+        out,
+        "gallery · {} · balancer {} · {} UTC",
+        status.deployment,
+        status.balancer,
+        clock(status.now)
+    );
     let _ = writeln!(
         out,
         "pool: {} desired · {} healthy · {} starting · {} unhealthy · {} draining",
@@ -22,20 +28,47 @@ pub fn render(status: &Status) -> String {
             let _ = writeln!(out, "backlog: unavailable");
         }
     }
-    let _ = writeln!(out, "autoscaler: {} · {}", phase_text(status), policy_text(status));
+    let _ = writeln!(
+        out,
+        "autoscaler: {} · {}",
+        phase_text(status),
+        policy_text(status)
+    );
     if let Some(problem) = &status.launch_problem {
         let wait = (problem.retry_at - status.now).max(0.0);
-        let _ = writeln!(out, "launch: failed {} in a row, retry in {wait:.0} s: {}", problem.failures, problem.error);
+        let _ = writeln!(
+            out,
+            "launch: failed {} in a row, retry in {wait:.0} s: {}",
+            problem.failures, problem.error
+        );
     }
     if status.workers.is_empty() {
         let _ = writeln!(out, "workers: none");
     } else {
         let _ = writeln!(out, "workers:");
-        let width = status.workers.iter().map(|w| w.id.len()).max().unwrap_or(0).max(10);
+        let width = status
+            .workers
+            .iter()
+            .map(|w| w.id.len())
+            .max()
+            .unwrap_or(0)
+            .max(10);
         for w in &status.workers {
-            let cpu = w.cpu.map(|c| format!("{:5.1}%", c * 100.0)).unwrap_or_else(|| "    –".into());
-            let req = w.request_rate.map(|r| format!("{r:6.2}/s")).unwrap_or_else(|| "      –".into());
-            let _ = writeln!(out, "  {:<width$} {:<9} cpu {cpu}  req {req}  {}", w.id, w.state.as_str(), w.address);
+            let cpu = w
+                .cpu
+                .map(|c| format!("{:5.1}%", c * 100.0))
+                .unwrap_or_else(|| "    –".into());
+            let req = w
+                .request_rate
+                .map(|r| format!("{r:6.2}/s"))
+                .unwrap_or_else(|| "      –".into());
+            let _ = writeln!(
+                out,
+                "  {:<width$} {:<9} cpu {cpu}  req {req}  {}",
+                w.id,
+                w.state.as_str(),
+                w.address
+            );
         }
     }
     match &status.totals {
@@ -56,7 +89,14 @@ pub fn render(status: &Status) -> String {
     if !status.events.is_empty() {
         let _ = writeln!(out, "last events:");
         for e in status.events.iter().take(5) {
-            let _ = writeln!(out, "  {}  {} → {}  {}", clock(e.at as f64), e.from, e.to, e.reason);
+            let _ = writeln!(
+                out,
+                "  {}  {} → {}  {}",
+                clock(e.at as f64),
+                e.from,
+                e.to,
+                e.reason
+            );
         }
     }
     out

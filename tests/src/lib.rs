@@ -8,11 +8,16 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 
 pub fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test"))
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn testdata(name: &str) -> PathBuf {
@@ -22,10 +27,17 @@ pub fn testdata(name: &str) -> PathBuf {
 /// A new, empty database on the test MariaDB; returns its URL.
 pub async fn fresh_database(tag: &str) -> String {
     let base = env("GALLERY_TEST_DATABASE_URL");
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let name = format!("gallery_{tag}_{}_{nanos}", std::process::id());
-    let mut conn = mysql_async::Conn::from_url(&base).await.expect("MariaDB from scripts/test");
-    conn.query_drop(format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut conn = mysql_async::Conn::from_url(&base)
+        .await
+        .expect("MariaDB from scripts/test");
+    conn.query_drop(format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     conn.disconnect().await.unwrap();
     format!("{}/{}", base.rsplit_once('/').unwrap().0, name)
 }
@@ -41,7 +53,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -49,10 +64,14 @@ where
 async fn sigterm_and_wait(child: &mut Child, what: &str) -> std::process::ExitStatus {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    wait_until(&format!("{what} to exit after SIGTERM"), Duration::from_secs(60), || {
-        let status = child.try_wait().unwrap();
-        async move { status }
-    })
+    wait_until(
+        &format!("{what} to exit after SIGTERM"),
+        Duration::from_secs(60),
+        || {
+            let status = child.try_wait().unwrap();
+            async move { status }
+        },
+    )
     .await
 }
 
@@ -91,13 +110,22 @@ impl Worker {
     pub async fn wait_healthy(&mut self, http: &reqwest::Client) {
         let url = self.url("/healthz");
         let child = &mut self.child;
-        wait_until("the worker to become healthy", Duration::from_secs(60), || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("gallery-server exited early: {status}");
-            }
-            let req = http.get(&url).send();
-            async move { req.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
+        wait_until(
+            "the worker to become healthy",
+            Duration::from_secs(60),
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("gallery-server exited early: {status}");
+                }
+                let req = http.get(&url).send();
+                async move {
+                    req.await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ())
+                }
+            },
+        )
         .await
     }
 
@@ -126,10 +154,22 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts a control plane with `manager_toml` as its configuration file.
     pub fn spawn(database_url: &str, data_dir: &Path, manager_toml: &str) -> ControlPlane {
-        Self::spawn_on(database_url, data_dir, manager_toml, free_port(), free_port())
+        Self::spawn_on(
+            database_url,
+            data_dir,
+            manager_toml,
+            free_port(),
+            free_port(),
+        )
     }
 
-    pub fn spawn_on(database_url: &str, data_dir: &Path, manager_toml: &str, api_port: u16, lb_port: u16) -> ControlPlane {
+    pub fn spawn_on(
+        database_url: &str,
+        data_dir: &Path,
+        manager_toml: &str,
+        api_port: u16,
+        lb_port: u16,
+    ) -> ControlPlane {
         Self::spawn_with(database_url, data_dir, manager_toml, api_port, lb_port, &[])
     }
 
@@ -160,7 +200,13 @@ impl ControlPlane {
             .stdin(Stdio::null())
             .spawn()
             .expect("manager-tui binary (built by scripts/test)");
-        ControlPlane { child, api_port, lb_port, data_dir: data_dir.to_owned(), database_url: database_url.to_owned() }
+        ControlPlane {
+            child,
+            api_port,
+            lb_port,
+            data_dir: data_dir.to_owned(),
+            database_url: database_url.to_owned(),
+        }
     }
 
     pub fn api(&self, path: &str) -> String {
@@ -187,23 +233,41 @@ impl ControlPlane {
     /// Files in the outbox, by name.
     pub fn outbox(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.data_dir.join("outbox"))
-            .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "eml")).collect())
+            .map(|d| {
+                d.map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                    .collect()
+            })
             .unwrap_or_default();
         files.sort();
         files
     }
 
     /// Asks for a code and returns (challenge, the code from the newly written mail if any).
-    pub async fn request_code(&self, http: &reqwest::Client, email: &str) -> (reqwest::StatusCode, Option<String>, Option<String>) {
+    pub async fn request_code(
+        &self,
+        http: &reqwest::Client,
+        email: &str,
+    ) -> (reqwest::StatusCode, Option<String>, Option<String>) {
         let before = self.outbox();
-        let res = http.post(self.api("/auth/otp")).json(&serde_json::json!({ "email": email })).send().await.unwrap();
+        let res = http
+            .post(self.api("/auth/otp"))
+            .json(&serde_json::json!({ "email": email }))
+            .send()
+            .await
+            .unwrap();
         let status = res.status();
         let body: serde_json::Value = res.json().await.unwrap();
         let challenge = body["challenge"].as_str().map(str::to_owned);
-        let new: Vec<PathBuf> = self.outbox().into_iter().filter(|p| !before.contains(p)).collect();
+        let new: Vec<PathBuf> = self
+            .outbox()
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
         let code = new.first().map(|p| {
             let mail = std::fs::read_to_string(p).unwrap();
-            let at = mail.find("control plane is ").expect("code in mail") + "control plane is ".len();
+            let at =
+                mail.find("control plane is ").expect("code in mail") + "control plane is ".len();
             mail[at..at + 6].to_owned()
         });
         (status, challenge, code)
@@ -219,11 +283,21 @@ impl ControlPlane {
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
-        res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+        res.json::<serde_json::Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn status(&self, http: &reqwest::Client, token: &str) -> common::api::Status {
-        http.get(self.api("/status")).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+        http.get(self.api("/status"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn terminate(mut self) -> std::process::ExitStatus {
@@ -253,7 +327,11 @@ impl PrivateMariaDb {
 
     fn user() -> String {
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 { "root".into() } else { std::env::var("USER").unwrap_or_else(|_| "root".into()) }
+        if unsafe { libc::geteuid() } == 0 {
+            "root".into()
+        } else {
+            std::env::var("USER").unwrap_or_else(|_| "root".into())
+        }
     }
 
     pub async fn start() -> PrivateMariaDb {
@@ -266,7 +344,11 @@ impl PrivateMariaDb {
             .status()
             .expect("mariadb-install-db (installed by scripts/test)");
         assert!(ok.success());
-        let mut db = PrivateMariaDb { child: None, dir, port: free_port() };
+        let mut db = PrivateMariaDb {
+            child: None,
+            dir,
+            port: free_port(),
+        };
         db.run().await;
         let status = Command::new("mariadb")
             .args(["--no-defaults", "-uroot"])
@@ -279,23 +361,44 @@ impl PrivateMariaDb {
     }
 
     async fn run(&mut self) {
-        let mariadbd = if Path::new("/usr/sbin/mariadbd").exists() { "/usr/sbin/mariadbd" } else { "mariadbd" };
+        let mariadbd = if Path::new("/usr/sbin/mariadbd").exists() {
+            "/usr/sbin/mariadbd"
+        } else {
+            "mariadbd"
+        };
         let child = Command::new(mariadbd)
             .arg("--no-defaults")
-            .arg(format!("--datadir={}", self.dir.path().join("data").display()))
+            .arg(format!(
+                "--datadir={}",
+                self.dir.path().join("data").display()
+            ))
             .arg(format!("--socket={}", self.socket().display()))
             .arg(format!("--port={}", self.port))
-            .args(["--bind-address=127.0.0.1", "--skip-log-bin", "--innodb-buffer-pool-size=32M"])
+            .args([
+                "--bind-address=127.0.0.1",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=32M",
+            ])
             .arg(format!("--user={}", Self::user()))
-            .arg(format!("--log-error={}", self.dir.path().join("err.log").display()))
+            .arg(format!(
+                "--log-error={}",
+                self.dir.path().join("err.log").display()
+            ))
             .stdout(Stdio::null())
             .spawn()
             .expect("mariadbd");
         self.child = Some(child);
         let port = self.port;
-        wait_until("the private MariaDB to accept connections", Duration::from_secs(30), || async move {
-            mysql_async::Conn::from_url(format!("mysql://root@127.0.0.1:{port}/")).await.ok().map(|_| ())
-        })
+        wait_until(
+            "the private MariaDB to accept connections",
+            Duration::from_secs(30),
+            || async move {
+                mysql_async::Conn::from_url(format!("mysql://root@127.0.0.1:{port}/"))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
         .await;
     }
 

@@ -12,18 +12,35 @@ use gallery_tests::{fresh_database, wait_until, ControlPlane, Worker};
 const OPERATOR: &str = "ops@example.com";
 
 fn start(db: &str, dir: &std::path::Path, toml: &str, moto: &Moto, api_port: u16) -> ControlPlane {
-    ControlPlane::spawn_with(db, dir, toml, api_port, gallery_tests::free_port(), &moto.client_env())
+    ControlPlane::spawn_with(
+        db,
+        dir,
+        toml,
+        api_port,
+        gallery_tests::free_port(),
+        &moto.client_env(),
+    )
 }
 
 /// Logs in with the code SES delivered to the operator.
 async fn login(cp: &ControlPlane, moto: &Moto, http: &reqwest::Client) -> String {
     let before = moto.sent_mail().await.len();
-    let res = http.post(cp.api("/auth/otp")).json(&serde_json::json!({ "email": OPERATOR })).send().await.unwrap();
+    let res = http
+        .post(cp.api("/auth/otp"))
+        .json(&serde_json::json!({ "email": OPERATOR }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let challenge = res.json::<serde_json::Value>().await.unwrap()["challenge"].as_str().unwrap().to_owned();
-    let (to, subject, body) = wait_until("the code to be sent with SES", Duration::from_secs(10), || async {
-        moto.sent_mail().await.into_iter().nth(before)
-    })
+    let challenge = res.json::<serde_json::Value>().await.unwrap()["challenge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (to, subject, body) = wait_until(
+        "the code to be sent with SES",
+        Duration::from_secs(10),
+        || async { moto.sent_mail().await.into_iter().nth(before) },
+    )
     .await;
     assert_eq!(to, vec![OPERATOR.to_owned()]);
     assert!(subject.starts_with("Gallery operator code"), "{subject}");
@@ -36,7 +53,10 @@ async fn login(cp: &ControlPlane, moto: &Moto, http: &reqwest::Client) -> String
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn status(cp: &ControlPlane, http: &reqwest::Client, token: &str) -> Status {
@@ -44,7 +64,12 @@ async fn status(cp: &ControlPlane, http: &reqwest::Client, token: &str) -> Statu
 }
 
 fn healthy_ids(s: &Status) -> Vec<String> {
-    let mut ids: Vec<String> = s.workers.iter().filter(|w| w.state == WorkerState::Healthy).map(|w| w.id.clone()).collect();
+    let mut ids: Vec<String> = s
+        .workers
+        .iter()
+        .filter(|w| w.state == WorkerState::Healthy)
+        .map(|w| w.id.clone())
+        .collect();
     ids.sort();
     ids
 }
@@ -55,7 +80,10 @@ async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_
     let deployment = Deployment::create(&moto).await;
     let db = fresh_database("aws_pool").await;
     let dir = tempfile::tempdir().unwrap();
-    let toml = deployment.manager_toml("ami-12c6146b", "[policy]\nmin_workers = 1\nmax_workers = 4\ncooldown_secs = 1\n");
+    let toml = deployment.manager_toml(
+        "ami-12c6146b",
+        "[policy]\nmin_workers = 1\nmax_workers = 4\ncooldown_secs = 1\n",
+    );
     let api_port = gallery_tests::free_port();
     let mut cp = start(&db, dir.path(), &toml, &moto, api_port);
     let http = reqwest::Client::new();
@@ -63,7 +91,12 @@ async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_
     let token = login(&cp, &moto, &http).await;
 
     // Scale out to two: instances tagged, running, registered and healthy.
-    let res = http.post(cp.api("/pool/grow")).bearer_auth(&token).send().await.unwrap();
+    let res = http
+        .post(cp.api("/pool/grow"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     let s = wait_until("two healthy workers", Duration::from_secs(30), || async {
         let s = status(&cp, &http, &token).await;
@@ -71,42 +104,82 @@ async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_
     })
     .await;
     assert_eq!(s.deployment, common::config::ProviderKind::Aws);
-    assert_eq!(s.balancer, format!("http://{}", deployment.alb_dns), "the ALB is where users go");
+    assert_eq!(
+        s.balancer,
+        format!("http://{}", deployment.alb_dns),
+        "the ALB is where users go"
+    );
     let ids = healthy_ids(&s);
     assert!(ids.iter().all(|id| id.starts_with("i-")), "{ids:?}");
-    let running: Vec<(String, String)> = ids.iter().map(|id| (id.clone(), "running".to_owned())).collect();
+    let running: Vec<(String, String)> = ids
+        .iter()
+        .map(|id| (id.clone(), "running".to_owned()))
+        .collect();
     assert_eq!(moto.instances("test").await, running);
-    let registered: Vec<(String, String)> = ids.iter().map(|id| (id.clone(), "healthy".to_owned())).collect();
+    let registered: Vec<(String, String)> = ids
+        .iter()
+        .map(|id| (id.clone(), "healthy".to_owned()))
+        .collect();
     assert_eq!(moto.targets(&deployment.target_group).await, registered);
 
     // Scale in by one: the newest is deregistered, then terminated; the other keeps serving.
-    let res = http.post(cp.api("/pool/shrink")).bearer_auth(&token).send().await.unwrap();
+    let res = http
+        .post(cp.api("/pool/shrink"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let gone = wait_until("one instance terminated", Duration::from_secs(30), || async {
-        let instances = moto.instances("test").await;
-        let terminated: Vec<String> =
-            instances.iter().filter(|(_, state)| state == "terminated" || state == "shutting-down").map(|(id, _)| id.clone()).collect();
-        (terminated.len() == 1).then(|| terminated[0].clone())
-    })
+    let gone = wait_until(
+        "one instance terminated",
+        Duration::from_secs(30),
+        || async {
+            let instances = moto.instances("test").await;
+            let terminated: Vec<String> = instances
+                .iter()
+                .filter(|(_, state)| state == "terminated" || state == "shutting-down")
+                .map(|(id, _)| id.clone())
+                .collect();
+            (terminated.len() == 1).then(|| terminated[0].clone())
+        },
+    )
     .await;
     let kept: Vec<String> = ids.iter().filter(|id| **id != gone).cloned().collect();
     assert_eq!(kept.len(), 1);
     let targets = moto.targets(&deployment.target_group).await;
-    assert_eq!(targets, vec![(kept[0].clone(), "healthy".to_owned())], "the terminated worker was deregistered");
-    wait_until("the pool to show one healthy worker", Duration::from_secs(10), || async {
-        let s = status(&cp, &http, &token).await;
-        (healthy_ids(&s) == kept && s.workers.len() == 1).then_some(())
-    })
+    assert_eq!(
+        targets,
+        vec![(kept[0].clone(), "healthy".to_owned())],
+        "the terminated worker was deregistered"
+    );
+    wait_until(
+        "the pool to show one healthy worker",
+        Duration::from_secs(10),
+        || async {
+            let s = status(&cp, &http, &token).await;
+            (healthy_ids(&s) == kept && s.workers.len() == 1).then_some(())
+        },
+    )
     .await;
 
     // Instances of another deployment, or of nobody, share the account: never ours to manage.
     for tag in [Some("other"), None] {
-        let mut run = moto.ec2().run_instances().image_id("ami-12c6146b").min_count(1).max_count(1);
+        let mut run = moto
+            .ec2()
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .min_count(1)
+            .max_count(1);
         if let Some(value) = tag {
             run = run.tag_specifications(
                 aws_sdk_ec2::types::TagSpecification::builder()
                     .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-                    .tags(aws_sdk_ec2::types::Tag::builder().key("gallery:deployment").value(value).build())
+                    .tags(
+                        aws_sdk_ec2::types::Tag::builder()
+                            .key("gallery:deployment")
+                            .value(value)
+                            .build(),
+                    )
                     .build(),
             );
         }
@@ -117,30 +190,52 @@ async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_
     let exit = cp.terminate().await;
     assert!(exit.success(), "{exit}");
     assert_eq!(
-        moto.instances("test").await.iter().filter(|(_, s)| s == "running").map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        moto.instances("test")
+            .await
+            .iter()
+            .filter(|(_, s)| s == "running")
+            .map(|(id, _)| id.clone())
+            .collect::<Vec<_>>(),
         kept,
         "stopping the control plane does not stop cloud workers"
     );
     let mut cp = start(&db, dir.path(), &toml, &moto, api_port);
     cp.wait_api(&http).await;
     let token = login(&cp, &moto, &http).await;
-    let s = wait_until("the adopted worker to be listed healthy", Duration::from_secs(20), || async {
-        let s = status(&cp, &http, &token).await;
-        (!healthy_ids(&s).is_empty()).then_some(s)
-    })
+    let s = wait_until(
+        "the adopted worker to be listed healthy",
+        Duration::from_secs(20),
+        || async {
+            let s = status(&cp, &http, &token).await;
+            (!healthy_ids(&s).is_empty()).then_some(s)
+        },
+    )
     .await;
     assert_eq!(healthy_ids(&s), kept);
-    assert_eq!(s.workers.len(), 1, "only this deployment's instances are adopted: {:?}", s.workers);
+    assert_eq!(
+        s.workers.len(),
+        1,
+        "only this deployment's instances are adopted: {:?}",
+        s.workers
+    );
     assert_eq!(s.pool.desired, 1, "the desired size survived the restart");
     // Give the reconciler several rounds to (wrongly) launch; the instance list must not grow,
     // and the other instances are left running.
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
-        assert_eq!(moto.instances("test").await.len(), 2, "no instance launched after adoption");
+        assert_eq!(
+            moto.instances("test").await.len(),
+            2,
+            "no instance launched after adoption"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let others = moto.instances("other").await;
-    assert_eq!(others.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), vec!["running"], "{others:?}");
+    assert_eq!(
+        others.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(),
+        vec!["running"],
+        "{others:?}"
+    );
 }
 
 #[tokio::test]
@@ -158,22 +253,46 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
     cp.wait_api(&http).await;
     let token = login(&cp, &moto, &http).await;
     let id = wait_until("one healthy worker", Duration::from_secs(30), || async {
-        healthy_ids(&status(&cp, &http, &token).await).into_iter().next()
+        healthy_ids(&status(&cp, &http, &token).await)
+            .into_iter()
+            .next()
     })
     .await;
 
     // Before the worker publishes anything, EC2's own CPU metric stands in.
     let ec2_metric = aws_sdk_cloudwatch::types::MetricDatum::builder()
         .metric_name("CPUUtilization")
-        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("InstanceId").value(&id).build())
-        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(std::time::SystemTime::now() - Duration::from_secs(15)))
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("InstanceId")
+                .value(&id)
+                .build(),
+        )
+        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(
+            std::time::SystemTime::now() - Duration::from_secs(15),
+        ))
         .value(42.0)
         .unit(aws_sdk_cloudwatch::types::StandardUnit::Percent)
         .build();
-    moto.cloudwatch().put_metric_data().namespace("AWS/EC2").metric_data(ec2_metric).send().await.unwrap();
-    let cpu = wait_until("EC2's CPU figure for the worker", Duration::from_secs(30), || async {
-        status(&cp, &http, &token).await.workers.iter().find(|w| w.id == id).and_then(|w| w.cpu)
-    })
+    moto.cloudwatch()
+        .put_metric_data()
+        .namespace("AWS/EC2")
+        .metric_data(ec2_metric)
+        .send()
+        .await
+        .unwrap();
+    let cpu = wait_until(
+        "EC2's CPU figure for the worker",
+        Duration::from_secs(30),
+        || async {
+            status(&cp, &http, &token)
+                .await
+                .workers
+                .iter()
+                .find(|w| w.id == id)
+                .and_then(|w| w.cpu)
+        },
+    )
     .await;
     assert!((cpu - 0.42).abs() < 1e-6, "{cpu}");
 
@@ -185,15 +304,19 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
     env.push(("GALLERY_INSTANCE_ID", id.clone()));
     let mut worker = Worker::spawn_with(&cp.database_url, worker_dir.path(), &env);
     worker.wait_healthy(&http).await;
-    let served = wait_until("the worker's request rate to reach the control plane", Duration::from_secs(45), || async {
-        for _ in 0..20 {
-            let res = http.get(worker.url("/login")).send().await.unwrap();
-            assert_eq!(res.status(), 200);
-        }
-        let s = status(&cp, &http, &token).await;
-        let w = s.workers.iter().find(|w| w.id == id)?;
-        w.request_rate.filter(|r| *r > 0.0)
-    })
+    let served = wait_until(
+        "the worker's request rate to reach the control plane",
+        Duration::from_secs(45),
+        || async {
+            for _ in 0..20 {
+                let res = http.get(worker.url("/login")).send().await.unwrap();
+                assert_eq!(res.status(), 200);
+            }
+            let s = status(&cp, &http, &token).await;
+            let w = s.workers.iter().find(|w| w.id == id)?;
+            w.request_rate.filter(|r| *r > 0.0)
+        },
+    )
     .await;
     assert!(served > 0.0);
     let exit = worker.terminate().await;
@@ -206,15 +329,22 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
         async move {
             let publisher = common::cloudwatch::Publisher::new(cloudwatch, "GalleryTest", &id);
             loop {
-                publisher.publish(std::time::SystemTime::now(), 10.0, 95.0).await.unwrap();
+                publisher
+                    .publish(std::time::SystemTime::now(), 10.0, 95.0)
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     });
-    let s = wait_until("the autoscaler to grow the pool", Duration::from_secs(60), || async {
-        let s = status(&cp, &http, &token).await;
-        (s.pool.desired >= 2).then_some(s)
-    })
+    let s = wait_until(
+        "the autoscaler to grow the pool",
+        Duration::from_secs(60),
+        || async {
+            let s = status(&cp, &http, &token).await;
+            (s.pool.desired >= 2).then_some(s)
+        },
+    )
     .await;
     load.abort();
     let event = s.events.first().expect("a scaling event");
@@ -222,10 +352,19 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
     assert_eq!((event.from, event.to), (1, s.pool.desired));
     let w = s.workers.iter().find(|w| w.id == id).unwrap();
     assert!(w.cpu.unwrap() > 0.6, "{:?}", w.cpu);
-    wait_until("a second instance to run", Duration::from_secs(30), || async {
-        let running = moto.instances("test").await.iter().filter(|(_, s)| s == "running").count();
-        (running >= 2).then_some(())
-    })
+    wait_until(
+        "a second instance to run",
+        Duration::from_secs(30),
+        || async {
+            let running = moto
+                .instances("test")
+                .await
+                .iter()
+                .filter(|(_, s)| s == "running")
+                .count();
+            (running >= 2).then_some(())
+        },
+    )
     .await;
 }
 
@@ -236,54 +375,91 @@ async fn a_failing_launch_is_reported_and_retried_with_backoff() {
     let deployment = Deployment::create(&moto).await;
     let db = fresh_database("aws_launch").await;
     let dir = tempfile::tempdir().unwrap();
-    let toml = deployment.manager_toml("ami-00000000000bad", "[policy]\nmin_workers = 1\nmax_workers = 2\n");
+    let toml = deployment.manager_toml(
+        "ami-00000000000bad",
+        "[policy]\nmin_workers = 1\nmax_workers = 2\n",
+    );
     let mut cp = start(&db, dir.path(), &toml, &moto, gallery_tests::free_port());
     let http = reqwest::Client::new();
     cp.wait_api(&http).await;
     let token = login(&cp, &moto, &http).await;
 
-    let first = wait_until("the launch failure to be reported", Duration::from_secs(20), || async {
-        status(&cp, &http, &token).await.launch_problem
-    })
+    let first = wait_until(
+        "the launch failure to be reported",
+        Duration::from_secs(20),
+        || async { status(&cp, &http, &token).await.launch_problem },
+    )
     .await;
-    assert!(first.error.contains("RunInstances") && first.error.contains("ami-00000000000bad"), "{}", first.error);
+    assert!(
+        first.error.contains("RunInstances") && first.error.contains("ami-00000000000bad"),
+        "{}",
+        first.error
+    );
     // Time three failures from the moment one is seen happening: backing off 2 s, then 4 s
     // (or more) puts at least 6 s between failures k and k + 2; a hot loop (the reconciler
     // wakes every second) would take about 2.
     let failures = |at_least: u32| {
         let (cp, http, token) = (&cp, &http, &token);
         async move {
-            wait_until(&format!("launch failure {at_least}"), Duration::from_secs(60), || async {
-                status(cp, http, token).await.launch_problem.filter(|p| p.failures >= at_least)
-            })
+            wait_until(
+                &format!("launch failure {at_least}"),
+                Duration::from_secs(60),
+                || async {
+                    status(cp, http, token)
+                        .await
+                        .launch_problem
+                        .filter(|p| p.failures >= at_least)
+                },
+            )
             .await
         }
     };
     let k = failures(first.failures + 1).await;
     let seen = Instant::now();
     let later = failures(k.failures + 2).await;
-    assert!(seen.elapsed() >= Duration::from_secs(5), "failures {} to {} within {:?}: not backing off", k.failures, later.failures, seen.elapsed());
-    assert!(later.retry_at > status(&cp, &http, &token).await.now, "the next try is in the future");
-    assert!(moto.instances("test").await.is_empty(), "nothing was launched");
+    assert!(
+        seen.elapsed() >= Duration::from_secs(5),
+        "failures {} to {} within {:?}: not backing off",
+        k.failures,
+        later.failures,
+        seen.elapsed()
+    );
+    assert!(
+        later.retry_at > status(&cp, &http, &token).await.now,
+        "the next try is in the future"
+    );
+    assert!(
+        moto.instances("test").await.is_empty(),
+        "nothing was launched"
+    );
     let once = std::process::Command::new(gallery_tests::env("GALLERY_MANAGER_BIN"))
         .args(["--once", "--api", &cp.api("")])
         .env("GALLERY_TOKEN", &token)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&once.stdout);
-    assert!(text.contains("launch: failed") && text.contains("ami-00000000000bad"), "{text}");
+    assert!(
+        text.contains("launch: failed") && text.contains("ami-00000000000bad"),
+        "{text}"
+    );
 }
 
 /// Runs one of the deployment kit's scripts against the emulator.
 fn kit(moto: &Moto, script: &str, args: &[&str]) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
     let out = std::process::Command::new(root.join("scripts/aws").join(script))
         .args(args)
         .envs(moto.client_env())
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "scripts/aws/{script} failed:\n{text}");
     text
 }
@@ -298,24 +474,58 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
         &moto,
         "bootstrap",
         &[
-            "--region", "us-east-1", "--deployment", "kit",
-            "--database-url", "mysql://gallery:secret@db.example:3306/gallery",
-            "--mail-from", "gallery@example.com", "--operator", OPERATOR,
-            "--release", release.to_str().unwrap(), "--out", out.path().to_str().unwrap(),
+            "--region",
+            "us-east-1",
+            "--deployment",
+            "kit",
+            "--database-url",
+            "mysql://gallery:secret@db.example:3306/gallery",
+            "--mail-from",
+            "gallery@example.com",
+            "--operator",
+            OPERATOR,
+            "--release",
+            release.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
         ],
     );
-    for made in ["BUCKET", "TARGET_GROUP", "ALB", "LISTENER", "LAUNCH_TEMPLATE", "WORKER_SG", "CONTROL_POLICY"] {
-        assert!(printed.contains(&format!("made {made}")), "{made} missing from:\n{printed}");
+    for made in [
+        "BUCKET",
+        "TARGET_GROUP",
+        "ALB",
+        "LISTENER",
+        "LAUNCH_TEMPLATE",
+        "WORKER_SG",
+        "CONTROL_POLICY",
+    ] {
+        assert!(
+            printed.contains(&format!("made {made}")),
+            "{made} missing from:\n{printed}"
+        );
     }
     let toml = std::fs::read_to_string(out.path().join("manager.toml")).unwrap();
-    assert!(!toml.contains("secret"), "no secret in the generated configuration:\n{toml}");
+    assert!(
+        !toml.contains("secret"),
+        "no secret in the generated configuration:\n{toml}"
+    );
 
     // The generated configuration runs a pool: a worker from the launch template, registered.
     let db = fresh_database("aws_kit").await;
     let dir = tempfile::tempdir().unwrap();
     let mut env = moto.client_env();
-    env.push(("GALLERY_CONFIG", out.path().join("gallery.toml").to_str().unwrap().to_owned()));
-    let mut cp = ControlPlane::spawn_with(&db, dir.path(), &toml, gallery_tests::free_port(), gallery_tests::free_port(), &env);
+    env.push((
+        "GALLERY_CONFIG",
+        out.path().join("gallery.toml").to_str().unwrap().to_owned(),
+    ));
+    let mut cp = ControlPlane::spawn_with(
+        &db,
+        dir.path(),
+        &toml,
+        gallery_tests::free_port(),
+        gallery_tests::free_port(),
+        &env,
+    );
     let http = reqwest::Client::new();
     cp.wait_api(&http).await;
     let token = login(&cp, &moto, &http).await;
@@ -325,22 +535,67 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
     })
     .await;
     let id = healthy_ids(&s)[0].clone();
-    let described = moto.ec2().describe_instances().instance_ids(&id).send().await.unwrap();
+    let described = moto
+        .ec2()
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
     let instance = &described.reservations()[0].instances()[0];
-    let template = instance.tags().iter().find(|t| t.key() == Some("aws:ec2launchtemplate:id")).and_then(|t| t.value());
-    assert!(template.is_some_and(|t| toml.contains(t)), "launched from the bootstrap's template: {template:?}");
-    let tg = toml.lines().find_map(|l| l.strip_prefix("aws_target_group_arn = ")).unwrap().trim_matches('"').to_owned();
-    assert_eq!(moto.targets(&tg).await, vec![(id.clone(), "healthy".to_owned())]);
+    let template = instance
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("aws:ec2launchtemplate:id"))
+        .and_then(|t| t.value());
+    assert!(
+        template.is_some_and(|t| toml.contains(t)),
+        "launched from the bootstrap's template: {template:?}"
+    );
+    let tg = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("aws_target_group_arn = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    assert_eq!(
+        moto.targets(&tg).await,
+        vec![(id.clone(), "healthy".to_owned())]
+    );
     assert!(cp.terminate().await.success());
 
     // Teardown removes the pool and everything made, but keeps the photos.
     kit(&moto, "teardown", &["--out", out.path().to_str().unwrap()]);
-    assert!(moto.instances("kit").await.iter().all(|(_, s)| s == "terminated"), "{:?}", moto.instances("kit").await);
+    assert!(
+        moto.instances("kit")
+            .await
+            .iter()
+            .all(|(_, s)| s == "terminated"),
+        "{:?}",
+        moto.instances("kit").await
+    );
     let elb = moto.elb();
-    assert!(elb.describe_load_balancers().send().await.unwrap().load_balancers().is_empty());
-    assert!(elb.describe_target_groups().send().await.unwrap().target_groups().is_empty());
+    assert!(elb
+        .describe_load_balancers()
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()
+        .is_empty());
+    assert!(elb
+        .describe_target_groups()
+        .send()
+        .await
+        .unwrap()
+        .target_groups()
+        .is_empty());
     let templates = moto.ec2().describe_launch_templates().send().await.unwrap();
     assert!(templates.launch_templates().is_empty());
-    let buckets = reqwest::get(format!("{}/moto-api/data.json", moto.endpoint())).await.unwrap().text().await.unwrap();
+    let buckets = reqwest::get(format!("{}/moto-api/data.json", moto.endpoint()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(buckets.contains("kit-photos-"), "the photo bucket is kept");
 }

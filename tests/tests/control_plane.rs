@@ -14,7 +14,11 @@ use reqwest::StatusCode;
 const OPERATOR: &str = "ops@example.com";
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(0).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
 }
 
 /// Small windows so a test sees grow, cooldown and shrink within a minute or two.
@@ -63,10 +67,23 @@ async fn operator_login_rules_and_token_required() {
         ("POST", "/auth/logout"),
         ("POST", "/stop"),
     ] {
-        let res = http.request(method.parse().unwrap(), cp.api(path)).bearer_auth("made-up").send().await.unwrap();
+        let res = http
+            .request(method.parse().unwrap(), cp.api(path))
+            .bearer_auth("made-up")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
-        let res = http.request(method.parse().unwrap(), cp.api(path)).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path} without a token");
+        let res = http
+            .request(method.parse().unwrap(), cp.api(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a token"
+        );
     }
     let mut requests = 0;
 
@@ -81,24 +98,64 @@ async fn operator_login_rules_and_token_required() {
     let (_, c2, _code2) = cp.request_code(&http, OPERATOR).await;
     requests += 2;
     let verify = |challenge: &str, code: &str| {
-        http.post(cp.api("/auth/verify")).json(&serde_json::json!({"challenge": challenge, "code": code})).send()
+        http.post(cp.api("/auth/verify"))
+            .json(&serde_json::json!({"challenge": challenge, "code": code}))
+            .send()
     };
     let code1 = code1.expect("the operator got a mail");
-    assert_eq!(verify(c2.as_deref().unwrap(), &code1).await.unwrap().status(), StatusCode::UNAUTHORIZED, "other challenge");
+    assert_eq!(
+        verify(c2.as_deref().unwrap(), &code1)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED,
+        "other challenge"
+    );
     let res = verify(c1.as_deref().unwrap(), &code1).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let token = res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
-    assert_eq!(verify(c1.as_deref().unwrap(), &code1).await.unwrap().status(), StatusCode::UNAUTHORIZED, "used twice");
-    let res = http.get(cp.api("/status")).bearer_auth(&token).send().await.unwrap();
+    let token = res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        verify(c1.as_deref().unwrap(), &code1)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED,
+        "used twice"
+    );
+    let res = http
+        .get(cp.api("/status"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 
     // One wrong code kills the challenge: the right one no longer works.
     let (_, c3, code3) = cp.request_code(&http, OPERATOR).await;
     requests += 1;
     let code3 = code3.unwrap();
-    let wrong = if code3 == "000000" { "000001" } else { "000000" };
-    assert_eq!(verify(c3.as_deref().unwrap(), wrong).await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(verify(c3.as_deref().unwrap(), &code3).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let wrong = if code3 == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    assert_eq!(
+        verify(c3.as_deref().unwrap(), wrong)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        verify(c3.as_deref().unwrap(), &code3)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // A code is refused once its validity (3 s here) has passed.
     let (_, c4, code4) = cp.request_code(&http, OPERATOR).await;
@@ -109,69 +166,203 @@ async fn operator_login_rules_and_token_required() {
         async move { expired.then_some(()) }
     })
     .await;
-    assert_eq!(verify(c4.as_deref().unwrap(), code4.as_deref().unwrap()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        verify(c4.as_deref().unwrap(), code4.as_deref().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // An API key for scripts works as a bearer token.
-    let res = http.post(cp.api("/api-keys")).bearer_auth(&token).json(&serde_json::json!({"name": "ci"})).send().await.unwrap();
-    let key = res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
-    assert_eq!(http.get(cp.api("/status")).bearer_auth(&key).send().await.unwrap().status(), StatusCode::OK);
+    let res = http
+        .post(cp.api("/api-keys"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap();
+    let key = res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        http.get(cp.api("/status"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
 
     // Keys are listed without the key, and a revoked one stops working at once.
-    let res = http.post(cp.api("/api-keys")).bearer_auth(&token).json(&serde_json::json!({"name": "leaked"})).send().await.unwrap();
-    let leaked = res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
-    let keys: Vec<common::api::ApiKeyRow> = http.get(cp.api("/api-keys")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
-    let names: Vec<(&str, &str)> = keys.iter().map(|k| (k.name.as_str(), k.email.as_str())).collect();
+    let res = http
+        .post(cp.api("/api-keys"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "leaked"}))
+        .send()
+        .await
+        .unwrap();
+    let leaked = res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keys: Vec<common::api::ApiKeyRow> = http
+        .get(cp.api("/api-keys"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<(&str, &str)> = keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.email.as_str()))
+        .collect();
     assert_eq!(names, vec![("ci", OPERATOR), ("leaked", OPERATOR)]);
     let listing = serde_json::to_string(&keys).unwrap();
-    assert!(!listing.contains(&leaked[3..]) && !listing.contains(&key[3..]), "a listing never shows a key: {listing}");
-    let revoke = |id: String| http.delete(cp.api(&format!("/api-keys/{id}"))).bearer_auth(&key).send();
-    assert_eq!(revoke(keys[1].id.clone()).await.unwrap().status(), StatusCode::NO_CONTENT);
-    assert_eq!(http.get(cp.api("/status")).bearer_auth(&leaked).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(http.get(cp.api("/status")).bearer_auth(&key).send().await.unwrap().status(), StatusCode::OK, "other keys still work");
+    assert!(
+        !listing.contains(&leaked[3..]) && !listing.contains(&key[3..]),
+        "a listing never shows a key: {listing}"
+    );
+    let revoke = |id: String| {
+        http.delete(cp.api(&format!("/api-keys/{id}")))
+            .bearer_auth(&key)
+            .send()
+    };
+    assert_eq!(
+        revoke(keys[1].id.clone()).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.get(cp.api("/status"))
+            .bearer_auth(&leaked)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        http.get(cp.api("/status"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK,
+        "other keys still work"
+    );
     let again = revoke(keys[1].id.clone()).await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
     assert!(again.text().await.unwrap().contains("no API key"));
     // Logging out ends the token the call is made with (a session's, or here a key's), only it.
-    let res = http.post(cp.api("/api-keys")).bearer_auth(&token).json(&serde_json::json!({"name": "one-off"})).send().await.unwrap();
-    let one_off = res.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
-    assert_eq!(http.post(cp.api("/auth/logout")).bearer_auth(&one_off).send().await.unwrap().status(), StatusCode::NO_CONTENT);
-    assert_eq!(http.get(cp.api("/status")).bearer_auth(&one_off).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(http.get(cp.api("/status")).bearer_auth(&token).send().await.unwrap().status(), StatusCode::OK);
+    let res = http
+        .post(cp.api("/api-keys"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "one-off"}))
+        .send()
+        .await
+        .unwrap();
+    let one_off = res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        http.post(cp.api("/auth/logout"))
+            .bearer_auth(&one_off)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.get(cp.api("/status"))
+            .bearer_auth(&one_off)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        http.get(cp.api("/status"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
 
     // `manager-tui --once` for scripts: text, JSON, and one-line failures.
     let once = |args: &[&str], token: Option<&str>| {
         let home = tempfile::tempdir().unwrap();
         let mut cmd = std::process::Command::new(gallery_tests::env("GALLERY_MANAGER_BIN"));
-        cmd.args(args).env("HOME", home.path()).env("XDG_CONFIG_HOME", home.path()).env_remove("GALLERY_TOKEN");
+        cmd.args(args)
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path())
+            .env_remove("GALLERY_TOKEN");
         if let Some(t) = token {
             cmd.env("GALLERY_TOKEN", t);
         }
         let out = cmd.output().unwrap();
-        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
     };
     let api = cp.api("");
     let (ok, text, _) = once(&["--once", "--api", &api], Some(&key));
-    assert!(ok && text.contains("pool: 1 desired") && text.contains("autoscaler: on"), "{text}");
+    assert!(
+        ok && text.contains("pool: 1 desired") && text.contains("autoscaler: on"),
+        "{text}"
+    );
     let (ok, json, _) = once(&["--once", "--json", "--api", &api], Some(&key));
     assert!(ok);
     let parsed: common::api::Status = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed.pool.desired, 1);
     for (args, token, needle) in [
-        (vec!["--once", "--api", api.as_str()], None, "no operator token"),
-        (vec!["--once", "--api", api.as_str()], Some("forged"), "expired"),
-        (vec!["--once", "--api", "http://127.0.0.1:9"], Some(key.as_str()), "cannot reach the control plane"),
+        (
+            vec!["--once", "--api", api.as_str()],
+            None,
+            "no operator token",
+        ),
+        (
+            vec!["--once", "--api", api.as_str()],
+            Some("forged"),
+            "expired",
+        ),
+        (
+            vec!["--once", "--api", "http://127.0.0.1:9"],
+            Some(key.as_str()),
+            "cannot reach the control plane",
+        ),
     ] {
         let (ok, _, err) = once(&args, token);
         assert!(!ok, "{args:?} must fail");
-        assert!(err.contains(needle) && err.trim().lines().count() == 1, "{args:?}: {err}");
+        assert!(
+            err.contains(needle) && err.trim().lines().count() == 1,
+            "{args:?}: {err}"
+        );
     }
 
     // Too many code requests from one client in the window: 429.
     assert!(requests < 6);
     for _ in requests..6 {
-        assert_eq!(cp.request_code(&http, "someone@example.com").await.0, StatusCode::OK);
+        assert_eq!(
+            cp.request_code(&http, "someone@example.com").await.0,
+            StatusCode::OK
+        );
     }
-    assert_eq!(cp.request_code(&http, "someone@example.com").await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        cp.request_code(&http, "someone@example.com").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     // A client cannot get round the limit by claiming another address in a header.
     let res = http
         .post(cp.api("/auth/otp"))
@@ -191,9 +382,17 @@ async fn upload(http: &reqwest::Client, url: &str, photo: &[u8]) -> Result<(), S
     match http.post(url).multipart(form).send().await {
         Ok(res) if res.status() == 200 => {
             let body = res.text().await.unwrap_or_default();
-            if body == "/api/upload successful!" { Ok(()) } else { Err(body) }
+            if body == "/api/upload successful!" {
+                Ok(())
+            } else {
+                Err(body)
+            }
         }
-        Ok(res) => Err(format!("{} {}", res.status(), res.text().await.unwrap_or_default())),
+        Ok(res) => Err(format!(
+            "{} {}",
+            res.status(),
+            res.text().await.unwrap_or_default()
+        )),
         Err(e) => Err(format!("connection: {e}")),
     }
 }
@@ -214,7 +413,11 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
 
     let res = http
         .post(cp.lb("/api/register"))
-        .multipart(Form::new().text("username", "loader").text("password", "pass-word-1"))
+        .multipart(
+            Form::new()
+                .text("username", "loader")
+                .text("password", "pass-word-1"),
+        )
         .send()
         .await
         .unwrap();
@@ -230,14 +433,23 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
     let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut loaders = Vec::new();
     for _ in 0..CLIENTS {
-        let (http, url, photo, stop, failures, ok) =
-            (http.clone(), cp.lb("/api/upload"), photo.clone(), stop.clone(), failures.clone(), ok.clone());
+        let (http, url, photo, stop, failures, ok) = (
+            http.clone(),
+            cp.lb("/api/upload"),
+            photo.clone(),
+            stop.clone(),
+            failures.clone(),
+            ok.clone(),
+        );
         loaders.push(tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
                 match upload(&http, &url, &photo).await {
                     Ok(()) => ok.fetch_add(1, Ordering::SeqCst),
                     Err(e) => {
-                        failures.lock().unwrap().push((std::time::Instant::now(), e));
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push((std::time::Instant::now(), e));
                         0
                     }
                 };
@@ -246,36 +458,74 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
         }));
     }
 
-    let grown = wait_until("the pool to grow under load", Duration::from_secs(120), || {
-        let s = cp.status(&http, &token);
-        async move {
-            let s = s.await;
-            (s.pool.healthy >= 2).then_some(s)
-        }
-    })
+    let grown = wait_until(
+        "the pool to grow under load",
+        Duration::from_secs(120),
+        || {
+            let s = cp.status(&http, &token);
+            async move {
+                let s = s.await;
+                (s.pool.healthy >= 2).then_some(s)
+            }
+        },
+    )
     .await;
-    assert!(grown.events.iter().any(|e| e.reason.starts_with("autoscaler:") && e.to > e.from), "{:?}", grown.events);
-    assert!(failures.lock().unwrap().is_empty(), "no upload fails because of a resize: {:?}", failures.lock().unwrap());
-    let busy = grown.workers.iter().find(|w| w.request_series.iter().any(|p| p.1 > 0.0)).expect("request rates sampled");
-    assert!(!busy.cpu_series.is_empty() && !busy.cpu_per_minute.is_empty() && !busy.requests_per_minute.is_empty());
+    assert!(
+        grown
+            .events
+            .iter()
+            .any(|e| e.reason.starts_with("autoscaler:") && e.to > e.from),
+        "{:?}",
+        grown.events
+    );
+    assert!(
+        failures.lock().unwrap().is_empty(),
+        "no upload fails because of a resize: {:?}",
+        failures.lock().unwrap()
+    );
+    let busy = grown
+        .workers
+        .iter()
+        .find(|w| w.request_series.iter().any(|p| p.1 > 0.0))
+        .expect("request rates sampled");
+    assert!(
+        !busy.cpu_series.is_empty()
+            && !busy.cpu_per_minute.is_empty()
+            && !busy.requests_per_minute.is_empty()
+    );
 
     // Kill one healthy worker outright; at most the requests inside it may fail.
-    let victim = grown.workers.iter().find(|w| w.state == WorkerState::Healthy).unwrap().clone();
+    let victim = grown
+        .workers
+        .iter()
+        .find(|w| w.state == WorkerState::Healthy)
+        .unwrap()
+        .clone();
     unsafe { libc::kill(victim.pid.unwrap() as i32, libc::SIGKILL) };
     let killed_at = std::time::Instant::now();
-    wait_until("the killed worker to be replaced", Duration::from_secs(90), || {
-        let s = cp.status(&http, &token);
-        let victim = victim.id.clone();
-        async move {
-            let s = s.await;
-            (s.pool.healthy >= 2 && s.workers.iter().all(|w| w.id != victim)).then_some(())
-        }
-    })
+    wait_until(
+        "the killed worker to be replaced",
+        Duration::from_secs(90),
+        || {
+            let s = cp.status(&http, &token);
+            let victim = victim.id.clone();
+            async move {
+                let s = s.await;
+                (s.pool.healthy >= 2 && s.workers.iter().all(|w| w.id != victim)).then_some(())
+            }
+        },
+    )
     .await;
     {
         let failures = failures.lock().unwrap();
-        assert!(failures.len() <= CLIENTS, "only requests inside the killed worker may fail: {failures:?}");
-        assert!(failures.iter().all(|(t, _)| *t >= killed_at), "{failures:?}");
+        assert!(
+            failures.len() <= CLIENTS,
+            "only requests inside the killed worker may fail: {failures:?}"
+        );
+        assert!(
+            failures.iter().all(|(t, _)| *t >= killed_at),
+            "{failures:?}"
+        );
     }
     let failed_by_kill = failures.lock().unwrap().len();
 
@@ -286,30 +536,65 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
     assert!(ok.load(Ordering::SeqCst) > 0);
 
     // Every accepted upload is processed, then the pool shrinks.
-    wait_until("the backlog to drain after the load", Duration::from_secs(240), || {
-        let s = cp.status(&http, &token);
-        async move { s.await.backlog.filter(|b| b.waiting() == 0 && b.failed == 0).map(|_| ()) }
-    })
+    wait_until(
+        "the backlog to drain after the load",
+        Duration::from_secs(240),
+        || {
+            let s = cp.status(&http, &token);
+            async move {
+                s.await
+                    .backlog
+                    .filter(|b| b.waiting() == 0 && b.failed == 0)
+                    .map(|_| ())
+            }
+        },
+    )
     .await;
-    let shrunk = wait_until("the pool to shrink back after the load", Duration::from_secs(120), || {
-        let s = cp.status(&http, &token);
-        async move {
-            let s = s.await;
-            (s.pool.desired == 1 && s.workers.len() == 1 && s.pool.healthy == 1).then_some(s)
-        }
-    })
+    let shrunk = wait_until(
+        "the pool to shrink back after the load",
+        Duration::from_secs(120),
+        || {
+            let s = cp.status(&http, &token);
+            async move {
+                let s = s.await;
+                (s.pool.desired == 1 && s.workers.len() == 1 && s.pool.healthy == 1).then_some(s)
+            }
+        },
+    )
     .await;
-    assert!(shrunk.events.iter().any(|e| e.reason.starts_with("autoscaler:") && e.to < e.from), "{:?}", shrunk.events);
+    assert!(
+        shrunk
+            .events
+            .iter()
+            .any(|e| e.reason.starts_with("autoscaler:") && e.to < e.from),
+        "{:?}",
+        shrunk.events
+    );
     assert!(!shrunk.history.is_empty());
-    assert_eq!(failures.lock().unwrap().len(), failed_by_kill, "no failures outside the kill");
+    assert_eq!(
+        failures.lock().unwrap().len(),
+        failed_by_kill,
+        "no failures outside the kill"
+    );
 
     // The operator's policy and the history survive a restart of the control plane.
     let mut policy = shrunk.policy.clone();
     policy.max_workers = 2;
     policy.cooldown_secs = 7.0;
-    let res = http.put(cp.api("/autoscaler")).bearer_auth(&token).json(&policy).send().await.unwrap();
+    let res = http
+        .put(cp.api("/autoscaler"))
+        .bearer_auth(&token)
+        .json(&policy)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let res = http.post(cp.api("/autoscaler/stop")).bearer_auth(&token).send().await.unwrap();
+    let res = http
+        .post(cp.api("/autoscaler/stop"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let events_before = shrunk.events.len();
     let (api_port, lb_port) = (cp.api_port, cp.lb_port);
@@ -336,7 +621,15 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
 
 /// A control plane on a fresh database with a healthy worker, and an operator logged in:
 /// (database URL, data directory, control plane, client, token).
-async fn serving(tag: &str) -> (String, tempfile::TempDir, ControlPlane, reqwest::Client, String) {
+async fn serving(
+    tag: &str,
+) -> (
+    String,
+    tempfile::TempDir,
+    ControlPlane,
+    reqwest::Client,
+    String,
+) {
     let db = fresh_database(tag).await;
     let dir = tempfile::tempdir().unwrap();
     let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
@@ -356,47 +649,112 @@ async fn tables_usage_and_deletes() {
     let (_db, dir, cp, http, token) = serving("tables").await;
     let photo = std::fs::read(testdata("photo004.jpg")).unwrap();
     for (user, n) in [("ann", 1), ("ben", 2)] {
-        let form = Form::new().text("username", user).text("password", "pass-word-1");
-        assert_eq!(http.post(cp.lb("/api/register")).multipart(form).send().await.unwrap().status(), 200);
+        let form = Form::new()
+            .text("username", user)
+            .text("password", "pass-word-1");
+        assert_eq!(
+            http.post(cp.lb("/api/register"))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
         for _ in 0..n {
             let form = Form::new()
                 .text("username", user)
                 .text("password", "pass-word-1")
                 .part("file", Part::bytes(photo.clone()).file_name("p.jpg"));
-            let res = http.post(cp.lb("/api/upload")).multipart(form).send().await.unwrap();
+            let res = http
+                .post(cp.lb("/api/upload"))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(res.text().await.unwrap(), "/api/upload successful!");
         }
     }
     let get = |path: &str| http.get(cp.api(path)).bearer_auth(&token).send();
     // Accepted uploads are processed from the backlog: three photos, three files each.
-    gallery_tests::wait_until("the uploads to be processed", Duration::from_secs(60), || async {
-        let objects: serde_json::Value = get("/objects").await.ok()?.json().await.ok()?;
-        (objects["total"] == 9).then_some(())
-    })
+    gallery_tests::wait_until(
+        "the uploads to be processed",
+        Duration::from_secs(60),
+        || async {
+            let objects: serde_json::Value = get("/objects").await.ok()?.json().await.ok()?;
+            (objects["total"] == 9).then_some(())
+        },
+    )
     .await;
     let accounts: serde_json::Value = get("/accounts").await.unwrap().json().await.unwrap();
     assert_eq!(accounts["total"], 2);
-    let ann = accounts["items"].as_array().unwrap().iter().find(|a| a["username"] == "ann").unwrap()["id"].as_u64().unwrap();
+    let ann = accounts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["username"] == "ann")
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
     let photos: serde_json::Value = get("/photos?limit=2").await.unwrap().json().await.unwrap();
-    assert_eq!((photos["total"].as_u64(), photos["items"].as_array().unwrap().len()), (Some(3), 2));
-    assert!(photos["items"][0]["detector"].as_str().is_some_and(|d| d.starts_with("text (PP-OCRv4 DBNet) on ")), "{photos}");
-    let objects: serde_json::Value = get("/objects?prefix=photos/").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (
+            photos["total"].as_u64(),
+            photos["items"].as_array().unwrap().len()
+        ),
+        (Some(3), 2)
+    );
+    assert!(
+        photos["items"][0]["detector"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("text (PP-OCRv4 DBNet) on ")),
+        "{photos}"
+    );
+    let objects: serde_json::Value = get("/objects?prefix=photos/")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(objects["total"], 3);
-    assert!(objects["items"].as_array().unwrap().iter().all(|o| o["size"] == photo.len() as u64));
+    assert!(objects["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["size"] == photo.len() as u64));
 
     let users: Vec<common::api::UserUsage> = get("/users").await.unwrap().json().await.unwrap();
     let ben = users.iter().find(|u| u.username == "ben").unwrap();
-    assert_eq!((ben.photos, ben.files(), ben.originals.bytes), (2, 6, 2 * photo.len() as u64));
+    assert_eq!(
+        (ben.photos, ben.files(), ben.originals.bytes),
+        (2, 6, 2 * photo.len() as u64)
+    );
     assert!(ben.thumbnails.bytes > 0 && ben.annotated.bytes > ben.thumbnails.bytes);
     let status = cp.status(&http, &token).await;
-    assert_eq!(status.totals.map(|t| (t.accounts, t.photos, t.objects)), Some((2, 3, 9)));
+    assert_eq!(
+        status.totals.map(|t| (t.accounts, t.photos, t.objects)),
+        Some((2, 3, 9))
+    );
 
     let del = |path: String| http.delete(cp.api(&path)).bearer_auth(&token).send();
-    let reply: common::api::DeleteReply = del(format!("/users/{ann}/photos")).await.unwrap().json().await.unwrap();
+    let reply: common::api::DeleteReply = del(format!("/users/{ann}/photos"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!((reply.photos, reply.objects), (1, 3));
-    let ann_usage: common::api::UserUsage = get(&format!("/users/{ann}")).await.unwrap().json().await.unwrap();
+    let ann_usage: common::api::UserUsage = get(&format!("/users/{ann}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!((ann_usage.photos, ann_usage.files()), (0, 0));
-    assert_eq!(get("/users/999999").await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        get("/users/999999").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
 
     // Objects without a row: one a failed upload left an hour ago, one of an upload in flight
     // (its objects are written, its row not yet). "Delete all photos" sweeps the first and
@@ -406,24 +764,52 @@ async fn tables_usage_and_deletes() {
     let in_flight = objects_dir.join("0190bbbbbbbbbbbbbbbbbbbbbbbbbbbb.jpg");
     std::fs::write(&leftover, b"left by a failed upload").unwrap();
     let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options().write(true).open(&leftover).unwrap().set_modified(an_hour_ago).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&leftover)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
     std::fs::write(&in_flight, b"being uploaded").unwrap();
 
-    let reply: common::api::DeleteReply = del("/photos".into()).await.unwrap().json().await.unwrap();
+    let reply: common::api::DeleteReply =
+        del("/photos".into()).await.unwrap().json().await.unwrap();
     assert_eq!((reply.photos, reply.objects, reply.accounts), (2, 6 + 1, 0));
     assert!(!leftover.exists(), "the failed upload's object is swept");
-    assert!(in_flight.exists(), "the object of an upload in flight is left alone");
+    assert!(
+        in_flight.exists(),
+        "the object of an upload in flight is left alone"
+    );
     let status = cp.status(&http, &token).await;
-    assert_eq!(status.totals.map(|t| (t.accounts, t.photos, t.objects)), Some((2, 0, 1)));
+    assert_eq!(
+        status.totals.map(|t| (t.accounts, t.photos, t.objects)),
+        Some((2, 0, 1))
+    );
     std::fs::remove_file(&in_flight).unwrap();
 
-    let reply: common::api::DeleteReply = del("/everything".into()).await.unwrap().json().await.unwrap();
+    let reply: common::api::DeleteReply = del("/everything".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(reply.accounts, 2);
     let accounts: serde_json::Value = get("/accounts").await.unwrap().json().await.unwrap();
     assert_eq!(accounts["total"], 0);
     // The deleted user can no longer upload.
-    let form = Form::new().text("username", "ben").text("password", "pass-word-1").part("file", Part::bytes(photo).file_name("p.jpg"));
-    assert_eq!(http.post(cp.lb("/api/upload")).multipart(form).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let form = Form::new()
+        .text("username", "ben")
+        .text("password", "pass-word-1")
+        .part("file", Part::bytes(photo).file_name("p.jpg"));
+    assert_eq!(
+        http.post(cp.lb("/api/upload"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 /// "Delete everything" while an upload is committing its row: the upload's transaction holds
@@ -435,13 +821,30 @@ async fn delete_everything_takes_along_an_upload_that_commits_under_it() {
     use mysql_async::prelude::Queryable;
 
     let (db, _dir, cp, http, token) = serving("race").await;
-    let form = Form::new().text("username", "rita").text("password", "pass-word-1");
-    assert_eq!(http.post(cp.lb("/api/register")).multipart(form).send().await.unwrap().status(), 200);
+    let form = Form::new()
+        .text("username", "rita")
+        .text("password", "pass-word-1");
+    assert_eq!(
+        http.post(cp.lb("/api/register"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // The upload: its owner's row held in share mode, the photo not inserted yet.
     let mut upload = mysql_async::Conn::from_url(&db).await.unwrap();
-    let mut tx = upload.start_transaction(mysql_async::TxOpts::default()).await.unwrap();
-    let owner: u64 = tx.query_first("SELECT id FROM accounts WHERE username = 'rita' LOCK IN SHARE MODE").await.unwrap().unwrap();
+    let mut tx = upload
+        .start_transaction(mysql_async::TxOpts::default())
+        .await
+        .unwrap();
+    let owner: u64 = tx
+        .query_first("SELECT id FROM accounts WHERE username = 'rita' LOCK IN SHARE MODE")
+        .await
+        .unwrap()
+        .unwrap();
 
     let delete = tokio::spawn({
         let (http, url, token) = (http.clone(), cp.api("/everything"), token.clone());
@@ -457,14 +860,25 @@ async fn delete_everything_takes_along_an_upload_that_commits_under_it() {
     let waiting = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ? AND COMMAND = 'Query'
                    AND (INFO LIKE 'SELECT id FROM accounts FOR UPDATE%' OR INFO LIKE 'DELETE FROM accounts%')";
     for _ in 0..200 {
-        let n: u64 = watch.exec_first(waiting, (&database,)).await.unwrap().unwrap_or(0);
+        let n: u64 = watch
+            .exec_first(waiting, (&database,))
+            .await
+            .unwrap()
+            .unwrap_or(0);
         if n > 0 {
             break;
         }
-        assert!(!delete.is_finished(), "the delete should wait for the upload's transaction");
+        assert!(
+            !delete.is_finished(),
+            "the delete should wait for the upload's transaction"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let n: u64 = watch.exec_first(waiting, (&database,)).await.unwrap().unwrap_or(0);
+    let n: u64 = watch
+        .exec_first(waiting, (&database,))
+        .await
+        .unwrap()
+        .unwrap_or(0);
     assert_eq!(n, 1, "the delete waits on the account the upload holds");
 
     tx.exec_drop(
@@ -480,6 +894,10 @@ async fn delete_everything_takes_along_an_upload_that_commits_under_it() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let reply: common::api::DeleteReply = serde_json::from_str(&body).unwrap();
     assert_eq!((reply.accounts, reply.photos), (1, 1), "{body}");
-    let left: (u64, u64) = watch.query_first("SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM photos)").await.unwrap().unwrap();
+    let left: (u64, u64) = watch
+        .query_first("SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM photos)")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(left, (0, 0));
 }

@@ -18,16 +18,28 @@ impl Tmux {
         for (k, v) in env {
             cmd.args(["-e", &format!("{k}={v}")]);
         }
-        assert!(cmd.arg(command).status().expect("tmux (installed by scripts/test)").success());
+        assert!(cmd
+            .arg(command)
+            .status()
+            .expect("tmux (installed by scripts/test)")
+            .success());
         Tmux { name }
     }
 
     fn keys(&self, keys: &[&str]) {
-        assert!(Command::new("tmux").args(["send-keys", "-t", &self.name]).args(keys).status().unwrap().success());
+        assert!(Command::new("tmux")
+            .args(["send-keys", "-t", &self.name])
+            .args(keys)
+            .status()
+            .unwrap()
+            .success());
     }
 
     fn screen(&self) -> String {
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().unwrap();
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -42,7 +54,9 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
     }
 }
 
@@ -50,7 +64,11 @@ impl Drop for Tmux {
 async fn operator_logs_in_and_grows_the_pool_from_the_dashboard() {
     let db = fresh_database("tui").await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cp = ControlPlane::spawn(&db, dir.path(), "operators = [\"ops@example.com\"]\nhealth_interval_secs = 0.5\n");
+    let mut cp = ControlPlane::spawn(
+        &db,
+        dir.path(),
+        "operators = [\"ops@example.com\"]\nhealth_interval_secs = 0.5\n",
+    );
     let http = reqwest::Client::new();
     cp.wait_api(&http).await;
 
@@ -58,11 +76,16 @@ async fn operator_logs_in_and_grows_the_pool_from_the_dashboard() {
     let bin = gallery_tests::env("GALLERY_MANAGER_BIN");
     let tui = Tmux::start(
         &format!("{bin} --api {}", cp.api("")),
-        &[("HOME", home.path().to_str().unwrap()), ("XDG_CONFIG_HOME", home.path().to_str().unwrap()), ("TERM", "xterm-256color")],
+        &[
+            ("HOME", home.path().to_str().unwrap()),
+            ("XDG_CONFIG_HOME", home.path().to_str().unwrap()),
+            ("TERM", "xterm-256color"),
+        ],
     );
     tui.wait_for("the login screen", "Operator login").await;
     tui.keys(&["ops@example.com", "Enter"]);
-    tui.wait_for("the code prompt", "Code sent to ops@example.com").await;
+    tui.wait_for("the code prompt", "Code sent to ops@example.com")
+        .await;
     let mail = wait_until("the code in the outbox", Duration::from_secs(10), || {
         let files = cp.outbox();
         async move { files.last().map(|f| std::fs::read_to_string(f).unwrap()) }
@@ -70,15 +93,24 @@ async fn operator_logs_in_and_grows_the_pool_from_the_dashboard() {
     .await;
     let at = mail.find("control plane is ").unwrap() + "control plane is ".len();
     tui.keys(&[&mail[at..at + 6], "Enter"]);
-    tui.wait_for("the offer to save the token", "Save the token").await;
+    tui.wait_for("the offer to save the token", "Save the token")
+        .await;
     tui.keys(&["y"]);
-    tui.wait_for("the first worker, healthy", "local-1   healthy").await;
-    assert!(home.path().join("gallery/token").exists(), "token saved for --once");
-    tui.wait_for("the balancer to be reported reachable", "● reachable").await;
+    tui.wait_for("the first worker, healthy", "local-1   healthy")
+        .await;
+    assert!(
+        home.path().join("gallery/token").exists(),
+        "token saved for --once"
+    );
+    tui.wait_for("the balancer to be reported reachable", "● reachable")
+        .await;
 
     tui.keys(&["+"]);
-    let screen = tui.wait_for("the second worker to appear healthy", "local-2   healthy").await;
+    let screen = tui
+        .wait_for("the second worker to appear healthy", "local-2   healthy")
+        .await;
     assert!(screen.contains("desired 2"), "{screen}");
-    tui.wait_for("the pool gauge to count both", "2/2 healthy").await;
+    tui.wait_for("the pool gauge to count both", "2/2 healthy")
+        .await;
     tui.keys(&["q"]);
 }

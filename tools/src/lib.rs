@@ -8,9 +8,12 @@ pub fn chart_font() -> anyhow::Result<()> {
     DONE.get_or_init(|| {
         let path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
         let bytes: &'static [u8] = Box::leak(
-            std::fs::read(path).map_err(|e| format!("{path}: {e} (Debian: fonts-dejavu-core)"))?.into_boxed_slice(),
+            std::fs::read(path)
+                .map_err(|e| format!("{path}: {e} (Debian: fonts-dejavu-core)"))?
+                .into_boxed_slice(),
         );
-        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes).map_err(|_| format!("{path} is not a usable font"))
+        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+            .map_err(|_| format!("{path} is not a usable font"))
     })
     .clone()
     .map_err(anyhow::Error::msg)

@@ -44,7 +44,16 @@ impl Timing {
 
     /// Ours: 5 s samples read at once, decided at every sample, with the default policy.
     pub fn ours(max_workers: u32) -> Timing {
-        Timing { name: "ours", policy: Policy { max_workers, ..Policy::default() }, metric_period: 5.0, metric_delay: 0.0, poll: 5.0 }
+        Timing {
+            name: "ours",
+            policy: Policy {
+                max_workers,
+                ..Policy::default()
+            },
+            metric_period: 5.0,
+            metric_delay: 0.0,
+            poll: 5.0,
+        }
     }
 }
 
@@ -61,18 +70,31 @@ pub struct Model {
 impl Default for Model {
     fn default() -> Self {
         // A 2-core worker does about 2 uploads/s of 1–2 MP photos; EC2 boots in about a minute.
-        Model { capacity: 2.0, boot: 60.0, queue_limit: 18, timeout: 60.0, dt: 0.1 }
+        Model {
+            capacity: 2.0,
+            boot: 60.0,
+            queue_limit: 18,
+            timeout: 60.0,
+            dt: 0.1,
+        }
     }
 }
 
 /// Arrival rate (uploads/s) over time.
 #[derive(Debug, Clone)]
 pub enum Trace {
-    Constant { rate: f64, secs: f64 },
+    Constant {
+        rate: f64,
+        secs: f64,
+    },
     /// Steps of (duration, rate).
     Steps(Vec<(f64, f64)>),
     /// A day compressed into `secs`: from `low` at night to `high` at midday.
-    Diurnal { low: f64, high: f64, secs: f64 },
+    Diurnal {
+        low: f64,
+        high: f64,
+        secs: f64,
+    },
 }
 
 impl Trace {
@@ -105,9 +127,16 @@ impl Trace {
 
     pub fn scaled(&self, k: f64) -> Trace {
         match self {
-            Trace::Constant { rate, secs } => Trace::Constant { rate: rate * k, secs: *secs },
+            Trace::Constant { rate, secs } => Trace::Constant {
+                rate: rate * k,
+                secs: *secs,
+            },
             Trace::Steps(steps) => Trace::Steps(steps.iter().map(|(s, r)| (*s, r * k)).collect()),
-            Trace::Diurnal { low, high, secs } => Trace::Diurnal { low: low * k, high: high * k, secs: *secs },
+            Trace::Diurnal { low, high, secs } => Trace::Diurnal {
+                low: low * k,
+                high: high * k,
+                secs: *secs,
+            },
         }
     }
 }
@@ -158,7 +187,13 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let policy = &timing.policy;
     let mut workers: Vec<Worker> = (0..policy.min_workers)
-        .map(|_| Worker { ready_at: 0.0, draining: false, queue: VecDeque::new(), left: 0.0, busy_in_period: 0.0 })
+        .map(|_| Worker {
+            ready_at: 0.0,
+            draining: false,
+            queue: VecDeque::new(),
+            left: 0.0,
+            busy_in_period: 0.0,
+        })
         .collect();
     let mut desired = policy.min_workers;
     let mut phase = Phase::Idle;
@@ -174,7 +209,9 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
     let end = trace.duration();
     let mut t = 0.0;
     while t < end {
-        let serving: Vec<usize> = (0..workers.len()).filter(|&i| !workers[i].draining && workers[i].ready_at <= t).collect();
+        let serving: Vec<usize> = (0..workers.len())
+            .filter(|&i| !workers[i].draining && workers[i].ready_at <= t)
+            .collect();
         for _ in 0..poisson(&mut rng, trace.rate(t) * model.dt) {
             report.arrived += 1;
             if serving.is_empty() {
@@ -233,22 +270,50 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
             }
             period_start = t;
         }
-        while measured.front().is_some_and(|(at, _)| *at + timing.metric_delay <= t) {
+        while measured
+            .front()
+            .is_some_and(|(at, _)| *at + timing.metric_delay <= t)
+        {
             let (at, cpu) = measured.pop_front().expect("checked");
             // The autoscaler sees the point when it is published.
-            samples.push(Sample { at: at + timing.metric_delay, cpu });
+            samples.push(Sample {
+                at: at + timing.metric_delay,
+                cpu,
+            });
         }
         if t >= next_poll {
             next_poll += timing.poll;
-            let healthy = workers.iter().filter(|w| !w.draining && w.ready_at <= t).count() as u32;
-            let starting = workers.iter().filter(|w| !w.draining && w.ready_at > t).count() as u32;
-            let d = autoscale::step(phase, PoolView { desired, healthy, starting }, &samples, policy, t);
+            let healthy = workers
+                .iter()
+                .filter(|w| !w.draining && w.ready_at <= t)
+                .count() as u32;
+            let starting = workers
+                .iter()
+                .filter(|w| !w.draining && w.ready_at > t)
+                .count() as u32;
+            let d = autoscale::step(
+                phase,
+                PoolView {
+                    desired,
+                    healthy,
+                    starting,
+                },
+                &samples,
+                policy,
+                t,
+            );
             phase = d.phase;
             if let Some(r) = d.resize {
                 report.resizes += 1;
                 if r.to > desired {
                     for _ in desired..r.to {
-                        workers.push(Worker { ready_at: t + model.boot, draining: false, queue: VecDeque::new(), left: 0.0, busy_in_period: 0.0 });
+                        workers.push(Worker {
+                            ready_at: t + model.boot,
+                            draining: false,
+                            queue: VecDeque::new(),
+                            left: 0.0,
+                            busy_in_period: 0.0,
+                        });
                     }
                 } else {
                     // Newest (possibly still booting) workers leave first.
@@ -267,13 +332,19 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
         }
         if t >= next_second {
             next_second += 1.0;
-            let healthy = workers.iter().filter(|w| !w.draining && w.ready_at <= t).count() as u32;
+            let healthy = workers
+                .iter()
+                .filter(|w| !w.draining && w.ready_at <= t)
+                .count() as u32;
             report.timeline.push((t, desired, healthy, trace.rate(t)));
         }
     }
     // What is still queued at the end is not lost; it is served after the trace.
     waits.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    report.p99_wait = waits.get(((waits.len() as f64) * 0.99) as usize).copied().unwrap_or(0.0);
+    report.p99_wait = waits
+        .get(((waits.len() as f64) * 0.99) as usize)
+        .copied()
+        .unwrap_or(0.0);
     report
 }
 
@@ -286,13 +357,19 @@ mod tests {
         let trace = Trace::Steps(vec![(300.0, 1.0), (300.0, 6.0), (300.0, 0.2)]);
         let a = run(&trace, &Timing::ours(20), &Model::default(), 7);
         let b = run(&trace, &Timing::ours(20), &Model::default(), 7);
-        assert_eq!((a.arrived, a.lost, a.resizes), (b.arrived, b.lost, b.resizes));
+        assert_eq!(
+            (a.arrived, a.lost, a.resizes),
+            (b.arrived, b.lost, b.resizes)
+        );
         assert_eq!(a.timeline, b.timeline);
     }
 
     #[test]
     fn a_pool_with_room_loses_nothing_and_never_resizes_on_light_load() {
-        let trace = Trace::Constant { rate: 0.5, secs: 600.0 };
+        let trace = Trace::Constant {
+            rate: 0.5,
+            secs: 600.0,
+        };
         let r = run(&trace, &Timing::ours(10), &Model::default(), 1);
         // 0.5/s on one 2/s worker is 25 % CPU: inside the band, so no resize.
         assert_eq!((r.lost, r.resizes), (0, 0));
@@ -304,14 +381,30 @@ mod tests {
         let trace = Trace::Steps(vec![(900.0, 8.0), (900.0, 0.0)]);
         let r = run(&trace, &Timing::ours(20), &Model::default(), 3);
         let peak = r.timeline.iter().map(|p| p.1).max().unwrap();
-        assert!(peak >= 5, "8/s needs at least 4 workers at 2/s; peak {peak}");
-        assert_eq!(r.timeline.last().unwrap().1, 1, "back to the minimum after the load");
+        assert!(
+            peak >= 5,
+            "8/s needs at least 4 workers at 2/s; peak {peak}"
+        );
+        assert_eq!(
+            r.timeline.last().unwrap().1,
+            1,
+            "back to the minimum after the load"
+        );
     }
 
     #[test]
     fn without_capacity_requests_are_lost_and_counted() {
-        let trace = Trace::Constant { rate: 10.0, secs: 300.0 };
-        let stuck = Timing { policy: Policy { max_workers: 1, ..Policy::default() }, ..Timing::ours(1) };
+        let trace = Trace::Constant {
+            rate: 10.0,
+            secs: 300.0,
+        };
+        let stuck = Timing {
+            policy: Policy {
+                max_workers: 1,
+                ..Policy::default()
+            },
+            ..Timing::ours(1)
+        };
         let r = run(&trace, &stuck, &Model::default(), 5);
         // One worker serves 2/s of the 10/s: about 80 % is lost.
         let lost = r.lost as f64 / r.arrived as f64;

@@ -15,7 +15,11 @@ pub struct Account {
 impl FromRow for Account {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
         let (id, username, password_hash) = mysql_async::from_row_opt(row)?;
-        Ok(Account { id, username, password_hash })
+        Ok(Account {
+            id,
+            username,
+            password_hash,
+        })
     }
 }
 
@@ -23,12 +27,21 @@ impl FromRow for Account {
 impl FromRow for AccountRow {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
         let (id, username, created_at, photos) = mysql_async::from_row_opt(row)?;
-        Ok(AccountRow { id, username, created_at, photos })
+        Ok(AccountRow {
+            id,
+            username,
+            created_at,
+            photos,
+        })
     }
 }
 
 impl Db {
-    pub async fn create_account(&self, username: &str, password_hash: &str) -> Result<u64, DbError> {
+    pub async fn create_account(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<u64, DbError> {
         let mut conn = self.conn().await?;
         let res = conn
             .exec_drop(
@@ -45,12 +58,22 @@ impl Db {
 
     pub async fn account_by_name(&self, username: &str) -> Result<Option<Account>, DbError> {
         let mut conn = self.conn().await?;
-        Ok(conn.exec_first("SELECT id, username, password_hash FROM accounts WHERE username = ?", (username,)).await?)
+        Ok(conn
+            .exec_first(
+                "SELECT id, username, password_hash FROM accounts WHERE username = ?",
+                (username,),
+            )
+            .await?)
     }
 
     pub async fn account_by_id(&self, id: u64) -> Result<Option<Account>, DbError> {
         let mut conn = self.conn().await?;
-        Ok(conn.exec_first("SELECT id, username, password_hash FROM accounts WHERE id = ?", (id,)).await?)
+        Ok(conn
+            .exec_first(
+                "SELECT id, username, password_hash FROM accounts WHERE id = ?",
+                (id,),
+            )
+            .await?)
     }
 
     /// Deletes an account and its photos' rows in one transaction, the account locked first
@@ -58,15 +81,28 @@ impl Db {
     /// files); returns the photos, or None when there is no such account.
     pub async fn delete_account(&self, id: u64) -> Result<Option<Vec<Photo>>, DbError> {
         let mut conn = self.conn().await?;
-        let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
-        let found: Option<u64> = tx.exec_first("SELECT id FROM accounts WHERE id = ? FOR UPDATE", (id,)).await?;
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await?;
+        let found: Option<u64> = tx
+            .exec_first("SELECT id FROM accounts WHERE id = ? FOR UPDATE", (id,))
+            .await?;
         if found.is_none() {
             return Ok(None);
         }
-        let photos: Vec<Photo> =
-            tx.exec(format!("SELECT {} FROM photos WHERE owner_id = ? FOR UPDATE", Photo::COLUMNS), (id,)).await?;
-        tx.exec_drop("DELETE FROM photos WHERE owner_id = ?", (id,)).await?;
-        tx.exec_drop("DELETE FROM accounts WHERE id = ?", (id,)).await?;
+        let photos: Vec<Photo> = tx
+            .exec(
+                format!(
+                    "SELECT {} FROM photos WHERE owner_id = ? FOR UPDATE",
+                    Photo::COLUMNS
+                ),
+                (id,),
+            )
+            .await?;
+        tx.exec_drop("DELETE FROM photos WHERE owner_id = ?", (id,))
+            .await?;
+        tx.exec_drop("DELETE FROM accounts WHERE id = ?", (id,))
+            .await?;
         tx.commit().await?;
         Ok(Some(photos))
     }
@@ -89,9 +125,13 @@ impl Db {
     /// returns the photos deleted and how many accounts.
     pub async fn delete_accounts_and_photos(&self) -> Result<Deleted, DbError> {
         let mut conn = self.conn().await?;
-        let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await?;
         tx.query_drop("SELECT id FROM accounts FOR UPDATE").await?;
-        let photos: Vec<Photo> = tx.query(format!("SELECT {} FROM photos FOR UPDATE", Photo::COLUMNS)).await?;
+        let photos: Vec<Photo> = tx
+            .query(format!("SELECT {} FROM photos FOR UPDATE", Photo::COLUMNS))
+            .await?;
         tx.query_drop("DELETE FROM photos").await?;
         tx.query_drop("DELETE FROM accounts").await?;
         let accounts = tx.affected_rows();

@@ -20,7 +20,9 @@ impl Db {
     /// ran out) for `worker` for `lease_secs`; `None` when nothing waits.
     pub async fn claim(&self, worker: &str, lease_secs: u64) -> Result<Option<Claim>, DbError> {
         let mut conn = self.conn().await?;
-        let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await?;
         let row: Option<(String, u32)> = tx
             .query_first(
                 "SELECT id, attempts FROM photos
@@ -40,14 +42,27 @@ impl Db {
             (worker, lease_secs, &id),
         )
         .await?;
-        let photo: Option<Photo> = tx.exec_first(format!("SELECT {} FROM photos WHERE id = ?", Photo::COLUMNS), (&id,)).await?;
+        let photo: Option<Photo> = tx
+            .exec_first(
+                format!("SELECT {} FROM photos WHERE id = ?", Photo::COLUMNS),
+                (&id,),
+            )
+            .await?;
         tx.commit().await?;
-        Ok(photo.map(|photo| Claim { photo, attempt: attempts + 1 }))
+        Ok(photo.map(|photo| Claim {
+            photo,
+            attempt: attempts + 1,
+        }))
     }
 
     /// Extends `worker`'s claim on the photo; false when it no longer holds it (the photo was
     /// deleted, or its lease ran out and another processor took it).
-    pub async fn renew_claim(&self, id: &str, worker: &str, lease_secs: u64) -> Result<bool, DbError> {
+    pub async fn renew_claim(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_secs: u64,
+    ) -> Result<bool, DbError> {
         let mut conn = self.conn().await?;
         conn.exec_drop(
             "UPDATE photos SET lease_until = NOW(3) + INTERVAL ? SECOND
@@ -73,7 +88,13 @@ impl Db {
     }
 
     /// Gives a failed try back to the queue, due again in `after_secs`.
-    pub async fn retry_claim(&self, id: &str, worker: &str, after_secs: u64, reason: &str) -> Result<bool, DbError> {
+    pub async fn retry_claim(
+        &self,
+        id: &str,
+        worker: &str,
+        after_secs: u64,
+        reason: &str,
+    ) -> Result<bool, DbError> {
         let mut conn = self.conn().await?;
         conn.exec_drop(
             "UPDATE photos SET state = 'queued', claimed_by = NULL, lease_until = NULL,
@@ -121,7 +142,12 @@ impl Db {
             )
             .await?;
         let (queued, processing, failed, oldest) = row.unwrap_or_default();
-        Ok(Backlog { queued, processing, failed, oldest_secs: oldest.unwrap_or(0.0) })
+        Ok(Backlog {
+            queued,
+            processing,
+            failed,
+            oldest_secs: oldest.unwrap_or(0.0),
+        })
     }
 }
 

@@ -19,7 +19,11 @@ pub struct ManagerSettings {
 impl FromRow for ManagerSettings {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
         let (policy, autoscaler_enabled, desired_workers) = mysql_async::from_row_opt(row)?;
-        Ok(ManagerSettings { policy, autoscaler_enabled, desired_workers })
+        Ok(ManagerSettings {
+            policy,
+            autoscaler_enabled,
+            desired_workers,
+        })
     }
 }
 
@@ -45,21 +49,35 @@ impl TokenKind {
 impl FromRow for CountPoint {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
         let (at, desired, healthy) = mysql_async::from_row_opt(row)?;
-        Ok(CountPoint { at, desired, healthy })
+        Ok(CountPoint {
+            at,
+            desired,
+            healthy,
+        })
     }
 }
 
 impl FromRow for ScalingEvent {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
         let (at, from, to, reason) = mysql_async::from_row_opt(row)?;
-        Ok(ScalingEvent { at, from, to, reason })
+        Ok(ScalingEvent {
+            at,
+            from,
+            to,
+            reason,
+        })
     }
 }
 
 impl FromRow for ApiKeyRow {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
         let (id, name, email, created_at) = mysql_async::from_row_opt(row)?;
-        Ok(ApiKeyRow { id, name, email, created_at })
+        Ok(ApiKeyRow {
+            id,
+            name,
+            email,
+            created_at,
+        })
     }
 }
 
@@ -85,10 +103,14 @@ impl Db {
 
     pub async fn record_worker_count(&self, desired: u32, healthy: u32) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
-        conn.exec_drop("INSERT INTO worker_count_history (at, desired, healthy) VALUES (NOW(3), ?, ?)", (desired, healthy))
-            .await?;
+        conn.exec_drop(
+            "INSERT INTO worker_count_history (at, desired, healthy) VALUES (NOW(3), ?, ?)",
+            (desired, healthy),
+        )
+        .await?;
         // History older than a day is never shown.
-        conn.query_drop("DELETE FROM worker_count_history WHERE at < NOW(3) - INTERVAL 1 DAY").await?;
+        conn.query_drop("DELETE FROM worker_count_history WHERE at < NOW(3) - INTERVAL 1 DAY")
+            .await?;
         Ok(())
     }
 
@@ -104,7 +126,12 @@ impl Db {
             .await?)
     }
 
-    pub async fn record_scaling_event(&self, from: u32, to: u32, reason: &str) -> Result<(), DbError> {
+    pub async fn record_scaling_event(
+        &self,
+        from: u32,
+        to: u32,
+        reason: &str,
+    ) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
         conn.exec_drop(
             "INSERT INTO scaling_events (from_count, to_count, reason) VALUES (?, ?, ?)",
@@ -170,7 +197,11 @@ impl Db {
     /// Forgets one token (a logout).
     pub async fn delete_operator_token(&self, token_hash: &str) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
-        conn.exec_drop("DELETE FROM operator_tokens WHERE token_hash = ?", (token_hash,)).await?;
+        conn.exec_drop(
+            "DELETE FROM operator_tokens WHERE token_hash = ?",
+            (token_hash,),
+        )
+        .await?;
         Ok(())
     }
 

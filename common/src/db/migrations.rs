@@ -1,9 +1,10 @@
 //! The schema, as versioned migrations embedded in the binaries.
 
 /// Migrations in order; a version is never edited once released, only added after.
-pub(super) const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    r"
+pub(super) const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        r"
     CREATE TABLE accounts (
         id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
         username VARCHAR(64) NOT NULL,
@@ -27,9 +28,10 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[(
         CONSTRAINT photos_owner FOREIGN KEY (owner_id) REFERENCES accounts (id)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
     ",
-), (
-    2,
-    r"
+    ),
+    (
+        2,
+        r"
     CREATE TABLE manager_settings (
         id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
         policy TEXT NOT NULL,
@@ -62,25 +64,28 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[(
         expires_at TIMESTAMP(3) NULL
     ) ENGINE=InnoDB;
     ",
-), (
-    3,
-    // Which detector made a photo's boxes: runtimes and precisions differ by a few pixels.
-    "ALTER TABLE photos ADD COLUMN detector VARCHAR(96) NOT NULL DEFAULT ''",
-), (
-    4,
-    // The runtime on its own, so that nobody takes it apart from the description
-    // ("text (PP-OCRv4 DBNet) on OpenVINO"); photos described before keep theirs.
-    r"
+    ),
+    (
+        3,
+        // Which detector made a photo's boxes: runtimes and precisions differ by a few pixels.
+        "ALTER TABLE photos ADD COLUMN detector VARCHAR(96) NOT NULL DEFAULT ''",
+    ),
+    (
+        4,
+        // The runtime on its own, so that nobody takes it apart from the description
+        // ("text (PP-OCRv4 DBNet) on OpenVINO"); photos described before keep theirs.
+        r"
     ALTER TABLE photos ADD COLUMN runtime VARCHAR(32) NOT NULL DEFAULT '';
     UPDATE photos SET runtime = LEFT(SUBSTRING_INDEX(detector, ' on ', -1), 32) WHERE detector LIKE '% on %'
     ",
-), (
-    5,
-    // The backlog: a photo row is accepted (`queued`) before it is processed, claimed by one
-    // processor at a time under a lease, retried after `not_before`, `ready` once its annotated
-    // copy and thumbnail are stored, or `failed` with the reason its owner is shown. Photos
-    // from before were processed inside their upload: ready.
-    r"
+    ),
+    (
+        5,
+        // The backlog: a photo row is accepted (`queued`) before it is processed, claimed by one
+        // processor at a time under a lease, retried after `not_before`, `ready` once its annotated
+        // copy and thumbnail are stored, or `failed` with the reason its owner is shown. Photos
+        // from before were processed inside their upload: ready.
+        r"
     ALTER TABLE photos
         ADD COLUMN state ENUM('queued', 'processing', 'ready', 'failed') NOT NULL DEFAULT 'ready',
         ADD COLUMN attempts INT UNSIGNED NOT NULL DEFAULT 0,
@@ -91,7 +96,8 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[(
         ADD COLUMN processed_at TIMESTAMP(3) NULL,
         ADD KEY photos_backlog (state, created_at)
     ",
-)];
+    ),
+];
 
 #[cfg(test)]
 mod tests {

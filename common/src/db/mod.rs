@@ -11,8 +11,8 @@ mod migrations;
 mod photos;
 
 pub use accounts::{Account, Deleted};
-pub use control::{ManagerSettings, TokenKind};
 pub use backlog::{Backlog, Claim};
+pub use control::{ManagerSettings, TokenKind};
 pub use photos::{Photo, PhotoOwner, PhotoState};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,10 @@ impl DbError {
     /// The server answered and said no (a constraint, a bad value): trying again will not
     /// help, unlike a connection that broke or a server that did not answer.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, DbError::UsernameTaken | DbError::Mysql(mysql_async::Error::Server(_)))
+        matches!(
+            self,
+            DbError::UsernameTaken | DbError::Mysql(mysql_async::Error::Server(_))
+        )
     }
 
     /// A row referred to an account that no longer exists (it was deleted meanwhile).
@@ -56,7 +59,9 @@ impl Db {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Db, DbError> {
         let opts = Opts::from_url(url)?;
-        let db = Db { pool: Pool::new(opts) };
+        let db = Db {
+            pool: Pool::new(opts),
+        };
         db.migrate().await?;
         Ok(db)
     }
@@ -68,7 +73,9 @@ impl Db {
     async fn migrate(&self) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
         // Workers start together; the lock makes exactly one of them run each migration.
-        let locked: Option<i64> = conn.query_first("SELECT GET_LOCK('gallery_migrations', 60)").await?;
+        let locked: Option<i64> = conn
+            .query_first("SELECT GET_LOCK('gallery_migrations', 60)")
+            .await?;
         if locked != Some(1) {
             return Err(DbError::MigrationLock);
         }
@@ -89,12 +96,17 @@ impl Db {
                 for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                     conn.query_drop(stmt).await?;
                 }
-                conn.exec_drop("INSERT INTO schema_migrations (version) VALUES (?)", (version,)).await?;
+                conn.exec_drop(
+                    "INSERT INTO schema_migrations (version) VALUES (?)",
+                    (version,),
+                )
+                .await?;
             }
             Ok::<_, DbError>(())
         }
         .await;
-        conn.query_drop("DO RELEASE_LOCK('gallery_migrations')").await?;
+        conn.query_drop("DO RELEASE_LOCK('gallery_migrations')")
+            .await?;
         result
     }
 
@@ -108,6 +120,9 @@ impl Db {
         let mut conn = self.conn().await?;
         let accounts: Option<u64> = conn.query_first("SELECT COUNT(*) FROM accounts").await?;
         let photos: Option<u64> = conn.query_first("SELECT COUNT(*) FROM photos").await?;
-        Ok(RowCounts { accounts: accounts.unwrap_or(0), photos: photos.unwrap_or(0) })
+        Ok(RowCounts {
+            accounts: accounts.unwrap_or(0),
+            photos: photos.unwrap_or(0),
+        })
     }
 }

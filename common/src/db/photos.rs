@@ -54,13 +54,21 @@ impl PhotoState {
     }
 
     fn parse(s: &str) -> Option<PhotoState> {
-        [PhotoState::Queued, PhotoState::Processing, PhotoState::Ready, PhotoState::Failed].into_iter().find(|p| p.as_str() == s)
+        [
+            PhotoState::Queued,
+            PhotoState::Processing,
+            PhotoState::Ready,
+            PhotoState::Failed,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 }
 
 impl Photo {
     /// The columns a [`Photo`] is read from, in its [`FromRow`] order.
-    pub(super) const COLUMNS: &'static str = "id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, \
+    pub(super) const COLUMNS: &'static str =
+        "id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, \
          CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED), detector, runtime, state, failure";
 
     pub fn original_key(&self) -> String {
@@ -74,7 +82,11 @@ impl Photo {
     }
     /// The photo's three objects: original, annotated copy, thumbnail.
     pub fn keys(&self) -> [String; 3] {
-        [self.original_key(), self.annotated_key(), self.thumbnail_key()]
+        [
+            self.original_key(),
+            self.annotated_key(),
+            self.thumbnail_key(),
+        ]
     }
 }
 
@@ -107,9 +119,34 @@ impl FromRow for Photo {
 /// A photo as the operator lists it, with its owner's name.
 impl FromRow for PhotoRow {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
-        let (id, owner_id, owner, file_name, content_type, width, height, bytes, boxes, created_at, detector, runtime) =
-            mysql_async::from_row_opt(row)?;
-        Ok(PhotoRow { id, owner_id, owner, file_name, content_type, width, height, bytes, boxes, created_at, detector, runtime })
+        let (
+            id,
+            owner_id,
+            owner,
+            file_name,
+            content_type,
+            width,
+            height,
+            bytes,
+            boxes,
+            created_at,
+            detector,
+            runtime,
+        ) = mysql_async::from_row_opt(row)?;
+        Ok(PhotoRow {
+            id,
+            owner_id,
+            owner,
+            file_name,
+            content_type,
+            width,
+            height,
+            bytes,
+            boxes,
+            created_at,
+            detector,
+            runtime,
+        })
     }
 }
 
@@ -140,7 +177,12 @@ impl Db {
     }
 
     /// The owner's photos, newest first.
-    pub async fn photos_of(&self, owner_id: u64, limit: u32, offset: u64) -> Result<Vec<Photo>, DbError> {
+    pub async fn photos_of(
+        &self,
+        owner_id: u64,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<Photo>, DbError> {
         let mut conn = self.conn().await?;
         Ok(conn
             .exec(
@@ -156,7 +198,12 @@ impl Db {
 
     pub async fn count_photos_of(&self, owner_id: u64) -> Result<u64, DbError> {
         let mut conn = self.conn().await?;
-        let n: Option<u64> = conn.exec_first("SELECT COUNT(*) FROM photos WHERE owner_id = ?", (owner_id,)).await?;
+        let n: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM photos WHERE owner_id = ?",
+                (owner_id,),
+            )
+            .await?;
         Ok(n.unwrap_or(0))
     }
 
@@ -164,7 +211,13 @@ impl Db {
     pub async fn photo_of(&self, owner_id: u64, id: &str) -> Result<Option<Photo>, DbError> {
         let mut conn = self.conn().await?;
         Ok(conn
-            .exec_first(format!("SELECT {} FROM photos WHERE id = ? AND owner_id = ?", Photo::COLUMNS), (id, owner_id))
+            .exec_first(
+                format!(
+                    "SELECT {} FROM photos WHERE id = ? AND owner_id = ?",
+                    Photo::COLUMNS
+                ),
+                (id, owner_id),
+            )
             .await?)
     }
 
@@ -172,12 +225,24 @@ impl Db {
     /// photo (someone else's is none of theirs).
     pub async fn delete_photo_of(&self, owner_id: u64, id: &str) -> Result<Option<Photo>, DbError> {
         let mut conn = self.conn().await?;
-        let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await?;
         let photo: Option<Photo> = tx
-            .exec_first(format!("SELECT {} FROM photos WHERE id = ? AND owner_id = ? FOR UPDATE", Photo::COLUMNS), (id, owner_id))
+            .exec_first(
+                format!(
+                    "SELECT {} FROM photos WHERE id = ? AND owner_id = ? FOR UPDATE",
+                    Photo::COLUMNS
+                ),
+                (id, owner_id),
+            )
             .await?;
         if photo.is_some() {
-            tx.exec_drop("DELETE FROM photos WHERE id = ? AND owner_id = ?", (id, owner_id)).await?;
+            tx.exec_drop(
+                "DELETE FROM photos WHERE id = ? AND owner_id = ?",
+                (id, owner_id),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(photo)
@@ -185,7 +250,12 @@ impl Db {
 
     pub async fn photo(&self, id: &str) -> Result<Option<Photo>, DbError> {
         let mut conn = self.conn().await?;
-        Ok(conn.exec_first(format!("SELECT {} FROM photos WHERE id = ?", Photo::COLUMNS), (id,)).await?)
+        Ok(conn
+            .exec_first(
+                format!("SELECT {} FROM photos WHERE id = ?", Photo::COLUMNS),
+                (id,),
+            )
+            .await?)
     }
 
     /// All users' photos, newest first, with the owner's name.
@@ -213,14 +283,28 @@ impl Db {
     /// the caller can delete their objects after: a row never points at a missing object.
     pub async fn delete_photo_rows(&self, owner_id: Option<u64>) -> Result<Vec<Photo>, DbError> {
         let mut conn = self.conn().await?;
-        let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await?;
         let (sql, params): (String, mysql_async::Params) = match owner_id {
-            Some(id) => (format!("SELECT {} FROM photos WHERE owner_id = ? FOR UPDATE", Photo::COLUMNS), (id,).into()),
-            None => (format!("SELECT {} FROM photos FOR UPDATE", Photo::COLUMNS), mysql_async::Params::Empty),
+            Some(id) => (
+                format!(
+                    "SELECT {} FROM photos WHERE owner_id = ? FOR UPDATE",
+                    Photo::COLUMNS
+                ),
+                (id,).into(),
+            ),
+            None => (
+                format!("SELECT {} FROM photos FOR UPDATE", Photo::COLUMNS),
+                mysql_async::Params::Empty,
+            ),
         };
         let photos: Vec<Photo> = tx.exec(sql, params).await?;
         match owner_id {
-            Some(id) => tx.exec_drop("DELETE FROM photos WHERE owner_id = ?", (id,)).await?,
+            Some(id) => {
+                tx.exec_drop("DELETE FROM photos WHERE owner_id = ?", (id,))
+                    .await?
+            }
             None => tx.query_drop("DELETE FROM photos").await?,
         }
         tx.commit().await?;

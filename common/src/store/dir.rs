@@ -35,7 +35,10 @@ impl ObjectStore for DirStore {
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
-        let tmp = self.root.join(TMP_DIR).join(uuid::Uuid::now_v7().simple().to_string());
+        let tmp = self
+            .root
+            .join(TMP_DIR)
+            .join(uuid::Uuid::now_v7().simple().to_string());
         let result = async {
             let mut f = tokio::fs::File::create(&tmp).await?;
             f.write_all(&data).await?;
@@ -80,14 +83,22 @@ impl ObjectStore for DirStore {
                     let entry = entry?;
                     let meta = entry.metadata()?;
                     let path = entry.path();
-                    let rel = path.strip_prefix(&root).expect("under root").to_string_lossy().into_owned();
+                    let rel = path
+                        .strip_prefix(&root)
+                        .expect("under root")
+                        .to_string_lossy()
+                        .into_owned();
                     if rel == TMP_DIR {
                         continue;
                     }
                     if meta.is_dir() {
                         stack.push(path);
                     } else if rel.starts_with(&prefix) {
-                        out.push(ObjectInfo { key: rel, size: meta.len(), modified: meta.modified().ok() });
+                        out.push(ObjectInfo {
+                            key: rel,
+                            size: meta.len(),
+                            modified: meta.modified().ok(),
+                        });
                     }
                 }
             }
@@ -106,7 +117,10 @@ impl ObjectStore for DirStore {
     async fn check(&self) -> Result<(), StoreError> {
         let meta = tokio::fs::metadata(self.root.join(TMP_DIR)).await?;
         if meta.permissions().readonly() {
-            return Err(StoreError::Backend(format!("{} is read-only", self.root.display())));
+            return Err(StoreError::Backend(format!(
+                "{} is read-only",
+                self.root.display()
+            )));
         }
         Ok(())
     }
@@ -124,20 +138,35 @@ mod tests {
     async fn put_get_list_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::open(dir.path().join("objects")).await.unwrap();
-        store.put("photos/a.jpg", Bytes::from_static(b"abc"), "image/jpeg").await.unwrap();
-        store.put("thumbnails/a.jpg", Bytes::from_static(b"de"), "image/jpeg").await.unwrap();
-        assert_eq!(store.get("photos/a.jpg").await.unwrap().unwrap(), Bytes::from_static(b"abc"));
+        store
+            .put("photos/a.jpg", Bytes::from_static(b"abc"), "image/jpeg")
+            .await
+            .unwrap();
+        store
+            .put("thumbnails/a.jpg", Bytes::from_static(b"de"), "image/jpeg")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("photos/a.jpg").await.unwrap().unwrap(),
+            Bytes::from_static(b"abc")
+        );
         assert_eq!(store.get("photos/missing.jpg").await.unwrap(), None);
         let all = store.list("").await.unwrap();
         let listed: Vec<(&str, u64)> = all.iter().map(|o| (o.key.as_str(), o.size)).collect();
         assert_eq!(listed, vec![("photos/a.jpg", 3), ("thumbnails/a.jpg", 2)]);
-        let age = all[0].modified.and_then(|m| m.elapsed().ok()).expect("a written object has a time");
+        let age = all[0]
+            .modified
+            .and_then(|m| m.elapsed().ok())
+            .expect("a written object has a time");
         assert!(age < std::time::Duration::from_secs(600), "{age:?}");
         assert_eq!(store.list("thumbnails/").await.unwrap().len(), 1);
         store.delete("photos/a.jpg").await.unwrap();
         store.delete("photos/a.jpg").await.unwrap();
         assert_eq!(store.get("photos/a.jpg").await.unwrap(), None);
         assert!(store.put("../escape", Bytes::new(), "x").await.is_err());
-        assert!(std::fs::read_dir(dir.path().join("objects/.tmp")).unwrap().next().is_none());
+        assert!(std::fs::read_dir(dir.path().join("objects/.tmp"))
+            .unwrap()
+            .next()
+            .is_none());
     }
 }

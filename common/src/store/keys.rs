@@ -10,7 +10,11 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 3] = [ObjectKind::Original, ObjectKind::Annotated, ObjectKind::Thumbnail];
+    pub const ALL: [ObjectKind; 3] = [
+        ObjectKind::Original,
+        ObjectKind::Annotated,
+        ObjectKind::Thumbnail,
+    ];
 
     /// The prefix every object of this kind is listed under.
     pub fn prefix(self) -> &'static str {
@@ -37,8 +41,13 @@ pub fn thumbnail(id: &str) -> String {
 /// Which photo an object belongs to, and as what: `photos/<id>.png` → (`<id>`, original).
 /// `None` for a key outside the photo layout.
 pub fn parse(key: &str) -> Option<(&str, ObjectKind)> {
-    let kind = ObjectKind::ALL.into_iter().find(|k| key.starts_with(k.prefix()))?;
-    let id = key[kind.prefix().len()..].split('.').next().filter(|id| !id.is_empty() && !id.contains('/'))?;
+    let kind = ObjectKind::ALL
+        .into_iter()
+        .find(|k| key.starts_with(k.prefix()))?;
+    let id = key[kind.prefix().len()..]
+        .split('.')
+        .next()
+        .filter(|id| !id.is_empty() && !id.contains('/'))?;
     Some((id, kind))
 }
 
@@ -48,7 +57,11 @@ mod tests {
 
     #[test]
     fn keys_name_their_photo_and_kind() {
-        for (key, kind) in [(original("abc", "png"), ObjectKind::Original), (annotated("abc"), ObjectKind::Annotated), (thumbnail("abc"), ObjectKind::Thumbnail)] {
+        for (key, kind) in [
+            (original("abc", "png"), ObjectKind::Original),
+            (annotated("abc"), ObjectKind::Annotated),
+            (thumbnail("abc"), ObjectKind::Thumbnail),
+        ] {
             assert_eq!(parse(&key), Some(("abc", kind)), "{key}");
         }
         assert_eq!(parse("releases/gallery.tar.gz"), None);

@@ -63,16 +63,30 @@ pub type SharedStore = Arc<dyn ObjectStore>;
 pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
     let ok = !key.is_empty()
         && key.len() <= 512
-        && key.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '-' | '_'));
-    if ok { Ok(()) } else { Err(StoreError::InvalidKey(key.into())) }
+        && key
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidKey(key.into()))
+    }
 }
 
 pub async fn open(config: &Config) -> anyhow::Result<SharedStore> {
     Ok(match config.store_location()? {
         StoreLocation::Dir(path) => Arc::new(DirStore::open(path).await?),
         StoreLocation::S3 { bucket, prefix } => Arc::new(
-            S3Store::connect(bucket, prefix, config.s3_endpoint.clone(), config.s3_region.clone()).await?,
+            S3Store::connect(
+                bucket,
+                prefix,
+                config.s3_endpoint.clone(),
+                config.s3_region.clone(),
+            )
+            .await?,
         ),
     })
 }
@@ -84,7 +98,17 @@ mod tests {
     #[test]
     fn keys_cannot_escape() {
         assert!(check_key("photos/abc.jpg").is_ok());
-        for bad in ["", "../x", "photos/../../x", "/abs", "a//b", "a/./b", "a b", "a\\b", "photos/x\n"] {
+        for bad in [
+            "",
+            "../x",
+            "photos/../../x",
+            "/abs",
+            "a//b",
+            "a/./b",
+            "a b",
+            "a\\b",
+            "photos/x\n",
+        ] {
             assert!(check_key(bad).is_err(), "{bad:?}");
         }
     }

@@ -38,7 +38,11 @@ impl S3Store {
         let conf = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(endpoint.is_some())
             .build();
-        let store = S3Store { client: Client::from_conf(conf), bucket, prefix };
+        let store = S3Store {
+            client: Client::from_conf(conf),
+            bucket,
+            prefix,
+        };
         store.ensure_bucket().await?;
         Ok(store)
     }
@@ -46,8 +50,17 @@ impl S3Store {
     async fn ensure_bucket(&self) -> Result<(), StoreError> {
         match self.client.head_bucket().bucket(&self.bucket).send().await {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().map(|s| s.is_not_found()).unwrap_or(false) => {
-                self.client.create_bucket().bucket(&self.bucket).send().await.map_err(backend)?;
+            Err(e)
+                if e.as_service_error()
+                    .map(|s| s.is_not_found())
+                    .unwrap_or(false) =>
+            {
+                self.client
+                    .create_bucket()
+                    .bucket(&self.bucket)
+                    .send()
+                    .await
+                    .map_err(backend)?;
                 Ok(())
             }
             Err(e) => Err(backend(e)),
@@ -76,10 +89,24 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let res = self.client.get_object().bucket(&self.bucket).key(self.full_key(key)?).send().await;
+        let res = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key)?)
+            .send()
+            .await;
         match res {
-            Ok(out) => Ok(Some(out.body.collect().await.map_err(backend)?.into_bytes())),
-            Err(e) if e.as_service_error().map(|s| s.is_no_such_key()).unwrap_or(false) => Ok(None),
+            Ok(out) => Ok(Some(
+                out.body.collect().await.map_err(backend)?.into_bytes(),
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .map(|s| s.is_no_such_key())
+                    .unwrap_or(false) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(backend(e)),
         }
     }
@@ -109,8 +136,14 @@ impl ObjectStore for S3Store {
             for obj in page.contents() {
                 if let Some(key) = obj.key() {
                     let key = key.strip_prefix(&self.prefix).unwrap_or(key);
-                    let modified = obj.last_modified().and_then(|t| std::time::SystemTime::try_from(*t).ok());
-                    out.push(ObjectInfo { key: key.into(), size: obj.size().unwrap_or(0).max(0) as u64, modified });
+                    let modified = obj
+                        .last_modified()
+                        .and_then(|t| std::time::SystemTime::try_from(*t).ok());
+                    out.push(ObjectInfo {
+                        key: key.into(),
+                        size: obj.size().unwrap_or(0).max(0) as u64,
+                        modified,
+                    });
                 }
             }
         }
@@ -131,9 +164,18 @@ impl ObjectStore for S3Store {
     }
 
     async fn check(&self) -> Result<(), StoreError> {
-        self.client.head_bucket().bucket(&self.bucket).send().await.map_err(|e| {
-            StoreError::Backend(format!("bucket {}: {}", self.bucket, e.code().unwrap_or("unreachable")))
-        })?;
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "bucket {}: {}",
+                    self.bucket,
+                    e.code().unwrap_or("unreachable")
+                ))
+            })?;
         Ok(())
     }
 

@@ -4,13 +4,13 @@
 //! back to the original image.
 use std::path::Path;
 
+use super::engine::Engine;
+use super::{DetectError, Detection, Detector};
+use super::{Runtime, Threads};
 use image::{GrayImage, RgbImage};
 use imageproc::contours::{find_contours, BorderType};
 use imageproc::geometry::min_area_rect;
 use imageproc::point::Point;
-use super::engine::Engine;
-use super::{Runtime, Threads};
-use super::{DetectError, Detection, Detector};
 
 #[derive(Debug, Clone)]
 pub struct DbNetParams {
@@ -49,11 +49,21 @@ pub struct TextDetector {
 }
 
 impl TextDetector {
-    pub fn load(path: &Path, threads: Threads, params: DbNetParams, runtime: &Runtime) -> Result<Self, DetectError> {
-        let detector = TextDetector { engine: Engine::load(path, threads, runtime)?, params };
+    pub fn load(
+        path: &Path,
+        threads: Threads,
+        params: DbNetParams,
+        runtime: &Runtime,
+    ) -> Result<Self, DetectError> {
+        let detector = TextDetector {
+            engine: Engine::load(path, threads, runtime)?,
+            params,
+        };
         // Most photos are a camera's 4:3 landscape: ready for those before the first upload.
         let (w, h) = detector.input_size(4032, 3024);
-        detector.engine.prepare(path, [1, 3, h as usize, w as usize])?;
+        detector
+            .engine
+            .prepare(path, [1, 3, h as usize, w as usize])?;
         Ok(detector)
     }
 
@@ -83,7 +93,9 @@ impl Detector for TextDetector {
         };
         let (shape, data) = self.engine.run([1, 3, ih as usize, iw as usize], fill)?;
         let [_, _, ph, pw] = shape[..] else {
-            return Err(DetectError::Run(format!("expected a [1, 1, h, w] probability map, got {shape:?}")));
+            return Err(DetectError::Run(format!(
+                "expected a [1, 1, h, w] probability map, got {shape:?}"
+            )));
         };
         let prob = ProbMap { w: pw, h: ph, data };
         Ok(boxes_from_map(&prob, &self.params, w, h))
@@ -121,7 +133,11 @@ impl ProbMap {
 
 pub fn boxes_from_map(prob: &ProbMap, p: &DbNetParams, orig_w: u32, orig_h: u32) -> Vec<Detection> {
     let (w, h) = (prob.w, prob.h);
-    let mut mask: Vec<u8> = prob.data.iter().map(|&v| if v > p.threshold { 255 } else { 0 }).collect();
+    let mut mask: Vec<u8> = prob
+        .data
+        .iter()
+        .map(|&v| if v > p.threshold { 255 } else { 0 })
+        .collect();
     if p.dilate {
         // 2x2 dilation joins characters split by a one-pixel gap, as RapidOCR does: a pixel
         // is on when it or its left, upper or upper-left neighbour is. Bottom row first, so
@@ -146,8 +162,14 @@ pub fn boxes_from_map(prob: &ProbMap, p: &DbNetParams, orig_w: u32, orig_h: u32)
     let sy = orig_h as f32 / prob.h as f32;
     let mut out = Vec::new();
     let contours = find_contours::<i32>(&mask);
-    for contour in contours.iter().filter(|c| c.border_type == BorderType::Outer).take(p.max_candidates) {
-        let Some(rect) = Rect::fit(&contour.points) else { continue };
+    for contour in contours
+        .iter()
+        .filter(|c| c.border_type == BorderType::Outer)
+        .take(p.max_candidates)
+    {
+        let Some(rect) = Rect::fit(&contour.points) else {
+            continue;
+        };
         if rect.short_side() < p.min_size {
             continue;
         }
@@ -207,7 +229,14 @@ impl Rect {
             (false, true) => ((vy / h, -vx / h), (vx / h, vy / h)),
             (false, false) => ((1.0, 0.0), (0.0, 1.0)),
         };
-        Some(Rect { cx, cy, u, v, half_w: w / 2.0, half_h: h / 2.0 })
+        Some(Rect {
+            cx,
+            cy,
+            u,
+            v,
+            half_w: w / 2.0,
+            half_h: h / 2.0,
+        })
     }
 
     fn short_side(&self) -> f32 {
@@ -218,12 +247,19 @@ impl Rect {
     fn unclip(&self, ratio: f32) -> Rect {
         let (w, h) = (2.0 * self.half_w, 2.0 * self.half_h);
         let d = w * h * ratio / (2.0 * (w + h)).max(f32::EPSILON);
-        Rect { half_w: self.half_w + d, half_h: self.half_h + d, ..*self }
+        Rect {
+            half_w: self.half_w + d,
+            half_h: self.half_h + d,
+            ..*self
+        }
     }
 
     fn corners(&self) -> [(f32, f32); 4] {
         let mut out = [(0.0, 0.0); 4];
-        for (i, (su, sv)) in [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)].into_iter().enumerate() {
+        for (i, (su, sv)) in [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)]
+            .into_iter()
+            .enumerate()
+        {
             out[i] = (
                 self.cx + su * self.half_w * self.u.0 + sv * self.half_h * self.v.0,
                 self.cy + su * self.half_w * self.u.1 + sv * self.half_h * self.v.1,
@@ -263,7 +299,11 @@ impl Rect {
                 }
             }
         }
-        if n == 0 { 0.0 } else { sum / n as f32 }
+        if n == 0 {
+            0.0
+        } else {
+            sum / n as f32
+        }
     }
 }
 
@@ -292,7 +332,10 @@ mod tests {
         let b = &boxes[0];
         // Kernel spans x 40..120, y 20..36 in the original; unclip grows it on every side.
         assert!(b.x0 < 40 && b.x1 > 118 && b.y0 < 20 && b.y1 > 34, "{b:?}");
-        assert!(b.x0 > 20 && b.x1 < 140 && b.y0 > 5 && b.y1 < 50, "grown too far: {b:?}");
+        assert!(
+            b.x0 > 20 && b.x1 < 140 && b.y0 > 5 && b.y1 < 50,
+            "grown too far: {b:?}"
+        );
         // The mean covers the dilated rim too, where the map is 0, so it sits below 0.9.
         assert!(b.score > 0.7 && b.score <= 0.9, "{b:?}");
     }
@@ -315,12 +358,29 @@ mod tests {
     #[test]
     fn dilation_joins_words_split_by_a_one_pixel_gap() {
         // Two kernels with one empty column between them, and two with one empty row.
-        let prob = map_with(100, 60, &[(10, 10, 30, 18, 0.9), (31, 10, 50, 18, 0.9), (60, 30, 90, 38, 0.9), (60, 39, 90, 47, 0.9)]);
+        let prob = map_with(
+            100,
+            60,
+            &[
+                (10, 10, 30, 18, 0.9),
+                (31, 10, 50, 18, 0.9),
+                (60, 30, 90, 38, 0.9),
+                (60, 39, 90, 47, 0.9),
+            ],
+        );
         let joined = boxes_from_map(&prob, &DbNetParams::default(), 100, 60);
         assert_eq!(joined.len(), 2, "{joined:?}");
         assert!(joined[0].x0 < 10 && joined[0].x1 > 50, "{joined:?}");
         assert!(joined[1].y0 < 30 && joined[1].y1 > 47, "{joined:?}");
-        let apart = boxes_from_map(&prob, &DbNetParams { dilate: false, ..DbNetParams::default() }, 100, 60);
+        let apart = boxes_from_map(
+            &prob,
+            &DbNetParams {
+                dilate: false,
+                ..DbNetParams::default()
+            },
+            100,
+            60,
+        );
         assert_eq!(apart.len(), 4, "{apart:?}");
     }
 }

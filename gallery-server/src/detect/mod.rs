@@ -21,7 +21,10 @@ pub enum Runtime {
     /// ONNX Runtime, from this `libonnxruntime.so`.
     OnnxRuntime(PathBuf),
     /// OpenVINO, from this `libopenvino_c.so`, in this arithmetic.
-    OpenVino { library: PathBuf, precision: Precision },
+    OpenVino {
+        library: PathBuf,
+        precision: Precision,
+    },
 }
 
 /// How a detector may use the CPU: `per_job` threads for one photo, `jobs` photos at once
@@ -33,30 +36,51 @@ pub struct Threads {
 }
 
 impl Threads {
-    pub const ONE: Threads = Threads { per_job: 1, jobs: 1 };
+    pub const ONE: Threads = Threads {
+        per_job: 1,
+        jobs: 1,
+    };
 }
 
 /// The detector the configuration asks for.
 pub fn from_config(config: &common::config::Config) -> Result<Box<dyn Detector>, DetectError> {
-    let threads = Threads { per_job: config.detector_threads, jobs: config.pipeline_workers() };
+    let threads = Threads {
+        per_job: config.detector_threads,
+        jobs: config.pipeline_workers(),
+    };
     let runtime = runtime(config);
     if let Runtime::OnnxRuntime(library) | Runtime::OpenVino { library, .. } = &runtime {
         tracing::info!(library = %library.display(), "loading the detection runtime");
     }
     Ok(match &config.yolo_model_path {
         Some(path) => {
-            let params = YoloParams { confidence: config.yolo_confidence, iou: config.yolo_iou, ..YoloParams::default() };
+            let params = YoloParams {
+                confidence: config.yolo_confidence,
+                iou: config.yolo_iou,
+                ..YoloParams::default()
+            };
             Box::new(ObjectDetector::load(path, threads, params, &runtime)?)
         }
-        None => Box::new(TextDetector::load(&config.model_path, threads, DbNetParams::default(), &runtime)?),
+        None => Box::new(TextDetector::load(
+            &config.model_path,
+            threads,
+            DbNetParams::default(),
+            &runtime,
+        )?),
     })
 }
 
 /// The library the configuration names. The configuration refuses both libraries at once.
 pub fn runtime(config: &common::config::Config) -> Runtime {
     use common::config::library;
-    match (library(&config.openvino_library), library(&config.onnxruntime_library)) {
-        (Some(library), _) => Runtime::OpenVino { library: library.to_path_buf(), precision: config.detector_precision },
+    match (
+        library(&config.openvino_library),
+        library(&config.onnxruntime_library),
+    ) {
+        (Some(library), _) => Runtime::OpenVino {
+            library: library.to_path_buf(),
+            precision: config.detector_precision,
+        },
         (None, Some(library)) => Runtime::OnnxRuntime(library.to_path_buf()),
         (None, None) => Runtime::Rten,
     }
@@ -67,7 +91,13 @@ impl Detection {
     /// inside `w` × `h`.
     pub fn scaled(self, sx: f32, sy: f32, w: u32, h: u32) -> Detection {
         let at = |v: u32, s: f32, max: u32| ((v as f32 * s).round() as u32).min(max);
-        Detection { x0: at(self.x0, sx, w), y0: at(self.y0, sy, h), x1: at(self.x1, sx, w), y1: at(self.y1, sy, h), ..self }
+        Detection {
+            x0: at(self.x0, sx, w),
+            y0: at(self.y0, sy, h),
+            x1: at(self.x1, sx, w),
+            y1: at(self.y1, sy, h),
+            ..self
+        }
     }
 }
 

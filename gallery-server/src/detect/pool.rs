@@ -17,12 +17,23 @@ struct State<T> {
 impl<T> Pool<T> {
     /// A pool holding `first`, that makes at most `limit` values in all.
     pub fn new(first: T, limit: usize) -> Self {
-        Pool { state: Mutex::new(State { idle: vec![first], made: 1 }), returned: Condvar::new(), limit: limit.max(1) }
+        Pool {
+            state: Mutex::new(State {
+                idle: vec![first],
+                made: 1,
+            }),
+            returned: Condvar::new(),
+            limit: limit.max(1),
+        }
     }
 
     /// Runs `f` with an idle value; makes one with `make` when none is idle and fewer than
     /// the limit exist, else waits for one to come back.
-    pub fn with<R, E>(&self, make: impl FnOnce() -> Result<T, E>, f: impl FnOnce(&mut T) -> R) -> Result<R, E> {
+    pub fn with<R, E>(
+        &self,
+        make: impl FnOnce() -> Result<T, E>,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, E> {
         let idle = {
             let mut state = self.state.lock().unwrap();
             loop {
@@ -44,7 +55,10 @@ impl<T> Pool<T> {
                 self.returned.notify_one();
             })?,
         };
-        let mut lent = Lent { pool: self, value: Some(value) };
+        let mut lent = Lent {
+            pool: self,
+            value: Some(value),
+        };
         Ok(f(lent.value.as_mut().expect("held until dropped")))
     }
 
@@ -82,23 +96,34 @@ mod tests {
     fn reuses_an_idle_value_instead_of_making_one() {
         let pool = Pool::new(7, 4);
         for _ in 0..3 {
-            let seen = pool.with(|| Err::<i32, &str>("nothing is busy, so nothing should be made"), |v| *v).unwrap();
+            let seen = pool
+                .with(
+                    || Err::<i32, &str>("nothing is busy, so nothing should be made"),
+                    |v| *v,
+                )
+                .unwrap();
             assert_eq!(seen, 7);
         }
         assert_eq!(pool.made(), 1);
     }
 
     /// A job on another thread that holds a value until released; returns the value it got.
-    fn hold(pool: &Arc<Pool<i32>>, new_value: i32) -> (std::thread::JoinHandle<i32>, mpsc::Sender<()>) {
+    fn hold(
+        pool: &Arc<Pool<i32>>,
+        new_value: i32,
+    ) -> (std::thread::JoinHandle<i32>, mpsc::Sender<()>) {
         let (entered, inside) = mpsc::channel();
         let (release, released) = mpsc::channel::<()>();
         let pool = pool.clone();
         let job = std::thread::spawn(move || {
-            pool.with(|| Ok::<i32, ()>(new_value), |v| {
-                entered.send(()).unwrap();
-                released.recv().unwrap();
-                *v
-            })
+            pool.with(
+                || Ok::<i32, ()>(new_value),
+                |v| {
+                    entered.send(()).unwrap();
+                    released.recv().unwrap();
+                    *v
+                },
+            )
             .unwrap()
         });
         inside.recv().unwrap();
@@ -118,10 +143,19 @@ mod tests {
             let pool = pool.clone();
             std::thread::spawn(move || got.send(pool.with(|| Err::<i32, ()>(()), |v| *v)).unwrap())
         };
-        assert!(c_got.recv_timeout(std::time::Duration::from_millis(200)).is_err(), "C should wait while both values are lent");
+        assert!(
+            c_got
+                .recv_timeout(std::time::Duration::from_millis(200))
+                .is_err(),
+            "C should wait while both values are lent"
+        );
         release_a.send(()).unwrap();
         let a_value = a.join().unwrap();
-        assert_eq!(c_got.recv().unwrap(), Ok(a_value), "C gets the value A gave back");
+        assert_eq!(
+            c_got.recv().unwrap(),
+            Ok(a_value),
+            "C gets the value A gave back"
+        );
         c.join().unwrap();
         release_b.send(()).unwrap();
         assert_eq!((a_value, b.join().unwrap()), (0, 1));
@@ -132,7 +166,10 @@ mod tests {
     fn a_failed_make_does_not_use_up_the_limit() {
         let pool = Arc::new(Pool::new(0, 2));
         let (holder, release) = hold(&pool, 9);
-        assert_eq!(pool.with(|| Err::<i32, &str>("no memory"), |v| *v), Err("no memory"));
+        assert_eq!(
+            pool.with(|| Err::<i32, &str>("no memory"), |v| *v),
+            Err("no memory")
+        );
         assert_eq!(pool.made(), 1);
         assert_eq!(pool.with(|| Ok::<i32, &str>(5), |v| *v), Ok(5));
         assert_eq!(pool.made(), 2);

@@ -56,12 +56,20 @@ pub fn check(data: &[u8], limits: DecodeLimits) -> Result<Checked, ImageError> {
     let header = inspect(data, limits)?;
     let (ext, content_type) = format_info(header.format).expect("checked in inspect");
     let decodes = header.format == ImageFormat::Jpeg
-        && turbo_decode(data, Orientation::NoTransforms, |_| Some(turbojpeg::ScalingFactor::ONE_EIGHTH)).is_some();
+        && turbo_decode(data, Orientation::NoTransforms, |_| {
+            Some(turbojpeg::ScalingFactor::ONE_EIGHTH)
+        })
+        .is_some();
     if !decodes {
         decode_pixels(data, &header, limits)?;
     }
     let (width, height) = header.shown_size();
-    Ok(Checked { ext, content_type, width, height })
+    Ok(Checked {
+        ext,
+        content_type,
+        width,
+        height,
+    })
 }
 
 /// Recognises the format by content (never by file name) and refuses images whose header
@@ -72,24 +80,49 @@ pub fn inspect(data: &[u8], limits: DecodeLimits) -> Result<Header, ImageError> 
     }
     let format = image::guess_format(data).map_err(|_| ImageError::NotAnImage)?;
     if format_info(format).is_none() {
-        return Err(ImageError::Unsupported(format!("{format:?}").to_uppercase()));
+        return Err(ImageError::Unsupported(
+            format!("{format:?}").to_uppercase(),
+        ));
     }
     let corrupt = |e: image::ImageError| ImageError::Corrupt(e.to_string());
-    let mut decoder = ImageReader::with_format(Cursor::new(data), format).into_decoder().map_err(corrupt)?;
+    let mut decoder = ImageReader::with_format(Cursor::new(data), format)
+        .into_decoder()
+        .map_err(corrupt)?;
     let (w, h) = decoder.dimensions();
-    if w == 0 || h == 0 || w > limits.max_side || h > limits.max_side || w as u64 * h as u64 > limits.max_pixels {
-        return Err(ImageError::TooManyPixels { w, h, max_side: limits.max_side, max_pixels: limits.max_pixels });
+    if w == 0
+        || h == 0
+        || w > limits.max_side
+        || h > limits.max_side
+        || w as u64 * h as u64 > limits.max_pixels
+    {
+        return Err(ImageError::TooManyPixels {
+            w,
+            h,
+            max_side: limits.max_side,
+            max_pixels: limits.max_pixels,
+        });
     }
     if format == ImageFormat::Jpeg && !jpeg_is_complete(data) {
         return Err(ImageError::Corrupt("the JPEG data is truncated".into()));
     }
     let orientation = decoder.orientation().map_err(corrupt)?;
-    Ok(Header { format, orientation, width: w, height: h })
+    Ok(Header {
+        format,
+        orientation,
+        width: w,
+        height: h,
+    })
 }
 
-pub fn decode_pixels(data: &[u8], header: &Header, limits: DecodeLimits) -> Result<DynamicImage, ImageError> {
+pub fn decode_pixels(
+    data: &[u8],
+    header: &Header,
+    limits: DecodeLimits,
+) -> Result<DynamicImage, ImageError> {
     if header.format == ImageFormat::Jpeg {
-        if let Some(rgb) = turbo_decode(data, header.orientation, |_| Some(turbojpeg::ScalingFactor::ONE)) {
+        if let Some(rgb) = turbo_decode(data, header.orientation, |_| {
+            Some(turbojpeg::ScalingFactor::ONE)
+        }) {
             return Ok(DynamicImage::ImageRgb8(rgb));
         }
     }
@@ -100,7 +133,8 @@ pub fn decode_pixels(data: &[u8], header: &Header, limits: DecodeLimits) -> Resu
     decoder_limits.max_image_height = Some(limits.max_side);
     decoder_limits.max_alloc = Some(limits.max_pixels * 8 + (64 << 20));
     reader.limits(decoder_limits);
-    let mut img = DynamicImage::from_decoder(reader.into_decoder().map_err(corrupt)?).map_err(corrupt)?;
+    let mut img =
+        DynamicImage::from_decoder(reader.into_decoder().map_err(corrupt)?).map_err(corrupt)?;
     img.apply_orientation(header.orientation);
     Ok(img)
 }
@@ -116,7 +150,13 @@ pub fn jpeg_preview(data: &[u8], side: u32, orientation: Orientation) -> Option<
         s.width.max(s.height) >= side as usize
     };
     turbo_decode(data, orientation, |h| {
-        [ScalingFactor::ONE_EIGHTH, ScalingFactor::ONE_QUARTER, ScalingFactor::ONE_HALF].into_iter().find(|f| fits(h, *f))
+        [
+            ScalingFactor::ONE_EIGHTH,
+            ScalingFactor::ONE_QUARTER,
+            ScalingFactor::ONE_HALF,
+        ]
+        .into_iter()
+        .find(|f| fits(h, *f))
     })
 }
 

@@ -6,7 +6,9 @@ use super::ImageError;
 pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, ImageError> {
     let (w, h) = img.dimensions();
     if w.max(h) > 65_535 {
-        return Err(ImageError::Encode("JPEG cannot hold more than 65535 pixels per side".into()));
+        return Err(ImageError::Encode(
+            "JPEG cannot hold more than 65535 pixels per side".into(),
+        ));
     }
     let encode = || -> Result<Vec<u8>, turbojpeg::Error> {
         let mut compressor = turbojpeg::Compressor::new()?;
@@ -31,9 +33,15 @@ pub fn fit_within(w: u32, h: u32, side: u32) -> (u32, u32) {
         return (w, h);
     }
     if w >= h {
-        (side, ((h as u64 * side as u64 + w as u64 / 2) / w as u64).max(1) as u32)
+        (
+            side,
+            ((h as u64 * side as u64 + w as u64 / 2) / w as u64).max(1) as u32,
+        )
     } else {
-        (((w as u64 * side as u64 + h as u64 / 2) / h as u64).max(1) as u32, side)
+        (
+            ((w as u64 * side as u64 + h as u64 / 2) / h as u64).max(1) as u32,
+            side,
+        )
     }
 }
 

@@ -16,7 +16,10 @@ pub struct DecodeLimits {
 impl DecodeLimits {
     /// The limits the configuration sets (`max_image_side`, `max_image_pixels`).
     pub fn of(config: &common::config::Config) -> DecodeLimits {
-        DecodeLimits { max_side: config.max_image_side, max_pixels: config.max_image_pixels }
+        DecodeLimits {
+            max_side: config.max_image_side,
+            max_pixels: config.max_image_pixels,
+        }
     }
 }
 
@@ -31,7 +34,12 @@ pub enum ImageError {
     #[error("{0} images are not supported (supported: JPEG, PNG, WebP, GIF, BMP, TIFF)")]
     Unsupported(String),
     #[error("the image is {w}×{h} pixels; the limit is {max_side} pixels per side and {max_pixels} pixels in all")]
-    TooManyPixels { w: u32, h: u32, max_side: u32, max_pixels: u64 },
+    TooManyPixels {
+        w: u32,
+        h: u32,
+        max_side: u32,
+        max_pixels: u64,
+    },
     #[error("the image could not be decoded: {0}")]
     Corrupt(String),
     #[error("encoding failed: {0}")]

@@ -7,7 +7,12 @@ use image::RgbImage;
 
 /// `img` resized to exactly `width` × `height` with a bilinear (triangle) filter.
 pub fn bilinear(img: &RgbImage, width: u32, height: u32) -> RgbImage {
-    resize(img, width, height, ResizeAlg::Convolution(FilterType::Bilinear))
+    resize(
+        img,
+        width,
+        height,
+        ResizeAlg::Convolution(FilterType::Bilinear),
+    )
 }
 
 /// A network's input. A large reduction (a 12 MP photo to 960 px) interpolates between the
@@ -17,7 +22,12 @@ pub fn bilinear(img: &RgbImage, width: u32, height: u32) -> RgbImage {
 /// antialiasing filter, which costs little there.
 pub fn for_network(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     if img.width() > 4 * width && img.height() > 4 * height {
-        resize(img, width, height, ResizeAlg::Interpolation(FilterType::Bilinear))
+        resize(
+            img,
+            width,
+            height,
+            ResizeAlg::Interpolation(FilterType::Bilinear),
+        )
     } else {
         bilinear(img, width, height)
     }
@@ -27,12 +37,14 @@ fn resize(img: &RgbImage, width: u32, height: u32, alg: ResizeAlg) -> RgbImage {
     if img.dimensions() == (width, height) {
         return img.clone();
     }
-    let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3).expect("an RgbImage buffer fits its size");
+    let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
+        .expect("an RgbImage buffer fits its size");
     let mut dst = Image::new(width.max(1), height.max(1), PixelType::U8x3);
     Resizer::new()
         .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(alg))
         .expect("same pixel type on both sides");
-    RgbImage::from_raw(width.max(1), height.max(1), dst.into_vec()).expect("the buffer fits its size")
+    RgbImage::from_raw(width.max(1), height.max(1), dst.into_vec())
+        .expect("the buffer fits its size")
 }
 
 #[cfg(test)]
@@ -47,8 +59,18 @@ mod tests {
         assert_eq!(small.dimensions(), (64, 48));
         assert!(small.pixels().all(|p| *p == Rgb([10, 200, 30])));
         // One-pixel black and white columns average to grey when reduced tenfold.
-        let stripes = RgbImage::from_fn(640, 480, |x, _| if x % 2 == 0 { Rgb([0, 0, 0]) } else { Rgb([255, 255, 255]) });
+        let stripes = RgbImage::from_fn(640, 480, |x, _| {
+            if x % 2 == 0 {
+                Rgb([0, 0, 0])
+            } else {
+                Rgb([255, 255, 255])
+            }
+        });
         let grey = bilinear(&stripes, 64, 48);
-        assert!(grey.pixels().all(|p| (120..=135).contains(&p[0])), "{:?}", grey.get_pixel(10, 10));
+        assert!(
+            grey.pixels().all(|p| (120..=135).contains(&p[0])),
+            "{:?}",
+            grey.get_pixel(10, 10)
+        );
     }
 }

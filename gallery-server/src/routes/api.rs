@@ -45,14 +45,23 @@ impl<'r> Responder<'r, 'static> for Reply {
 }
 
 #[post("/register", data = "<form>")]
-async fn register(state: &State<AppState>, form: Result<Form<Credentials<'_>>, Errors<'_>>) -> Result<Reply> {
+async fn register(
+    state: &State<AppState>,
+    form: Result<Form<Credentials<'_>>, Errors<'_>>,
+) -> Result<Reply> {
     let form = form.map_err(|e| form_error(e, state.config.max_upload_bytes))?;
     let id = accounts::create(state, form.username, form.password).await?;
-    Ok(Reply { text: "/api/register successful!", json: json!({"ok": true, "account_id": id}) })
+    Ok(Reply {
+        text: "/api/register successful!",
+        json: json!({"ok": true, "account_id": id}),
+    })
 }
 
 #[post("/upload", data = "<form>")]
-async fn upload(state: &State<AppState>, form: Result<Form<Upload<'_>>, Errors<'_>>) -> Result<Reply> {
+async fn upload(
+    state: &State<AppState>,
+    form: Result<Form<Upload<'_>>, Errors<'_>>,
+) -> Result<Reply> {
     let mut form = form.map_err(|e| form_error(e, state.config.max_upload_bytes))?;
     let owner = accounts::authenticate(state, form.username, form.password).await?;
     let photo = photos::accept(state, owner, &mut form.file).await?;

@@ -18,10 +18,16 @@ pub fn file_name(file: &TempFile<'_>) -> Result<String> {
         .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_owned())
         .unwrap_or_default();
     if raw.chars().any(char::is_control) {
-        return Err(Error::bad_request("the file name contains control characters"));
+        return Err(Error::bad_request(
+            "the file name contains control characters",
+        ));
     }
     let name: String = raw.trim().chars().take(FILE_NAME_MAX).collect();
-    Ok(if name.is_empty() { "upload".into() } else { name })
+    Ok(if name.is_empty() {
+        "upload".into()
+    } else {
+        name
+    })
 }
 
 /// Turns Rocket's form errors into one sentence a person understands.
@@ -29,15 +35,23 @@ pub fn form_error(errors: rocket::form::Errors<'_>, max_upload: u64) -> Error {
     use rocket::form::error::ErrorKind;
     use rocket::http::Status;
     let too_large = errors.status() == Status::PayloadTooLarge
-        || errors.iter().any(|e| matches!(e.kind, ErrorKind::InvalidLength { max: Some(_), .. }));
+        || errors
+            .iter()
+            .any(|e| matches!(e.kind, ErrorKind::InvalidLength { max: Some(_), .. }));
     if too_large {
         return Error::new(
             Status::PayloadTooLarge,
-            format!("the upload is larger than the {} limit", human_bytes(max_upload)),
+            format!(
+                "the upload is larger than the {} limit",
+                human_bytes(max_upload)
+            ),
         );
     }
     let first = errors.iter().next();
-    let field = first.and_then(|e| e.name.as_ref()).map(|n| n.to_string()).unwrap_or_default();
+    let field = first
+        .and_then(|e| e.name.as_ref())
+        .map(|n| n.to_string())
+        .unwrap_or_default();
     let message = match first.map(|e| &e.kind) {
         Some(ErrorKind::Missing) => format!("missing field `{field}`"),
         Some(kind) if field.is_empty() => format!("malformed form: {kind}"),

@@ -17,7 +17,16 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
         .mount("/api", api::routes())
         .mount("/media", media::routes())
         .mount("/", health::routes())
-        .register("/", catchers![unauthorized, not_found, unprocessable, too_large, default_catcher])
+        .register(
+            "/",
+            catchers![
+                unauthorized,
+                not_found,
+                unprocessable,
+                too_large,
+                default_catcher
+            ],
+        )
 }
 
 /// Members-only pages send browsers to the login page.
@@ -37,7 +46,10 @@ fn not_found() -> Error {
 
 #[catch(422)]
 fn unprocessable() -> Error {
-    Error::new(Status::BadRequest, "the form is missing fields or has malformed ones")
+    Error::new(
+        Status::BadRequest,
+        "the form is missing fields or has malformed ones",
+    )
 }
 
 #[catch(413)]
@@ -54,10 +66,16 @@ fn default_catcher(status: Status, _req: &Request<'_>) -> Error {
 /// this worker's own signed media URL for the local store.
 pub async fn media_url(state: &crate::AppState, key: &str) -> Result<String, Error> {
     use common::store::MediaUrl;
-    match state.store.media_url(key, state.media_ttl()).await.map_err(Error::internal)? {
+    match state
+        .store
+        .media_url(key, state.media_ttl())
+        .await
+        .map_err(Error::internal)?
+    {
         MediaUrl::Presigned(url) => Ok(url),
         MediaUrl::ServedByWorker => {
-            let expires = time::OffsetDateTime::now_utc().unix_timestamp() as u64 + state.config.media_url_ttl_secs;
+            let expires = time::OffsetDateTime::now_utc().unix_timestamp() as u64
+                + state.config.media_url_ttl_secs;
             let sig = state.signer.sign(key, expires);
             Ok(format!("/media/{key}?exp={expires}&sig={sig}"))
         }

@@ -20,12 +20,31 @@ use crate::AppState;
 use common::units::human_bytes;
 
 pub fn routes() -> Vec<Route> {
-    routes![index, register_page, register, login_page, login, logout, upload_page, upload, photo, delete_photo, account_page, delete_account]
+    routes![
+        index,
+        register_page,
+        register,
+        login_page,
+        login,
+        logout,
+        upload_page,
+        upload,
+        photo,
+        delete_photo,
+        account_page,
+        delete_account
+    ]
 }
 
 type Page = Result<Redirect, (Status, Markup)>;
 
-fn credentials_form(action: &str, title: &str, csrf: &CsrfToken, username: &str, error: Option<&str>) -> Markup {
+fn credentials_form(
+    action: &str,
+    title: &str,
+    csrf: &CsrfToken,
+    username: &str,
+    error: Option<&str>,
+) -> Markup {
     html! {
         h1 { (title) }
         @if let Some(e) = error { p.error role="alert" { (e) } }
@@ -47,19 +66,32 @@ struct CredentialsForm<'r> {
 }
 
 #[get("/?<page>")]
-async fn index(state: &State<AppState>, user: Option<User>, csrf: CsrfToken, page: Option<u32>) -> Result<Markup, Error> {
+async fn index(
+    state: &State<AppState>,
+    user: Option<User>,
+    csrf: CsrfToken,
+    page: Option<u32>,
+) -> Result<Markup, Error> {
     let Some(user) = user else {
-        return Ok(layout("Welcome", None, &csrf, html! {
-            h1 { "Your photos, with the text in them found for you" }
-            p { "Upload a photo and the gallery keeps the original, a copy with every line of text outlined, and a thumbnail." }
-            p { a href="/register" { "Create an account" } " or " a href="/login" { "log in" } "." }
-        }));
+        return Ok(layout(
+            "Welcome",
+            None,
+            &csrf,
+            html! {
+                h1 { "Your photos, with the text in them found for you" }
+                p { "Upload a photo and the gallery keeps the original, a copy with every line of text outlined, and a thumbnail." }
+                p { a href="/register" { "Create an account" } " or " a href="/login" { "log in" } "." }
+            },
+        ));
     };
     let per_page = state.config.page_size;
     let total = state.db.count_photos_of(user.id).await?;
     let pages = total.div_ceil(per_page as u64).max(1);
     let page = page.unwrap_or(1).clamp(1, pages as u32);
-    let photos = state.db.photos_of(user.id, per_page, (page as u64 - 1) * per_page as u64).await?;
+    let photos = state
+        .db
+        .photos_of(user.id, per_page, (page as u64 - 1) * per_page as u64)
+        .await?;
     // Photos still in the backlog have no thumbnail yet: a placeholder says where they are.
     let mut thumbs = Vec::with_capacity(photos.len());
     for p in &photos {
@@ -69,38 +101,50 @@ async fn index(state: &State<AppState>, user: Option<User>, csrf: CsrfToken, pag
         };
         thumbs.push((p, url));
     }
-    let pending = photos.iter().any(|p| matches!(p.state, PhotoState::Queued | PhotoState::Processing));
-    Ok(layout("Your photos", Some(&user), &csrf, html! {
-        h1 { "Your photos" }
-        @if total == 0 {
-            p { "No photos yet. " a href="/upload" { "Upload your first one." } }
-        } @else {
-            p.meta { (total) @if total == 1 { " photo" } @else { " photos" } }
-            @if pending { p.meta { "New photos appear here as soon as the text in them is found." } }
-            div.grid {
-                @for (p, url) in &thumbs {
-                    a href={ "/photos/" (p.id) } title=(p.file_name) {
-                        @match url {
-                            Some(url) => { img src=(url) alt=(p.file_name) loading="lazy"; }
-                            None => { div.placeholder data-state=(p.state.as_str()) { (state_words(p.state)) } }
+    let pending = photos
+        .iter()
+        .any(|p| matches!(p.state, PhotoState::Queued | PhotoState::Processing));
+    Ok(layout(
+        "Your photos",
+        Some(&user),
+        &csrf,
+        html! {
+            h1 { "Your photos" }
+            @if total == 0 {
+                p { "No photos yet. " a href="/upload" { "Upload your first one." } }
+            } @else {
+                p.meta { (total) @if total == 1 { " photo" } @else { " photos" } }
+                @if pending { p.meta { "New photos appear here as soon as the text in them is found." } }
+                div.grid {
+                    @for (p, url) in &thumbs {
+                        a href={ "/photos/" (p.id) } title=(p.file_name) {
+                            @match url {
+                                Some(url) => { img src=(url) alt=(p.file_name) loading="lazy"; }
+                                None => { div.placeholder data-state=(p.state.as_str()) { (state_words(p.state)) } }
+                            }
                         }
                     }
                 }
-            }
-            @if pages > 1 {
-                nav.pager {
-                    @if page > 1 { a href={ "/?page=" (page - 1) } { "← Newer" } }
-                    span { "Page " (page) " of " (pages) }
-                    @if (page as u64) < pages { a href={ "/?page=" (page + 1) } { "Older →" } }
+                @if pages > 1 {
+                    nav.pager {
+                        @if page > 1 { a href={ "/?page=" (page - 1) } { "← Newer" } }
+                        span { "Page " (page) " of " (pages) }
+                        @if (page as u64) < pages { a href={ "/?page=" (page + 1) } { "Older →" } }
+                    }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 #[get("/register")]
 fn register_page(csrf: CsrfToken) -> Markup {
-    layout("Register", None, &csrf, credentials_form("/register", "Register", &csrf, "", None))
+    layout(
+        "Register",
+        None,
+        &csrf,
+        credentials_form("/register", "Register", &csrf, "", None),
+    )
 }
 
 #[post("/register", data = "<form>")]
@@ -110,17 +154,34 @@ async fn register(
     csrf: CsrfToken,
     form: Result<Form<CredentialsForm<'_>>, Errors<'_>>,
 ) -> Page {
-    let fail = |e: Error, name: &str| (e.status, layout("Register", None, &csrf, credentials_form("/register", "Register", &csrf, name, Some(&e.message))));
+    let fail = |e: Error, name: &str| {
+        (
+            e.status,
+            layout(
+                "Register",
+                None,
+                &csrf,
+                credentials_form("/register", "Register", &csrf, name, Some(&e.message)),
+            ),
+        )
+    };
     let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT), ""))?;
     csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
-    let id = accounts::create(state, form.username, form.password).await.map_err(|e| fail(e, form.username))?;
+    let id = accounts::create(state, form.username, form.password)
+        .await
+        .map_err(|e| fail(e, form.username))?;
     log_in(cookies, id);
     Ok(Redirect::to("/"))
 }
 
 #[get("/login")]
 fn login_page(csrf: CsrfToken) -> Markup {
-    layout("Log in", None, &csrf, credentials_form("/login", "Log in", &csrf, "", None))
+    layout(
+        "Log in",
+        None,
+        &csrf,
+        credentials_form("/login", "Log in", &csrf, "", None),
+    )
 }
 
 #[post("/login", data = "<form>")]
@@ -130,10 +191,22 @@ async fn login(
     csrf: CsrfToken,
     form: Result<Form<CredentialsForm<'_>>, Errors<'_>>,
 ) -> Page {
-    let fail = |e: Error, name: &str| (e.status, layout("Log in", None, &csrf, credentials_form("/login", "Log in", &csrf, name, Some(&e.message))));
+    let fail = |e: Error, name: &str| {
+        (
+            e.status,
+            layout(
+                "Log in",
+                None,
+                &csrf,
+                credentials_form("/login", "Log in", &csrf, name, Some(&e.message)),
+            ),
+        )
+    };
     let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT), ""))?;
     csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
-    let id = accounts::authenticate(state, form.username, form.password).await.map_err(|e| fail(e, form.username))?;
+    let id = accounts::authenticate(state, form.username, form.password)
+        .await
+        .map_err(|e| fail(e, form.username))?;
     log_in(cookies, id);
     Ok(Redirect::to("/"))
 }
@@ -144,7 +217,11 @@ struct CsrfForm<'r> {
 }
 
 #[post("/logout", data = "<form>")]
-fn logout(cookies: &CookieJar<'_>, csrf: CsrfToken, form: Form<CsrfForm<'_>>) -> Result<Redirect, Error> {
+fn logout(
+    cookies: &CookieJar<'_>,
+    csrf: CsrfToken,
+    form: Form<CsrfForm<'_>>,
+) -> Result<Redirect, Error> {
     csrf.check(form.csrf)?;
     log_out(cookies);
     Ok(Redirect::to("/"))
@@ -165,7 +242,12 @@ fn upload_form(csrf: &CsrfToken, max: u64, error: Option<&str>) -> Markup {
 
 #[get("/upload")]
 fn upload_page(state: &State<AppState>, user: User, csrf: CsrfToken) -> Markup {
-    layout("Upload", Some(&user), &csrf, upload_form(&csrf, state.config.max_upload_bytes, None))
+    layout(
+        "Upload",
+        Some(&user),
+        &csrf,
+        upload_form(&csrf, state.config.max_upload_bytes, None),
+    )
 }
 
 #[derive(FromForm)]
@@ -182,10 +264,22 @@ async fn upload(
     form: Result<Form<UploadForm<'_>>, Errors<'_>>,
 ) -> Page {
     let max = state.config.max_upload_bytes;
-    let fail = |e: Error| (e.status, layout("Upload", Some(&user), &csrf, upload_form(&csrf, max, Some(&e.message))));
+    let fail = |e: Error| {
+        (
+            e.status,
+            layout(
+                "Upload",
+                Some(&user),
+                &csrf,
+                upload_form(&csrf, max, Some(&e.message)),
+            ),
+        )
+    };
     let mut form = form.map_err(|e| fail(form_error(e, max)))?;
     csrf.check(form.csrf).map_err(fail)?;
-    let photo = photos::accept(state, user.id, &mut form.file).await.map_err(fail)?;
+    let photo = photos::accept(state, user.id, &mut form.file)
+        .await
+        .map_err(fail)?;
     Ok(Redirect::to(format!("/photos/{}", photo.id)))
 }
 
@@ -201,13 +295,25 @@ fn state_words(state: PhotoState) -> &'static str {
 
 fn format_time(ms: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_default()
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
 }
 
 #[get("/photos/<id>")]
-async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -> Result<Markup, Error> {
+async fn photo(
+    state: &State<AppState>,
+    user: User,
+    csrf: CsrfToken,
+    id: &str,
+) -> Result<Markup, Error> {
     // Someone else's photo is reported exactly like a missing one.
-    let photo = state.db.photo_of(user.id, id).await?.ok_or_else(|| Error::not_found("no such photo"))?;
+    let photo = state
+        .db
+        .photo_of(user.id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("no such photo"))?;
     let original = media_url(state, &photo.original_key()).await?;
     let annotated = match photo.state {
         PhotoState::Ready => Some(media_url(state, &photo.annotated_key()).await?),
@@ -218,34 +324,39 @@ async fn photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str) -
         Finds::Text => ("text region", "text regions"),
         Finds::Objects => ("object", "objects"),
     };
-    Ok(layout(&photo.file_name, Some(&user), &csrf, html! {
-        h1 { (photo.file_name) }
-        p.meta {
-            (photo.width) "×" (photo.height) " · " (human_bytes(photo.bytes)) " · "
-            @if photo.state == PhotoState::Ready { (photo.boxes) " " @if photo.boxes == 1 { (one) } @else { (many) } " · " }
-            "uploaded " (format_time(photo.created_ms))
-            @if !photo.detector.is_empty() { " · found by " (photo.detector) }
-        }
-        @if pending {
-            // Reloads itself until the photo is processed.
-            meta http-equiv="refresh" content="2";
-            p.notice role="status" data-state=(photo.state.as_str()) { (state_words(photo.state)) " This page updates by itself." }
-        }
-        @if photo.state == PhotoState::Failed {
-            p.error role="alert" { "The " (many) " in this photo could not be found: " (photo.failure) }
-        }
-        div.pair {
-            figure { img src=(original) alt={ "Original of " (photo.file_name) }; figcaption { "Original" } }
-            @if let Some(annotated) = &annotated {
-                figure { img src=(annotated) alt={ "Boxes around the " (many) " in " (photo.file_name) }; figcaption { "With the " (many) " found" } }
+    Ok(layout(
+        &photo.file_name,
+        Some(&user),
+        &csrf,
+        html! {
+            h1 { (photo.file_name) }
+            p.meta {
+                (photo.width) "×" (photo.height) " · " (human_bytes(photo.bytes)) " · "
+                @if photo.state == PhotoState::Ready { (photo.boxes) " " @if photo.boxes == 1 { (one) } @else { (many) } " · " }
+                "uploaded " (format_time(photo.created_ms))
+                @if !photo.detector.is_empty() { " · found by " (photo.detector) }
             }
-        }
-        p { a href="/" { "← All photos" } }
-        form method="post" action={ "/photos/" (photo.id) "/delete" } onsubmit="return confirm('Delete this photo? This cannot be undone.')" {
-            input type="hidden" name="csrf" value=(csrf.0);
-            button.danger type="submit" { "Delete this photo" }
-        }
-    }))
+            @if pending {
+                // Reloads itself until the photo is processed.
+                meta http-equiv="refresh" content="2";
+                p.notice role="status" data-state=(photo.state.as_str()) { (state_words(photo.state)) " This page updates by itself." }
+            }
+            @if photo.state == PhotoState::Failed {
+                p.error role="alert" { "The " (many) " in this photo could not be found: " (photo.failure) }
+            }
+            div.pair {
+                figure { img src=(original) alt={ "Original of " (photo.file_name) }; figcaption { "Original" } }
+                @if let Some(annotated) = &annotated {
+                    figure { img src=(annotated) alt={ "Boxes around the " (many) " in " (photo.file_name) }; figcaption { "With the " (many) " found" } }
+                }
+            }
+            p { a href="/" { "← All photos" } }
+            form method="post" action={ "/photos/" (photo.id) "/delete" } onsubmit="return confirm('Delete this photo? This cannot be undone.')" {
+                input type="hidden" name="csrf" value=(csrf.0);
+                button.danger type="submit" { "Delete this photo" }
+            }
+        },
+    ))
 }
 
 fn account_form(user: &User, photos: u64, csrf: &CsrfToken, error: Option<&str>) -> Markup {
@@ -264,9 +375,18 @@ fn account_form(user: &User, photos: u64, csrf: &CsrfToken, error: Option<&str>)
 }
 
 #[get("/account")]
-async fn account_page(state: &State<AppState>, user: User, csrf: CsrfToken) -> Result<Markup, Error> {
+async fn account_page(
+    state: &State<AppState>,
+    user: User,
+    csrf: CsrfToken,
+) -> Result<Markup, Error> {
     let photos = state.db.count_photos_of(user.id).await?;
-    Ok(layout("Your account", Some(&user), &csrf, account_form(&user, photos, &csrf, None)))
+    Ok(layout(
+        "Your account",
+        Some(&user),
+        &csrf,
+        account_form(&user, photos, &csrf, None),
+    ))
 }
 
 #[derive(FromForm)]
@@ -285,10 +405,22 @@ async fn delete_account(
     form: Result<Form<DeleteAccountForm<'_>>, Errors<'_>>,
 ) -> Page {
     let photos = state.db.count_photos_of(user.id).await.unwrap_or(0);
-    let fail = |e: Error| (e.status, layout("Your account", Some(&user), &csrf, account_form(&user, photos, &csrf, Some(&e.message))));
+    let fail = |e: Error| {
+        (
+            e.status,
+            layout(
+                "Your account",
+                Some(&user),
+                &csrf,
+                account_form(&user, photos, &csrf, Some(&e.message)),
+            ),
+        )
+    };
     let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT)))?;
     csrf.check(form.csrf).map_err(fail)?;
-    accounts::delete(state, &user, form.password).await.map_err(fail)?;
+    accounts::delete(state, &user, form.password)
+        .await
+        .map_err(fail)?;
     log_out(cookies);
     Ok(Redirect::to("/"))
 }
@@ -297,9 +429,19 @@ async fn delete_account(
 /// its three files. A file that cannot be removed now is left to the operator's sweep of
 /// files no row owns (its owner no longer sees it either way).
 #[post("/photos/<id>/delete", data = "<form>")]
-async fn delete_photo(state: &State<AppState>, user: User, csrf: CsrfToken, id: &str, form: Form<CsrfForm<'_>>) -> Result<Redirect, Error> {
+async fn delete_photo(
+    state: &State<AppState>,
+    user: User,
+    csrf: CsrfToken,
+    id: &str,
+    form: Form<CsrfForm<'_>>,
+) -> Result<Redirect, Error> {
     csrf.check(form.csrf)?;
-    let photo = state.db.delete_photo_of(user.id, id).await?.ok_or_else(|| Error::not_found("no such photo"))?;
+    let photo = state
+        .db
+        .delete_photo_of(user.id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("no such photo"))?;
     photos::remove_files(state, &photo).await;
     tracing::info!(photo = %photo.id, owner = user.id, "photo deleted by its owner");
     Ok(Redirect::to("/"))

@@ -19,7 +19,15 @@ pub fn detector() -> Arc<dyn Detector> {
     static DETECTOR: OnceLock<Arc<TextDetector>> = OnceLock::new();
     DETECTOR
         .get_or_init(|| {
-            Arc::new(TextDetector::load(&PathBuf::from(env("GALLERY_MODEL_PATH")), gallery_server::detect::Threads::ONE, DbNetParams::default(), &gallery_server::detect::Runtime::Rten).unwrap())
+            Arc::new(
+                TextDetector::load(
+                    &PathBuf::from(env("GALLERY_MODEL_PATH")),
+                    gallery_server::detect::Threads::ONE,
+                    DbNetParams::default(),
+                    &gallery_server::detect::Runtime::Rten,
+                )
+                .unwrap(),
+            )
         })
         .clone()
 }
@@ -58,13 +66,24 @@ impl TestApp {
         adjust(&mut config);
         let store = common::store::open(&config).await.unwrap();
         let db = Db::connect(&config.database_url).await.unwrap();
-        let rocket = gallery_server::build(config.clone(), detector()).await.unwrap();
+        let rocket = gallery_server::build(config.clone(), detector())
+            .await
+            .unwrap();
         let client = Client::tracked(rocket).await.unwrap();
-        TestApp { client, db, store, config, _dir: dir }
+        TestApp {
+            client,
+            db,
+            store,
+            config,
+            _dir: dir,
+        }
     }
 
     pub async fn s3() -> Self {
-        let bucket = format!("gallery-t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let bucket = format!(
+            "gallery-t{}",
+            &uuid::Uuid::now_v7().simple().to_string()[20..]
+        );
         Self::with(|c| {
             c.store = Some(format!("s3://{bucket}/photos-of-test"));
             c.s3_endpoint = Some(env("GALLERY_TEST_S3_ENDPOINT"));
@@ -82,14 +101,18 @@ impl TestApp {
     pub async fn second_worker(&self, adjust: impl FnOnce(&mut Config)) -> Client {
         let mut config = self.config.clone();
         adjust(&mut config);
-        Client::tracked(gallery_server::build(config, detector()).await.unwrap()).await.unwrap()
+        Client::tracked(gallery_server::build(config, detector()).await.unwrap())
+            .await
+            .unwrap()
     }
 
     /// Waits until every accepted photo has been processed (ready or failed).
     pub async fn settled(&self) {
-        gallery_tests::wait_until("the backlog to be processed", std::time::Duration::from_secs(60), || async {
-            (self.db.backlog().await.unwrap().waiting() == 0).then_some(())
-        })
+        gallery_tests::wait_until(
+            "the backlog to be processed",
+            std::time::Duration::from_secs(60),
+            || async { (self.db.backlog().await.unwrap().waiting() == 0).then_some(()) },
+        )
         .await
     }
 
@@ -97,7 +120,11 @@ impl TestApp {
     pub async fn assert_nothing_stored(&self) {
         let objects = self.store.list("").await.unwrap();
         assert!(objects.is_empty(), "objects left behind: {objects:?}");
-        assert_eq!(self.db.count_rows().await.unwrap().photos, 0, "photo rows left behind");
+        assert_eq!(
+            self.db.count_rows().await.unwrap().photos,
+            0,
+            "photo rows left behind"
+        );
     }
 
     pub async fn api_register(&self, user: &str, password: &str) -> (Status, String) {
@@ -113,7 +140,13 @@ impl TestApp {
 
     pub async fn api_upload(&self, parts: &[Part<'_>]) -> (Status, String) {
         let (ct, body) = multipart(parts);
-        let res = self.client.post("/api/upload").header(ct).body(body).dispatch().await;
+        let res = self
+            .client
+            .post("/api/upload")
+            .header(ct)
+            .body(body)
+            .dispatch()
+            .await;
         (res.status(), res.into_string().await.unwrap_or_default())
     }
 
@@ -128,10 +161,19 @@ impl TestApp {
             .dispatch()
             .await;
         let status = res.status();
-        (status, serde_json::from_str(&res.into_string().await.unwrap()).unwrap())
+        (
+            status,
+            serde_json::from_str(&res.into_string().await.unwrap()).unwrap(),
+        )
     }
 
-    pub async fn upload_as(&self, user: &str, password: &str, name: &str, data: &[u8]) -> (Status, String) {
+    pub async fn upload_as(
+        &self,
+        user: &str,
+        password: &str,
+        name: &str,
+        data: &[u8],
+    ) -> (Status, String) {
         self.api_upload(&[
             Part::Text("username", user),
             Part::Text("password", password),
@@ -153,7 +195,10 @@ pub fn multipart(parts: &[Part<'_>]) -> (ContentType, Vec<u8>) {
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         match part {
             Part::Text(name, value) => {
-                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+                body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
             }
             Part::File(name, file_name, data) => {
                 body.extend_from_slice(
@@ -168,7 +213,10 @@ pub fn multipart(parts: &[Part<'_>]) -> (ContentType, Vec<u8>) {
         }
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (ContentType::new("multipart", "form-data").with_params(("boundary", boundary)), body)
+    (
+        ContentType::new("multipart", "form-data").with_params(("boundary", boundary)),
+        body,
+    )
 }
 
 pub async fn body(res: LocalResponse<'_>) -> String {
@@ -177,7 +225,9 @@ pub async fn body(res: LocalResponse<'_>) -> String {
 
 /// The value of `name="…" value="…"` in a page, e.g. the CSRF token.
 pub fn hidden_value(html: &str, name: &str) -> String {
-    let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap_or_else(|| panic!("no {name} in {html}"));
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no {name} in {html}"));
     let rest = &html[at + name.len() + 15..];
     rest[..rest.find('"').unwrap()].to_string()
 }
@@ -209,30 +259,57 @@ pub mod images {
     }
 
     pub fn rgb_jpeg(w: u32, h: u32) -> Vec<u8> {
-        encode(&ImageBuffer::from_fn(w, h, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 128u8])), ImageFormat::Jpeg)
+        encode(
+            &ImageBuffer::from_fn(w, h, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 128u8])),
+            ImageFormat::Jpeg,
+        )
     }
 
     pub fn gray_jpeg() -> Vec<u8> {
-        encode(&ImageBuffer::from_fn(120, 80, |x, _| Luma([(x * 2) as u8])), ImageFormat::Jpeg)
+        encode(
+            &ImageBuffer::from_fn(120, 80, |x, _| Luma([(x * 2) as u8])),
+            ImageFormat::Jpeg,
+        )
     }
 
     pub fn png16() -> Vec<u8> {
-        encode(&ImageBuffer::from_fn(90, 60, |x, y| Rgb([x as u16 * 700, y as u16 * 1000, 30000u16])), ImageFormat::Png)
+        encode(
+            &ImageBuffer::from_fn(90, 60, |x, y| {
+                Rgb([x as u16 * 700, y as u16 * 1000, 30000u16])
+            }),
+            ImageFormat::Png,
+        )
     }
 
     pub fn alpha_png() -> Vec<u8> {
-        encode(&ImageBuffer::from_fn(64, 48, |x, _| Rgba([200u8, 10, 10, (x * 4) as u8])), ImageFormat::Png)
+        encode(
+            &ImageBuffer::from_fn(64, 48, |x, _| Rgba([200u8, 10, 10, (x * 4) as u8])),
+            ImageFormat::Png,
+        )
     }
 
     pub fn webp() -> Vec<u8> {
-        encode(&ImageBuffer::from_fn(80, 50, |x, y| Rgba([x as u8, y as u8, 90u8, 255u8])), ImageFormat::WebP)
+        encode(
+            &ImageBuffer::from_fn(80, 50, |x, y| Rgba([x as u8, y as u8, 90u8, 255u8])),
+            ImageFormat::WebP,
+        )
     }
 
     pub fn cmyk_jpeg() -> Vec<u8> {
         let (w, h) = (64u16, 40u16);
-        let data: Vec<u8> = (0..w as usize * h as usize).flat_map(|i| [(i % 200) as u8, 40, 90, 10]).collect();
-        let image = turbojpeg::Image { pixels: data.as_slice(), width: w as usize, pitch: 4 * w as usize, height: h as usize, format: turbojpeg::PixelFormat::CMYK };
-        turbojpeg::compress(image, 90, turbojpeg::Subsamp::None).unwrap().to_vec()
+        let data: Vec<u8> = (0..w as usize * h as usize)
+            .flat_map(|i| [(i % 200) as u8, 40, 90, 10])
+            .collect();
+        let image = turbojpeg::Image {
+            pixels: data.as_slice(),
+            width: w as usize,
+            pitch: 4 * w as usize,
+            height: h as usize,
+            format: turbojpeg::PixelFormat::CMYK,
+        };
+        turbojpeg::compress(image, 90, turbojpeg::Subsamp::None)
+            .unwrap()
+            .to_vec()
     }
 
     /// A JPEG `w`×`h` whose EXIF says "rotate 90° clockwise to display" (orientation 6).
@@ -260,7 +337,10 @@ pub mod images {
 
     /// A valid PNG whose header claims `w`×`h` pixels (checksum fixed up), with no pixels.
     pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-        let mut png = encode(&ImageBuffer::from_pixel(4, 4, Rgb([0u8, 0, 0])), ImageFormat::Png);
+        let mut png = encode(
+            &ImageBuffer::from_pixel(4, 4, Rgb([0u8, 0, 0])),
+            ImageFormat::Png,
+        );
         png[16..20].copy_from_slice(&w.to_be_bytes());
         png[20..24].copy_from_slice(&h.to_be_bytes());
         let crc = crc32fast::hash(&png[12..29]);

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use common::api::{
-    AccountRow, ApiKeyRequest, ApiKeyRow, DeleteReply, ErrorReply, ObjectRow, OtpReply, OtpRequest, Page, PhotoRow, PoolReply, Status,
-    TokenReply, UserUsage, VerifyRequest,
+    AccountRow, ApiKeyRequest, ApiKeyRow, DeleteReply, ErrorReply, ObjectRow, OtpReply, OtpRequest,
+    Page, PhotoRow, PoolReply, Status, TokenReply, UserUsage, VerifyRequest,
 };
 use common::autoscale::Policy;
 use common::db::TokenKind;
@@ -52,7 +52,10 @@ impl From<AuthError> for ApiError {
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "control API internal error");
-    ApiError(Http::InternalServerError, "internal error; see the control plane's log".into())
+    ApiError(
+        Http::InternalServerError,
+        "internal error; see the control plane's log".into(),
+    )
 }
 
 impl From<DataError> for ApiError {
@@ -80,8 +83,13 @@ impl<'r> FromRequest<'r> for Operator {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ApiError> {
-        let unauthorized = |m: &str| Outcome::Error((Http::Unauthorized, ApiError(Http::Unauthorized, m.into())));
-        let Some(token) = req.headers().get_one("Authorization").and_then(|h| h.strip_prefix("Bearer ")) else {
+        let unauthorized =
+            |m: &str| Outcome::Error((Http::Unauthorized, ApiError(Http::Unauthorized, m.into())));
+        let Some(token) = req
+            .headers()
+            .get_one("Authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+        else {
             return unauthorized("log in first: this call needs an operator token");
         };
         let control = req.rocket().state::<Arc<ControlPlane>>().expect("managed");
@@ -108,21 +116,48 @@ async fn otp(auth: &State<Auth>, client: IpAddr, req: Json<OtpRequest>) -> Resul
 }
 
 #[post("/auth/verify", data = "<req>")]
-async fn verify(auth: &State<Auth>, control: &State<Arc<ControlPlane>>, req: Json<VerifyRequest>) -> Result<TokenReply> {
+async fn verify(
+    auth: &State<Auth>,
+    control: &State<Arc<ControlPlane>>,
+    req: Json<VerifyRequest>,
+) -> Result<TokenReply> {
     let (token, expires_at) = auth.verify(&control.db, &req.challenge, &req.code).await?;
-    Ok(Json(TokenReply { token, expires_at: Some(expires_at) }))
+    Ok(Json(TokenReply {
+        token,
+        expires_at: Some(expires_at),
+    }))
 }
 
 /// A long-lived key for scripts (`manager-tui --once`), shown once.
 #[post("/api-keys", data = "<req>")]
-async fn api_key(op: Operator, control: &State<Arc<ControlPlane>>, req: Json<ApiKeyRequest>) -> Result<TokenReply> {
+async fn api_key(
+    op: Operator,
+    control: &State<Arc<ControlPlane>>,
+    req: Json<ApiKeyRequest>,
+) -> Result<TokenReply> {
     let name = req.name.trim();
     if name.is_empty() || name.len() > 128 {
-        return Err(ApiError(Http::BadRequest, "give the key a name of 1 to 128 characters".into()));
+        return Err(ApiError(
+            Http::BadRequest,
+            "give the key a name of 1 to 128 characters".into(),
+        ));
     }
     let token = format!("gk_{}", hex::encode(rand::random::<[u8; 32]>()));
-    control.db.insert_operator_token(&hash_token(&token), &op.email, TokenKind::ApiKey, name, None).await.map_err(internal)?;
-    Ok(Json(TokenReply { token, expires_at: None }))
+    control
+        .db
+        .insert_operator_token(
+            &hash_token(&token),
+            &op.email,
+            TokenKind::ApiKey,
+            name,
+            None,
+        )
+        .await
+        .map_err(internal)?;
+    Ok(Json(TokenReply {
+        token,
+        expires_at: None,
+    }))
 }
 
 #[get("/api-keys")]
@@ -132,9 +167,16 @@ async fn api_keys(_op: Operator, control: &State<Arc<ControlPlane>>) -> Result<V
 
 /// Revokes a key: calls with it are refused from now on.
 #[delete("/api-keys/<id>")]
-async fn revoke_api_key(op: Operator, control: &State<Arc<ControlPlane>>, id: &str) -> std::result::Result<Http, ApiError> {
+async fn revoke_api_key(
+    op: Operator,
+    control: &State<Arc<ControlPlane>>,
+    id: &str,
+) -> std::result::Result<Http, ApiError> {
     if !control.db.delete_api_key(id).await.map_err(internal)? {
-        return Err(ApiError(Http::NotFound, format!("no API key {id:?} (GET /api-keys lists them)")));
+        return Err(ApiError(
+            Http::NotFound,
+            format!("no API key {id:?} (GET /api-keys lists them)"),
+        ));
     }
     tracing::warn!(operator = %op.email, key = id, "revoked an API key");
     Ok(Http::NoContent)
@@ -142,8 +184,15 @@ async fn revoke_api_key(op: Operator, control: &State<Arc<ControlPlane>>, id: &s
 
 /// Ends the session (or retires the API key) the call is made with.
 #[post("/auth/logout")]
-async fn logout(op: Operator, control: &State<Arc<ControlPlane>>) -> std::result::Result<Http, ApiError> {
-    control.db.delete_operator_token(&op.token_hash).await.map_err(internal)?;
+async fn logout(
+    op: Operator,
+    control: &State<Arc<ControlPlane>>,
+) -> std::result::Result<Http, ApiError> {
+    control
+        .db
+        .delete_operator_token(&op.token_hash)
+        .await
+        .map_err(internal)?;
     Ok(Http::NoContent)
 }
 
@@ -155,13 +204,19 @@ async fn status(_op: Operator, control: &State<Arc<ControlPlane>>) -> Json<Statu
 #[post("/pool/grow")]
 async fn grow(_op: Operator, control: &State<Arc<ControlPlane>>) -> Result<PoolReply> {
     let desired = control.grow_or_shrink(1).await?;
-    Ok(Json(PoolReply { desired, message: format!("growing the pool to {desired} workers") }))
+    Ok(Json(PoolReply {
+        desired,
+        message: format!("growing the pool to {desired} workers"),
+    }))
 }
 
 #[post("/pool/shrink")]
 async fn shrink(_op: Operator, control: &State<Arc<ControlPlane>>) -> Result<PoolReply> {
     let desired = control.grow_or_shrink(-1).await?;
-    Ok(Json(PoolReply { desired, message: format!("shrinking the pool to {desired} workers") }))
+    Ok(Json(PoolReply {
+        desired,
+        message: format!("shrinking the pool to {desired} workers"),
+    }))
 }
 
 #[get("/autoscaler")]
@@ -170,34 +225,71 @@ fn get_policy(_op: Operator, control: &State<Arc<ControlPlane>>) -> Json<Policy>
 }
 
 #[put("/autoscaler", data = "<policy>")]
-async fn put_policy(_op: Operator, control: &State<Arc<ControlPlane>>, policy: Json<Policy>) -> Result<Policy> {
-    let policy = control.set_policy(policy.into_inner()).await.map_err(|e| match e {
-        ControlError::Invalid(m) => ApiError(Http::BadRequest, m),
-        other => other.into(),
-    })?;
+async fn put_policy(
+    _op: Operator,
+    control: &State<Arc<ControlPlane>>,
+    policy: Json<Policy>,
+) -> Result<Policy> {
+    let policy = control
+        .set_policy(policy.into_inner())
+        .await
+        .map_err(|e| match e {
+            ControlError::Invalid(m) => ApiError(Http::BadRequest, m),
+            other => other.into(),
+        })?;
     Ok(Json(policy))
 }
 
 #[post("/autoscaler/start")]
 async fn start(_op: Operator, control: &State<Arc<ControlPlane>>) -> Result<PoolReply> {
     control.set_enabled(true).await?;
-    Ok(Json(PoolReply { desired: control.desired(), message: "autoscaler started".into() }))
+    Ok(Json(PoolReply {
+        desired: control.desired(),
+        message: "autoscaler started".into(),
+    }))
 }
 
 #[post("/autoscaler/stop")]
 async fn stop_autoscaler(_op: Operator, control: &State<Arc<ControlPlane>>) -> Result<PoolReply> {
     control.set_enabled(false).await?;
-    Ok(Json(PoolReply { desired: control.desired(), message: "autoscaler stopped".into() }))
+    Ok(Json(PoolReply {
+        desired: control.desired(),
+        message: "autoscaler stopped".into(),
+    }))
 }
 
 #[get("/accounts?<offset>&<limit>")]
-async fn accounts(_op: Operator, control: &State<Arc<ControlPlane>>, offset: Option<u64>, limit: Option<u32>) -> Result<Page<AccountRow>> {
-    Ok(Json(data::accounts(&control.db, offset.unwrap_or(0), limit.unwrap_or(100).min(PAGE_MAX)).await?))
+async fn accounts(
+    _op: Operator,
+    control: &State<Arc<ControlPlane>>,
+    offset: Option<u64>,
+    limit: Option<u32>,
+) -> Result<Page<AccountRow>> {
+    Ok(Json(
+        data::accounts(
+            &control.db,
+            offset.unwrap_or(0),
+            limit.unwrap_or(100).min(PAGE_MAX),
+        )
+        .await?,
+    ))
 }
 
 #[get("/photos?<offset>&<limit>")]
-async fn photos(_op: Operator, control: &State<Arc<ControlPlane>>, offset: Option<u64>, limit: Option<u32>) -> Result<Page<PhotoRow>> {
-    Ok(Json(data::photos(&control.db, offset.unwrap_or(0), limit.unwrap_or(100).min(PAGE_MAX)).await?))
+async fn photos(
+    _op: Operator,
+    control: &State<Arc<ControlPlane>>,
+    offset: Option<u64>,
+    limit: Option<u32>,
+) -> Result<Page<PhotoRow>> {
+    Ok(Json(
+        data::photos(
+            &control.db,
+            offset.unwrap_or(0),
+            limit.unwrap_or(100).min(PAGE_MAX),
+        )
+        .await?,
+    ))
 }
 
 #[get("/objects?<prefix>&<offset>&<limit>")]
@@ -208,23 +300,37 @@ async fn objects(
     offset: Option<u64>,
     limit: Option<u32>,
 ) -> Result<Page<ObjectRow>> {
-    let page = data::objects(control.store.as_ref(), prefix.unwrap_or(""), offset.unwrap_or(0), limit.unwrap_or(100).min(PAGE_MAX));
+    let page = data::objects(
+        control.store.as_ref(),
+        prefix.unwrap_or(""),
+        offset.unwrap_or(0),
+        limit.unwrap_or(100).min(PAGE_MAX),
+    );
     Ok(Json(page.await?))
 }
 
 #[get("/users")]
 async fn users(_op: Operator, control: &State<Arc<ControlPlane>>) -> Result<Vec<UserUsage>> {
-    Ok(Json(data::usage(&control.db, control.store.as_ref()).await?))
+    Ok(Json(
+        data::usage(&control.db, control.store.as_ref()).await?,
+    ))
 }
 
 #[get("/users/<id>")]
 async fn user(_op: Operator, control: &State<Arc<ControlPlane>>, id: u64) -> Result<UserUsage> {
     let all = data::usage(&control.db, control.store.as_ref()).await?;
-    all.into_iter().find(|u| u.id == id).map(Json).ok_or_else(|| ApiError(Http::NotFound, format!("no account with id {id}")))
+    all.into_iter()
+        .find(|u| u.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError(Http::NotFound, format!("no account with id {id}")))
 }
 
 #[delete("/users/<id>/photos")]
-async fn delete_user_photos(op: Operator, control: &State<Arc<ControlPlane>>, id: u64) -> Result<DeleteReply> {
+async fn delete_user_photos(
+    op: Operator,
+    control: &State<Arc<ControlPlane>>,
+    id: u64,
+) -> Result<DeleteReply> {
     let reply = data::delete_user_photos(&control.db, control.store.as_ref(), id).await?;
     control.forget_totals();
     tracing::warn!(operator = %op.email, user = id, photos = reply.photos, "deleted a user's photos");
@@ -240,7 +346,10 @@ async fn delete_photos(op: Operator, control: &State<Arc<ControlPlane>>) -> Resu
 }
 
 #[delete("/everything")]
-async fn delete_everything(op: Operator, control: &State<Arc<ControlPlane>>) -> Result<DeleteReply> {
+async fn delete_everything(
+    op: Operator,
+    control: &State<Arc<ControlPlane>>,
+) -> Result<DeleteReply> {
     let reply = data::delete_everything(&control.db, control.store.as_ref()).await?;
     control.forget_totals();
     tracing::warn!(operator = %op.email, photos = reply.photos, accounts = reply.accounts, "deleted everything");
@@ -253,13 +362,18 @@ fn stop(op: Operator, control: &State<Arc<ControlPlane>>) -> Json<PoolReply> {
     tracing::warn!(operator = %op.email, "stop everything requested");
     let control = control.inner().clone();
     tokio::spawn(async move { control.stop_everything().await });
-    Json(PoolReply { desired: 0, message: "draining and stopping every worker; the control plane then exits".into() })
+    Json(PoolReply {
+        desired: 0,
+        message: "draining and stopping every worker; the control plane then exits".into(),
+    })
 }
 
 #[catch(default)]
 fn default_catcher(status: Http, req: &Request<'_>) -> ApiError {
     let message = match status.code {
-        401 if req.headers().contains("Authorization") => "the token is unknown or has expired; log in again".into(),
+        401 if req.headers().contains("Authorization") => {
+            "the token is unknown or has expired; log in again".into()
+        }
         401 => "log in first: this call needs an operator token".into(),
         404 => format!("no such endpoint: {} {}", req.method(), req.uri().path()),
         400 | 422 => "the request body is not valid JSON of the expected shape".to_string(),

@@ -48,13 +48,16 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-
 impl Auth {
     pub fn new(config: &ManagerConfig, mail: Box<dyn MailTransport>) -> Self {
         Auth {
             challenges: Mutex::new(HashMap::new()),
             recent: Mutex::new(HashMap::new()),
-            operators: config.operators.iter().map(|e| e.trim().to_lowercase()).collect(),
+            operators: config
+                .operators
+                .iter()
+                .map(|e| e.trim().to_lowercase())
+                .collect(),
             validity: config.otp_validity_secs,
             token_ttl: config.token_ttl_secs,
             max_requests: config.otp_max_requests,
@@ -77,7 +80,11 @@ impl Auth {
     }
 
     /// Starts a login. Replies alike whether or not the address is allowed.
-    pub async fn request_code(&self, email: &str, client: IpAddr) -> Result<(String, u64), AuthError> {
+    pub async fn request_code(
+        &self,
+        email: &str,
+        client: IpAddr,
+    ) -> Result<(String, u64), AuthError> {
         let email = email.trim().to_lowercase();
         let t = now();
         if !self.allow(format!("client:{client}"), t) || !self.allow(format!("email:{email}"), t) {
@@ -86,13 +93,21 @@ impl Auth {
         let challenge = hex::encode(rand::random::<[u8; 16]>());
         let code = if self.operators.contains(&email) {
             let secret: [u8; 20] = rand::random();
-            let code = totp_lite::totp_custom::<totp_lite::Sha1>(self.validity.max(1), 6, &secret, t as u64);
+            let code = totp_lite::totp_custom::<totp_lite::Sha1>(
+                self.validity.max(1),
+                6,
+                &secret,
+                t as u64,
+            );
             let body = format!(
                 "Your one-time code for the gallery control plane is {code}.\r\n\r\n\
                  It is valid for {} seconds and can be used once. If you did not ask for it, ignore this message.",
                 self.validity
             );
-            self.mail.send(&email, &format!("Gallery operator code {code}"), &body).await.map_err(AuthError::Mail)?;
+            self.mail
+                .send(&email, &format!("Gallery operator code {code}"), &body)
+                .await
+                .map_err(AuthError::Mail)?;
             Some(code)
         } else {
             tracing::warn!(%email, %client, "code requested for an address not on the allow-list");
@@ -100,14 +115,28 @@ impl Auth {
         };
         let mut challenges = self.challenges.lock().unwrap();
         challenges.retain(|_, c| c.expires > t);
-        challenges.insert(challenge.clone(), Challenge { email, code, expires: t + self.validity as f64 });
+        challenges.insert(
+            challenge.clone(),
+            Challenge {
+                email,
+                code,
+                expires: t + self.validity as f64,
+            },
+        );
         Ok((challenge, self.validity))
     }
 
     /// Exchanges a code for a session token. Any attempt, right or wrong, ends the challenge.
-    pub async fn verify(&self, db: &Db, challenge: &str, code: &str) -> Result<(String, i64), AuthError> {
+    pub async fn verify(
+        &self,
+        db: &Db,
+        challenge: &str,
+        code: &str,
+    ) -> Result<(String, i64), AuthError> {
         let entry = self.challenges.lock().unwrap().remove(challenge);
-        let Some(entry) = entry else { return Err(AuthError::BadCode) };
+        let Some(entry) = entry else {
+            return Err(AuthError::BadCode);
+        };
         let expected = entry.code.as_deref().unwrap_or("");
         let good = now() <= entry.expires
             && !expected.is_empty()
@@ -116,7 +145,14 @@ impl Auth {
             return Err(AuthError::BadCode);
         }
         let token = hex::encode(rand::random::<[u8; 32]>());
-        db.insert_operator_token(&hash_token(&token), &entry.email, TokenKind::Session, "", Some(self.token_ttl)).await?;
+        db.insert_operator_token(
+            &hash_token(&token),
+            &entry.email,
+            TokenKind::Session,
+            "",
+            Some(self.token_ttl),
+        )
+        .await?;
         Ok((token, now() as i64 + self.token_ttl as i64))
     }
 }

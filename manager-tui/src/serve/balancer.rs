@@ -72,7 +72,10 @@ impl Body for Tracked {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 
@@ -85,20 +88,35 @@ impl Body for Tracked {
     }
 }
 
-const HOP_BY_HOP: [&str; 8] =
-    ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 fn text(status: StatusCode, message: &str) -> Response<ProxyBody> {
     Response::builder()
         .status(status)
         .header("content-type", "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from(message.to_owned())).map_err(|never| match never {}).boxed())
+        .body(
+            Full::new(Bytes::from(message.to_owned()))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .expect("valid response")
 }
 
 impl Balancer {
     pub fn new(pool: Arc<dyn Targets>) -> Self {
-        Balancer { pool, next: AtomicUsize::new(0) }
+        Balancer {
+            pool,
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// Connects to the next healthy worker in turn, skipping ones that refuse.
@@ -130,17 +148,24 @@ impl Balancer {
 
     async fn forward(&self, mut req: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
         let Some((target, stream)) = self.connect().await else {
-            return text(StatusCode::BAD_GATEWAY, "no healthy gallery worker is available; try again shortly\n");
+            return text(
+                StatusCode::BAD_GATEWAY,
+                "no healthy gallery worker is available; try again shortly\n",
+            );
         };
         let guard = InFlight::new(target.in_flight.clone());
-        let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::warn!(worker = %target.id, error = %e, "handshake with worker failed");
-                self.bench_if_gone(&target).await;
-                return text(StatusCode::BAD_GATEWAY, "the gallery worker did not answer\n");
-            }
-        };
+        let (mut sender, conn) =
+            match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(worker = %target.id, error = %e, "handshake with worker failed");
+                    self.bench_if_gone(&target).await;
+                    return text(
+                        StatusCode::BAD_GATEWAY,
+                        "the gallery worker did not answer\n",
+                    );
+                }
+            };
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "worker connection closed with an error");
@@ -159,12 +184,22 @@ impl Balancer {
         if let Ok(v) = HeaderValue::from_str(&forwarded) {
             headers.insert(xff, v);
         }
-        headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        );
 
         match sender.send_request(req).await {
             Ok(res) => {
                 let (parts, body) = res.into_parts();
-                let mut res = Response::from_parts(parts, Tracked { inner: body, _guard: guard }.boxed());
+                let mut res = Response::from_parts(
+                    parts,
+                    Tracked {
+                        inner: body,
+                        _guard: guard,
+                    }
+                    .boxed(),
+                );
                 for name in HOP_BY_HOP {
                     res.headers_mut().remove(name);
                 }
@@ -173,7 +208,10 @@ impl Balancer {
             Err(e) => {
                 tracing::warn!(worker = %target.id, error = %e, "request to worker failed");
                 self.bench_if_gone(&target).await;
-                text(StatusCode::BAD_GATEWAY, "the gallery worker failed while handling the request\n")
+                text(
+                    StatusCode::BAD_GATEWAY,
+                    "the gallery worker failed while handling the request\n",
+                )
             }
         }
     }
@@ -221,12 +259,23 @@ mod tests {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| async move {
-                        let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("{name} {xff} {}", body.len())))))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let service =
+                        hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                            let xff = req
+                                .headers()
+                                .get("x-forwarded-for")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                                "{name} {xff} {}",
+                                body.len()
+                            )))))
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -249,11 +298,18 @@ mod tests {
     }
 
     fn target(id: &str, addr: SocketAddr) -> Target {
-        Target { id: id.into(), addr, in_flight: Arc::new(AtomicU64::new(0)) }
+        Target {
+            id: id.into(),
+            addr,
+            in_flight: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     async fn balancer(targets: Vec<Target>) -> (String, Arc<Fixed>) {
-        let fixed = Arc::new(Fixed { targets: Mutex::new(targets), unreachable: Mutex::default() });
+        let fixed = Arc::new(Fixed {
+            targets: Mutex::new(targets),
+            unreachable: Mutex::default(),
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(Arc::new(Balancer::new(fixed.clone())).serve(listener));
@@ -268,20 +324,36 @@ mod tests {
         let body = vec![7u8; 5 * 1024 * 1024];
         let mut seen = Vec::new();
         for _ in 0..4 {
-            let res = http.post(&url).header("x-forwarded-for", "10.1.2.3").body(body.clone()).send().await.unwrap();
+            let res = http
+                .post(&url)
+                .header("x-forwarded-for", "10.1.2.3")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
             assert_eq!(res.status(), 200);
             seen.push(res.text().await.unwrap());
         }
         let names: Vec<&str> = seen.iter().map(|s| s.split(' ').next().unwrap()).collect();
-        assert!(names == ["a", "b", "a", "b"] || names == ["b", "a", "b", "a"], "{seen:?}");
-        assert!(seen.iter().all(|s| s.ends_with(&format!("10.1.2.3, 127.0.0.1 {}", body.len()))), "{seen:?}");
+        assert!(
+            names == ["a", "b", "a", "b"] || names == ["b", "a", "b", "a"],
+            "{seen:?}"
+        );
+        assert!(
+            seen.iter()
+                .all(|s| s.ends_with(&format!("10.1.2.3, 127.0.0.1 {}", body.len()))),
+            "{seen:?}"
+        );
     }
 
     #[tokio::test]
     async fn a_refusing_worker_costs_no_request_and_leaves_the_rotation() {
         let a = backend("a").await;
         // A port nobody listens on.
-        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let (url, fixed) = balancer(vec![target("dead", dead), target("a", a)]).await;
         let http = reqwest::Client::new();
         for _ in 0..3 {
@@ -311,7 +383,10 @@ mod tests {
         }
         // Round robin starts with the dying one: its request fails, no later one goes there.
         assert_eq!(statuses, vec![502, 200, 200, 200]);
-        assert_eq!(*fixed.unreachable.lock().unwrap(), vec!["dying".to_string()]);
+        assert_eq!(
+            *fixed.unreachable.lock().unwrap(),
+            vec!["dying".to_string()]
+        );
     }
 
     #[tokio::test]
@@ -331,10 +406,22 @@ mod tests {
         let (url, fixed) = balancer(vec![target("early", early_addr)]).await;
         let http = reqwest::Client::new();
         for _ in 0..3 {
-            let res = http.post(&url).body(vec![1u8; 5 * 1024 * 1024]).send().await.unwrap();
-            assert!([413, 502].contains(&res.status().as_u16()), "{}", res.status());
+            let res = http
+                .post(&url)
+                .body(vec![1u8; 5 * 1024 * 1024])
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                [413, 502].contains(&res.status().as_u16()),
+                "{}",
+                res.status()
+            );
         }
-        assert!(fixed.unreachable.lock().unwrap().is_empty(), "a worker that is up is never benched");
+        assert!(
+            fixed.unreachable.lock().unwrap().is_empty(),
+            "a worker that is up is never benched"
+        );
         assert_eq!(fixed.targets().len(), 1);
     }
 
@@ -343,6 +430,10 @@ mod tests {
         let (url, _) = balancer(Vec::new()).await;
         let res = reqwest::get(&url).await.unwrap();
         assert_eq!(res.status(), 502);
-        assert!(res.text().await.unwrap().contains("no healthy gallery worker"));
+        assert!(res
+            .text()
+            .await
+            .unwrap()
+            .contains("no healthy gallery worker"));
     }
 }

@@ -77,7 +77,11 @@ impl ControlPlane {
             None => (config.policy.clone(), true, config.policy.min_workers),
         };
         let desired = policy.clamp(desired);
-        let settings = ManagerSettings { policy: serde_json::to_string(&policy)?, autoscaler_enabled: enabled, desired_workers: desired };
+        let settings = ManagerSettings {
+            policy: serde_json::to_string(&policy)?,
+            autoscaler_enabled: enabled,
+            desired_workers: desired,
+        };
         db.save_manager_settings(&settings).await?;
         tracing::info!(desired, enabled, "control plane state restored");
         Ok(Arc::new(ControlPlane {
@@ -141,14 +145,27 @@ impl ControlPlane {
         };
         let target = (current as i64 + delta as i64).max(0) as u32;
         if target > policy.max_workers {
-            return Err(ControlError::Invalid(format!("the pool is at its maximum of {} workers", policy.max_workers)));
+            return Err(ControlError::Invalid(format!(
+                "the pool is at its maximum of {} workers",
+                policy.max_workers
+            )));
         }
         if target < policy.min_workers {
-            return Err(ControlError::Invalid(format!("the pool is at its minimum of {} workers", policy.min_workers)));
+            return Err(ControlError::Invalid(format!(
+                "the pool is at its minimum of {} workers",
+                policy.min_workers
+            )));
         }
-        let reason = if delta > 0 { "operator: grow by one" } else { "operator: shrink by one" };
+        let reason = if delta > 0 {
+            "operator: grow by one"
+        } else {
+            "operator: shrink by one"
+        };
         let to = self.resize(target, reason).await?;
-        self.state.lock().unwrap().phase = Phase::Resizing { target: to, since: now() };
+        self.state.lock().unwrap().phase = Phase::Resizing {
+            target: to,
+            since: now(),
+        };
         Ok(to)
     }
 
@@ -197,7 +214,13 @@ impl ControlPlane {
         let desired = self.desired();
         let active = self.counts().await.active();
         if active < desired {
-            let waiting = self.state.lock().unwrap().launch_problem.as_ref().is_some_and(|p| now() < p.retry_at);
+            let waiting = self
+                .state
+                .lock()
+                .unwrap()
+                .launch_problem
+                .as_ref()
+                .is_some_and(|p| now() < p.retry_at);
             if waiting {
                 return;
             }
@@ -214,7 +237,11 @@ impl ControlPlane {
                         let failures = s.launch_problem.as_ref().map_or(0, |p| p.failures) + 1;
                         let wait = launch_backoff(failures);
                         tracing::error!(error = %e, failures, retry_in = wait, "could not launch a worker");
-                        s.launch_problem = Some(LaunchProblem { error: format!("{e:#}"), failures, retry_at: now() + wait });
+                        s.launch_problem = Some(LaunchProblem {
+                            error: format!("{e:#}"),
+                            failures,
+                            retry_at: now() + wait,
+                        });
                         break;
                     }
                 }
@@ -255,7 +282,11 @@ impl ControlPlane {
             let mean = self.pool.sample().await;
             let t = now();
             let counts = self.counts().await;
-            let view = PoolView { desired: counts.desired, healthy: counts.healthy, starting: counts.starting };
+            let view = PoolView {
+                desired: counts.desired,
+                healthy: counts.healthy,
+                starting: counts.starting,
+            };
             let decision = {
                 let mut s = self.state.lock().unwrap();
                 if let Some(cpu) = mean {
@@ -264,13 +295,20 @@ impl ControlPlane {
                 if !s.enabled {
                     continue;
                 }
-                let samples: Vec<Sample> = s.samples.points().map(|(at, cpu)| Sample { at, cpu }).collect();
+                let samples: Vec<Sample> = s
+                    .samples
+                    .points()
+                    .map(|(at, cpu)| Sample { at, cpu })
+                    .collect();
                 let d = autoscale::step(s.phase, view, &samples, &s.policy, t);
                 s.phase = d.phase;
                 d
             };
             if let Some(r) = decision.resize {
-                if let Err(e) = self.resize(r.to, &format!("autoscaler: {}", r.reason)).await {
+                if let Err(e) = self
+                    .resize(r.to, &format!("autoscaler: {}", r.reason))
+                    .await
+                {
                     tracing::error!(error = %e, "could not record a resize");
                 }
             }
@@ -314,7 +352,15 @@ impl ControlPlane {
                 launch_problem: s.launch_problem.clone(),
             }
         };
-        status::assemble(now, self.pool.as_ref(), &self.db, self.store.as_ref(), &self.stored, &self.config).await
+        status::assemble(
+            now,
+            self.pool.as_ref(),
+            &self.db,
+            self.store.as_ref(),
+            &self.stored,
+            &self.config,
+        )
+        .await
     }
 
     /// Drains and stops every worker, then lets the control plane exit.
@@ -328,7 +374,9 @@ impl ControlPlane {
         let mut tasks = Vec::new();
         for id in ids {
             let this = self.clone();
-            tasks.push(tokio::spawn(async move { this.pool.drain_and_stop(&id).await }));
+            tasks.push(tokio::spawn(
+                async move { this.pool.drain_and_stop(&id).await },
+            ));
         }
         for t in tasks {
             let _ = t.await;

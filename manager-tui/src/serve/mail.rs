@@ -28,7 +28,9 @@ impl MailTransport for Outbox {
         );
         let path = self.dir.join(format!("{}-{id}.eml", now() as u64));
         let tmp = self.dir.join(format!(".{id}.tmp"));
-        std::fs::write(&tmp, message).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| e.to_string())?;
+        std::fs::write(&tmp, message)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| e.to_string())?;
         tracing::info!(path = %path.display(), "operator code written to the outbox");
         Ok(())
     }
@@ -44,7 +46,10 @@ pub struct Ses {
 #[cfg(feature = "aws")]
 impl Ses {
     pub async fn new(from: &str) -> Ses {
-        Ses { client: aws_sdk_sesv2::Client::new(&super::pool::aws::sdk_config().await), from: from.to_owned() }
+        Ses {
+            client: aws_sdk_sesv2::Client::new(&super::pool::aws::sdk_config().await),
+            from: from.to_owned(),
+        }
     }
 }
 
@@ -53,8 +58,17 @@ impl Ses {
 impl MailTransport for Ses {
     async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
         use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-        let content = |text: &str| Content::builder().data(text).charset("UTF-8").build().map_err(|e| e.to_string());
-        let message = Message::builder().subject(content(subject)?).body(Body::builder().text(content(body)?).build()).build();
+        let content = |text: &str| {
+            Content::builder()
+                .data(text)
+                .charset("UTF-8")
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let message = Message::builder()
+            .subject(content(subject)?)
+            .body(Body::builder().text(content(body)?).build())
+            .build();
         self.client
             .send_email()
             .from_email_address(&self.from)
@@ -62,7 +76,12 @@ impl MailTransport for Ses {
             .content(EmailContent::builder().simple(message).build())
             .send()
             .await
-            .map_err(|e| format!("SES SendEmail: {}", aws_sdk_sesv2::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                format!(
+                    "SES SendEmail: {}",
+                    aws_sdk_sesv2::error::DisplayErrorContext(e)
+                )
+            })?;
         tracing::info!(%to, "operator code sent with SES");
         Ok(())
     }

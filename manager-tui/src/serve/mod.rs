@@ -23,8 +23,11 @@ pub use common::clock::now;
 
 pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let db = Db::connect(&config.database_url).await.context("connecting to the database")?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let db = Db::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
     // The store is read only for the totals; the workers' configuration says where it is.
     let store = match common::config::Config::load() {
         Ok(worker) => common::store::open(&worker).await.ok(),
@@ -33,21 +36,36 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
             None
         }
     };
-    let outbox = || Box::new(mail::Outbox { dir: config.data_dir.join("outbox") }) as Box<dyn MailTransport>;
+    let outbox = || {
+        Box::new(mail::Outbox {
+            dir: config.data_dir.join("outbox"),
+        }) as Box<dyn MailTransport>
+    };
     let (pool, mail): (Arc<dyn Provider>, Box<dyn MailTransport>) = match config.provider {
         ProviderKind::Local => {
             let pool = Arc::new(pool::local::LocalPool::new(config.clone())?);
             let balancer_addr = (config.balancer_address, config.balancer_port);
             let listener = tokio::net::TcpListener::bind(balancer_addr)
                 .await
-                .with_context(|| format!("binding the balancer to {}:{}", balancer_addr.0, balancer_addr.1))?;
+                .with_context(|| {
+                    format!(
+                        "binding the balancer to {}:{}",
+                        balancer_addr.0, balancer_addr.1
+                    )
+                })?;
             tokio::spawn(Arc::new(balancer::Balancer::new(pool.clone())).serve(listener));
-            tracing::info!("balancer on http://{}:{}", config.balancer_address, config.balancer_port);
+            tracing::info!(
+                "balancer on http://{}:{}",
+                config.balancer_address,
+                config.balancer_port
+            );
             (pool, outbox())
         }
         #[cfg(feature = "aws")]
         ProviderKind::Aws => {
-            let pool = pool::aws::AwsPool::new(config.clone()).await.context("setting up the aws pool")?;
+            let pool = pool::aws::AwsPool::new(config.clone())
+                .await
+                .context("setting up the aws pool")?;
             let mail: Box<dyn MailTransport> = match &config.mail_from {
                 Some(from) => Box::new(mail::Ses::new(from).await),
                 None => outbox(),
@@ -55,7 +73,9 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
             (Arc::new(pool), mail)
         }
         #[cfg(not(feature = "aws"))]
-        ProviderKind::Aws => anyhow::bail!("the aws provider is not built into this manager-tui (build it with the `aws` feature)"),
+        ProviderKind::Aws => anyhow::bail!(
+            "the aws provider is not built into this manager-tui (build it with the `aws` feature)"
+        ),
     };
     let control = ControlPlane::new(config.clone(), pool.clone(), db, store).await?;
     tokio::spawn(control.clone().reconcile_loop());

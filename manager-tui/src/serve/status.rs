@@ -52,7 +52,11 @@ impl StoreTotals {
             Some(store) => store.list("").await.ok()?,
             None => Vec::new(),
         };
-        let counted = Counted { at: t, objects: listed.len() as u64, bytes: listed.iter().map(|o| o.size).sum() };
+        let counted = Counted {
+            at: t,
+            objects: listed.len() as u64,
+            bytes: listed.iter().map(|o| o.size).sum(),
+        };
         *self.counted.lock().unwrap() = Some(counted);
         Some(counted)
     }
@@ -70,11 +74,21 @@ pub async fn assemble(
     let t = now();
     let seconds_left = match state.phase {
         Phase::Idle => None,
-        Phase::Resizing { since, .. } => Some((since + state.policy.resize_timeout_secs - t).max(0.0)),
+        Phase::Resizing { since, .. } => {
+            Some((since + state.policy.resize_timeout_secs - t).max(0.0))
+        }
         Phase::Cooldown { until } => Some((until - t).max(0.0)),
     };
-    let totals = match (db.count_rows().await.ok(), stored.get(store, config.totals_max_age_secs).await) {
-        (Some(rows), Some(c)) => Some(Totals { accounts: rows.accounts, photos: rows.photos, objects: c.objects, bytes: c.bytes }),
+    let totals = match (
+        db.count_rows().await.ok(),
+        stored.get(store, config.totals_max_age_secs).await,
+    ) {
+        (Some(rows), Some(c)) => Some(Totals {
+            accounts: rows.accounts,
+            photos: rows.photos,
+            objects: c.objects,
+            bytes: c.bytes,
+        }),
         _ => None,
     };
     Status {
@@ -87,8 +101,15 @@ pub async fn assemble(
         pool: PoolCounts::of(&workers, state.desired),
         workers,
         policy: state.policy,
-        autoscaler: AutoscalerStatus { enabled: state.enabled, phase: state.phase, seconds_left },
-        history: db.worker_counts_since(SERIES_AGE as u64).await.unwrap_or_default(),
+        autoscaler: AutoscalerStatus {
+            enabled: state.enabled,
+            phase: state.phase,
+            seconds_left,
+        },
+        history: db
+            .worker_counts_since(SERIES_AGE as u64)
+            .await
+            .unwrap_or_default(),
         events: db.scaling_events(50).await.unwrap_or_default(),
         totals,
         backlog: db.backlog().await.ok(),

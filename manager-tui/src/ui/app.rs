@@ -60,7 +60,11 @@ impl App {
         let logged_in = token.is_some();
         App {
             api: api.to_owned(),
-            screen: if logged_in { Screen::Dashboard } else { Screen::Login },
+            screen: if logged_in {
+                Screen::Dashboard
+            } else {
+                Screen::Login
+            },
             token,
             status: None,
             reachable: true,
@@ -125,7 +129,11 @@ impl App {
                 Effect::Help => self.help = true,
                 Effect::TogglePause => {
                     self.paused = !self.paused;
-                    self.info(if self.paused { "refresh paused (p to resume)" } else { "refresh resumed" });
+                    self.info(if self.paused {
+                        "refresh paused (p to resume)"
+                    } else {
+                        "refresh resumed"
+                    });
                 }
                 Effect::Quit => self.quit = true,
             }
@@ -139,7 +147,9 @@ impl App {
             let effects = self.login.on_tick(now);
             return self.apply(effects);
         }
-        let due = self.last_refresh.is_none_or(|t| now - t >= self.refresh_every);
+        let due = self
+            .last_refresh
+            .is_none_or(|t| now - t >= self.refresh_every);
         if self.token.is_some() && !self.paused && due {
             return self.refresh();
         }
@@ -186,7 +196,9 @@ impl App {
         }
         let [_, body, _, _] = layout::screen(area);
         let effects = match self.screen {
-            Screen::Dashboard => self.dashboard.on_click(col, row, body, self.status.as_ref()),
+            Screen::Dashboard => self
+                .dashboard
+                .on_click(col, row, body, self.status.as_ref()),
             Screen::Table(_) => {
                 self.table.on_click(col, row, body);
                 Vec::new()
@@ -253,14 +265,19 @@ impl App {
                 return self.refresh();
             }
             Reply::Pool(Err(e)) | Reply::Policy(Err(e)) | Reply::Stopped(Err(e)) => self.failed(e),
-            Reply::Table(kind, Ok(data)) if self.screen == Screen::Table(kind) => self.table.fill(data),
+            Reply::Table(kind, Ok(data)) if self.screen == Screen::Table(kind) => {
+                self.table.fill(data)
+            }
             Reply::Table(_, Ok(_)) => {}
             Reply::Table(_, Err(e)) => {
                 self.table.loading = false;
                 self.failed(e);
             }
             Reply::Deleted(action, Ok(r)) => {
-                self.info(format!("deleted {} photos, {} files, {} accounts", r.photos, r.objects, r.accounts));
+                self.info(format!(
+                    "deleted {} photos, {} files, {} accounts",
+                    r.photos, r.objects, r.accounts
+                ));
                 let mut cmds = self.refresh();
                 if let (Danger::DeleteUserPhotos(_), Screen::Table(kind)) = (action, self.screen) {
                     cmds.push(self.table.load(kind, 0));

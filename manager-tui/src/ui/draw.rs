@@ -20,16 +20,29 @@ pub fn draw(f: &mut Frame, app: &App) {
     draw_header(f, app, &theme, header);
     match app.screen {
         Screen::Login => app.login.draw(f, &theme, body, app.now),
-        Screen::Dashboard => app.dashboard.draw(f, &theme, body, app.status.as_ref(), app.reachable),
+        Screen::Dashboard => {
+            app.dashboard
+                .draw(f, &theme, body, app.status.as_ref(), app.reachable)
+        }
         Screen::Table(kind) => app.table.draw(f, &theme, body, kind),
-        Screen::Events => events::draw(f, app.status.as_ref().map(|s| s.events.as_slice()).unwrap_or_default(), body),
+        Screen::Events => events::draw(
+            f,
+            app.status
+                .as_ref()
+                .map(|s| s.events.as_slice())
+                .unwrap_or_default(),
+            body,
+        ),
     }
     if let Some((level, text)) = &app.message {
         let style = match level {
             Level::Info => theme.fg(Color::Cyan),
             Level::Error => theme.fg(Color::Red).add_modifier(Modifier::BOLD),
         };
-        f.render_widget(Paragraph::new(Line::from(Span::styled(text.as_str(), style))), message);
+        f.render_widget(
+            Paragraph::new(Line::from(Span::styled(text.as_str(), style))),
+            message,
+        );
     }
     let hint = match app.screen {
         Screen::Login => app.login.hints(),
@@ -37,7 +50,10 @@ pub fn draw(f: &mut Frame, app: &App) {
         Screen::Table(kind) => TableView::hints(kind),
         Screen::Events => events::HINTS,
     };
-    f.render_widget(Paragraph::new(Line::from(hint)).style(theme.fg(Color::DarkGray)), hints);
+    f.render_widget(
+        Paragraph::new(Line::from(hint)).style(theme.fg(Color::DarkGray)),
+        hints,
+    );
     if app.help {
         help::draw(f, area);
     }
@@ -49,7 +65,10 @@ pub fn draw(f: &mut Frame, app: &App) {
 fn draw_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let mut spans = vec![Span::styled("Gallery control", theme.title())];
     if let Some(s) = &app.status {
-        spans.push(Span::raw(format!(" · {} · balancer {} ", s.deployment, s.balancer)));
+        spans.push(Span::raw(format!(
+            " · {} · balancer {} ",
+            s.deployment, s.balancer
+        )));
     } else {
         spans.push(Span::raw(format!(" · {} ", app.api)));
     }
@@ -61,13 +80,19 @@ fn draw_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         };
         spans.push(Span::styled(dot, style));
         if !app.reachable {
-            spans.push(Span::styled(" · control plane unreachable", theme.fg(Color::Red)));
+            spans.push(Span::styled(
+                " · control plane unreachable",
+                theme.fg(Color::Red),
+            ));
         }
         if let Some(t) = app.last_refresh {
             spans.push(Span::raw(format!(" · refreshed {}", clock(t))));
         }
         if app.paused {
-            spans.push(Span::styled(" · PAUSED", theme.fg(Color::Yellow).add_modifier(Modifier::BOLD)));
+            spans.push(Span::styled(
+                " · PAUSED",
+                theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            ));
         }
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);

@@ -6,7 +6,10 @@ use common::autoscale::Policy;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     RequestCode(String),
-    Verify { challenge: String, code: String },
+    Verify {
+        challenge: String,
+        code: String,
+    },
     SaveToken(String),
     Refresh,
     /// Is the public entry point (the balancer) answering?

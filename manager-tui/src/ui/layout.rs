@@ -9,7 +9,13 @@ use super::sliders::SLIDERS;
 
 /// Header, body, message line, key hints.
 pub fn screen(area: Rect) -> [Rect; 4] {
-    Layout::vertical([Constraint::Length(1), Constraint::Min(5), Constraint::Length(1), Constraint::Length(1)]).areas(area)
+    Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(5),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area)
 }
 
 pub struct Dashboard {
@@ -23,7 +29,8 @@ pub struct Dashboard {
 }
 
 pub fn dashboard(body: Rect) -> Dashboard {
-    let [left, right] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body);
     let roomy = right.height >= 32;
     let mut constraints = vec![
         Constraint::Length(5),
@@ -48,7 +55,10 @@ pub fn dashboard(body: Rect) -> Dashboard {
 
 /// Inside of a bordered panel.
 pub fn inner(r: Rect) -> Rect {
-    r.inner(Margin { horizontal: 1, vertical: 1 })
+    r.inner(Margin {
+        horizontal: 1,
+        vertical: 1,
+    })
 }
 
 pub const WORKER_ROW: u16 = 3;
@@ -56,13 +66,17 @@ pub const WORKER_ROW: u16 = 3;
 /// The first worker shown, so that the selected one is always visible.
 pub fn first_worker(selected: usize, workers: usize, inner: Rect) -> usize {
     let fits = (inner.height / WORKER_ROW).max(1) as usize;
-    selected.saturating_sub(fits - 1).min(workers.saturating_sub(fits))
+    selected
+        .saturating_sub(fits - 1)
+        .min(workers.saturating_sub(fits))
 }
 
 /// The first slider shown, so that the selected one is always visible.
 pub fn first_slider(selected: usize, inner: Rect) -> usize {
     let fits = (inner.height as usize).max(1);
-    selected.saturating_sub(fits - 1).min(SLIDERS.len().saturating_sub(fits))
+    selected
+        .saturating_sub(fits - 1)
+        .min(SLIDERS.len().saturating_sub(fits))
 }
 
 /// Slider row layout: marker (2), label (17), bar, value (7).
@@ -76,7 +90,11 @@ pub const GROW_BUTTON: (&str, u16) = ("[ + grow ]", 0);
 pub const SHRINK_BUTTON: (&str, u16) = ("[ - shrink ]", 12);
 
 /// The danger zone's three actions, as (label, x offset).
-pub const DANGER: [(&str, u16); 3] = [("[D] delete all photos", 0), ("[X] delete everything", 23), ("[S] stop everything", 46)];
+pub const DANGER: [(&str, u16); 3] = [
+    ("[D] delete all photos", 0),
+    ("[X] delete everything", 23),
+    ("[S] stop everything", 46),
+];
 
 /// First visible table row, so that the selected one is always visible.
 pub fn first_table_row(selected: usize, body: Rect) -> usize {
@@ -92,6 +110,10 @@ pub fn contains(r: Rect, col: u16, row: u16) -> bool {
 pub fn totals_lines(t: &Totals) -> [String; 2] {
     [
         format!("[1] {} accounts · [2] {} photos", t.accounts, t.photos),
-        format!("[3] {} objects, {} · [4] usage", t.objects, crate::fmt::human_bytes(t.bytes)),
+        format!(
+            "[3] {} objects, {} · [4] usage",
+            t.objects,
+            crate::fmt::human_bytes(t.bytes)
+        ),
     ]
 }

@@ -5,17 +5,20 @@ use std::time::Duration;
 
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent, KeyEvent, KeyEventKind, MouseButton, MouseEventKind,
+    self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent, KeyEvent, KeyEventKind,
+    MouseButton, MouseEventKind,
 };
 use ratatui::crossterm::execute;
-use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
+use ratatui::crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
 use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 use super::app::{App, Reply};
+use super::draw::draw;
 use super::effect::{Command, Danger, Level, TableKind};
 use super::screens::table::TableData;
-use super::draw::draw;
 use crate::client::Client;
 
 pub enum Event {
@@ -41,7 +44,8 @@ pub async fn run(client: Client, token: Option<String>) -> anyhow::Result<()> {
         restore_terminal();
         hook(info);
     }));
-    let mut terminal: Terminal<CrosstermBackend<Stdout>> = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    let mut terminal: Terminal<CrosstermBackend<Stdout>> =
+        Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
     let (tx, rx) = mpsc::unbounded_channel();
     let input = tx.clone();
@@ -49,7 +53,12 @@ pub async fn run(client: Client, token: Option<String>) -> anyhow::Result<()> {
         let event = match event::read() {
             Ok(TermEvent::Key(k)) if k.kind == KeyEventKind::Press => Event::Key(k),
             Ok(TermEvent::Resize(..)) => Event::Redraw,
-            Ok(TermEvent::Mouse(m)) if m.kind == MouseEventKind::Down(MouseButton::Left) => Event::Click { col: m.column, row: m.row },
+            Ok(TermEvent::Mouse(m)) if m.kind == MouseEventKind::Down(MouseButton::Left) => {
+                Event::Click {
+                    col: m.column,
+                    row: m.row,
+                }
+            }
             Ok(_) => continue,
             Err(_) => break,
         };
@@ -84,7 +93,11 @@ pub async fn event_loop<B: Backend>(
             Some(Event::Key(k)) => app.on_key(k),
             Some(Event::Click { col, row }) => {
                 let size = terminal.size()?;
-                app.on_click(col, row, ratatui::layout::Rect::new(0, 0, size.width, size.height))
+                app.on_click(
+                    col,
+                    row,
+                    ratatui::layout::Rect::new(0, 0, size.width, size.height),
+                )
             }
             Some(Event::Reply(r)) => app.on_reply(r),
             Some(Event::Redraw) => Vec::new(),
@@ -108,9 +121,15 @@ fn dispatch(cmd: Command, app: &App, client: &Client, tx: &mpsc::UnboundedSender
         let reply = match crate::token::default_path() {
             Some(path) => match crate::token::save(&path, token) {
                 Ok(()) => Reply::Notice(Level::Info, format!("token saved to {}", path.display())),
-                Err(e) => Reply::Notice(Level::Error, format!("could not save the token to {}: {e}", path.display())),
+                Err(e) => Reply::Notice(
+                    Level::Error,
+                    format!("could not save the token to {}: {e}", path.display()),
+                ),
             },
-            None => Reply::Notice(Level::Error, "no config directory to save the token in (HOME unset)".into()),
+            None => Reply::Notice(
+                Level::Error,
+                "no config directory to save the token in (HOME unset)".into(),
+            ),
         };
         let _ = tx.send(Event::Reply(reply));
         return;
@@ -145,9 +164,13 @@ pub async fn execute(cmd: Command, client: &Client) -> Reply {
         Command::Danger(action) => match action {
             Danger::DeleteAllPhotos => Reply::Deleted(action, client.delete_all_photos().await),
             Danger::DeleteEverything => Reply::Deleted(action, client.delete_everything().await),
-            Danger::DeleteUserPhotos(id) => Reply::Deleted(action, client.delete_user_photos(id).await),
+            Danger::DeleteUserPhotos(id) => {
+                Reply::Deleted(action, client.delete_user_photos(id).await)
+            }
             Danger::StopEverything => Reply::Stopped(client.stop_everything().await),
         },
-        Command::SaveToken(_) => Reply::Notice(Level::Error, "saving is done by the event loop".into()),
+        Command::SaveToken(_) => {
+            Reply::Notice(Level::Error, "saving is done by the event loop".into())
+        }
     }
 }

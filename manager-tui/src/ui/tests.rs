@@ -1,8 +1,9 @@
 //! Snapshots of every screen on `TestBackend` (80×24 and 160×48, fixed data), and key
 //! sequences driving the app against a fake API.
 use common::api::{
-    AccountRow, AutoscalerStatus, Backlog, ObjectRow, CountPoint, PhotoRow, DeleteReply, KindUsage, OtpReply, Page, PoolCounts, PoolReply,
-    ScalingEvent, Status, Totals, TokenReply, UserUsage, WorkerState, WorkerStatus,
+    AccountRow, AutoscalerStatus, Backlog, CountPoint, DeleteReply, KindUsage, ObjectRow, OtpReply,
+    Page, PhotoRow, PoolCounts, PoolReply, ScalingEvent, Status, TokenReply, Totals, UserUsage,
+    WorkerState, WorkerStatus,
 };
 use common::autoscale::{Phase, Policy};
 use ratatui::backend::TestBackend;
@@ -10,18 +11,25 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 
 use super::app::{App, Reply};
+use super::draw::draw;
 use super::effect::{Command, Danger, Level, Screen, TableKind};
 use super::screens::dashboard::Focus;
 use super::screens::login::LoginStep;
 use super::screens::table::TableData;
-use super::draw::draw;
 use crate::client::ClientError;
 
 const NOW: f64 = 1_800_000_000.0;
 
 fn worker(i: usize, state: WorkerState) -> WorkerStatus {
     let series = |scale: f64| -> Vec<(f64, f64)> {
-        (0..360).map(|k| (NOW - 1800.0 + k as f64 * 5.0, scale * (((k + i * 7) % 40) as f64 / 40.0))).collect()
+        (0..360)
+            .map(|k| {
+                (
+                    NOW - 1800.0 + k as f64 * 5.0,
+                    scale * (((k + i * 7) % 40) as f64 / 40.0),
+                )
+            })
+            .collect()
     };
     let live = state != WorkerState::Starting;
     WorkerStatus {
@@ -60,15 +68,39 @@ fn status(workers: Vec<WorkerStatus>, phase: Phase) -> Status {
             },
         },
         history: (0..30)
-            .map(|m| CountPoint { at: (NOW - 1800.0) as i64 + m * 60, desired: 1 + (m as u32 / 10), healthy: 1 + (m as u32 / 12) })
+            .map(|m| CountPoint {
+                at: (NOW - 1800.0) as i64 + m * 60,
+                desired: 1 + (m as u32 / 10),
+                healthy: 1 + (m as u32 / 12),
+            })
             .collect(),
         events: vec![
-            ScalingEvent { at: (NOW - 300.0) as i64, from: 2, to: 3, reason: "autoscaler: CPU 85% above 60%".into() },
-            ScalingEvent { at: (NOW - 900.0) as i64, from: 1, to: 2, reason: "operator: grow by one".into() },
+            ScalingEvent {
+                at: (NOW - 300.0) as i64,
+                from: 2,
+                to: 3,
+                reason: "autoscaler: CPU 85% above 60%".into(),
+            },
+            ScalingEvent {
+                at: (NOW - 900.0) as i64,
+                from: 1,
+                to: 2,
+                reason: "operator: grow by one".into(),
+            },
         ],
         workers,
-        totals: Some(Totals { accounts: 4, photos: 13, objects: 39, bytes: 45_612_000 }),
-        backlog: Some(Backlog { queued: 420, processing: 2, failed: 1, oldest_secs: 37.4 }),
+        totals: Some(Totals {
+            accounts: 4,
+            photos: 13,
+            objects: 39,
+            bytes: 45_612_000,
+        }),
+        backlog: Some(Backlog {
+            queued: 420,
+            processing: 2,
+            failed: 1,
+            oldest_secs: 37.4,
+        }),
         launch_problem: None,
     }
 }
@@ -97,7 +129,11 @@ fn with_status(s: Status) -> App {
     let mut app = app();
     let balancer = s.balancer.clone();
     let probe = app.on_reply(Reply::Status(Ok(s)));
-    assert_eq!(probe, vec![Command::ProbeBalancer(balancer)], "every refresh probes the balancer");
+    assert_eq!(
+        probe,
+        vec![Command::ProbeBalancer(balancer)],
+        "every refresh probes the balancer"
+    );
     app.on_reply(Reply::Balancer(true));
     app
 }
@@ -125,11 +161,25 @@ fn users_table() -> TableData {
         id,
         username: name.into(),
         photos,
-        originals: KindUsage { files: photos, bytes: photos * 3_400_000 },
-        annotated: KindUsage { files: photos, bytes: photos * 1_400_000 },
-        thumbnails: KindUsage { files: photos, bytes: photos * 6_000 },
+        originals: KindUsage {
+            files: photos,
+            bytes: photos * 3_400_000,
+        },
+        annotated: KindUsage {
+            files: photos,
+            bytes: photos * 1_400_000,
+        },
+        thumbnails: KindUsage {
+            files: photos,
+            bytes: photos * 6_000,
+        },
     };
-    TableData::Users(vec![u(1, "a", 0), u(2, "donald.trump", 0), u(3, "exampleuser", 9), u(4, "corona.virus", 4)])
+    TableData::Users(vec![
+        u(1, "a", 0),
+        u(2, "donald.trump", 0),
+        u(3, "exampleuser", 9),
+        u(4, "corona.virus", 4),
+    ])
 }
 
 /// Every screen, at both sizes.
@@ -145,22 +195,45 @@ fn screens() -> Vec<(&'static str, App)> {
     code_entry.colour = false;
     typed(&mut code_entry, "ops@example.com");
     code_entry.on_key(code(KeyCode::Enter));
-    code_entry.on_reply(Reply::Code(Ok(OtpReply { challenge: "c".into(), expires_in: 60, message: String::new() })));
+    code_entry.on_reply(Reply::Code(Ok(OtpReply {
+        challenge: "c".into(),
+        expires_in: 60,
+        message: String::new(),
+    })));
     code_entry.on_tick(NOW + 17.2);
     typed(&mut code_entry, "597");
     out.push(("login_code_countdown", code_entry));
 
     let mut expired = App::new("http://127.0.0.1:5000", None, NOW);
     expired.colour = false;
-    expired.login.step = LoginStep::Code { challenge: "c".into(), email: "ops@example.com".into(), deadline: NOW + 60.0 };
+    expired.login.step = LoginStep::Code {
+        challenge: "c".into(),
+        email: "ops@example.com".into(),
+        deadline: NOW + 60.0,
+    };
     expired.on_tick(NOW + 61.0);
     out.push(("login_code_expired", expired));
 
-    out.push(("dashboard_empty_pool", with_status(status(Vec::new(), Phase::Idle))));
-    out.push(("dashboard_ten_workers", with_status(status(ten_workers(), Phase::Idle))));
+    out.push((
+        "dashboard_empty_pool",
+        with_status(status(Vec::new(), Phase::Idle)),
+    ));
+    out.push((
+        "dashboard_ten_workers",
+        with_status(status(ten_workers(), Phase::Idle)),
+    ));
     out.push((
         "dashboard_resizing",
-        with_status(status(vec![worker(0, WorkerState::Healthy), worker(1, WorkerState::Starting)], Phase::Resizing { target: 2, since: NOW - 10.0 })),
+        with_status(status(
+            vec![
+                worker(0, WorkerState::Healthy),
+                worker(1, WorkerState::Starting),
+            ],
+            Phase::Resizing {
+                target: 2,
+                since: NOW - 10.0,
+            },
+        )),
     ));
 
     let mut unreachable = app();
@@ -174,7 +247,10 @@ fn screens() -> Vec<(&'static str, App)> {
     balancer_down.on_reply(Reply::Balancer(false));
     out.push(("dashboard_balancer_down", balancer_down));
 
-    let mut requests = with_status(status(ten_workers()[..3].to_vec(), Phase::Cooldown { until: NOW + 42.0 }));
+    let mut requests = with_status(status(
+        ten_workers()[..3].to_vec(),
+        Phase::Cooldown { until: NOW + 42.0 },
+    ));
     requests.on_key(key('t'));
     requests.on_key(key('p'));
     out.push(("dashboard_requests_paused", requests));
@@ -204,9 +280,21 @@ fn screens() -> Vec<(&'static str, App)> {
     let mut accounts = with_status(status(ten_workers()[..2].to_vec(), Phase::Idle));
     accounts.on_key(key('1'));
     let rows = (1..=40)
-        .map(|i| AccountRow { id: i, username: format!("user{i:02}"), created_at: NOW as i64 - 86400 + i as i64 * 60, photos: i % 7 })
+        .map(|i| AccountRow {
+            id: i,
+            username: format!("user{i:02}"),
+            created_at: NOW as i64 - 86400 + i as i64 * 60,
+            photos: i % 7,
+        })
         .collect();
-    accounts.on_reply(Reply::Table(TableKind::Accounts, Ok(TableData::Accounts(Page { total: 40, offset: 0, items: rows }))));
+    accounts.on_reply(Reply::Table(
+        TableKind::Accounts,
+        Ok(TableData::Accounts(Page {
+            total: 40,
+            offset: 0,
+            items: rows,
+        })),
+    ));
     accounts.on_key(key('s'));
     accounts.on_key(key('s'));
     accounts.on_key(key('/'));
@@ -227,7 +315,10 @@ fn screens() -> Vec<(&'static str, App)> {
         boxes: (i % 9) as u32,
         created_at: NOW as i64 - 3600 + i as i64 * 60,
         detector: detector.into(),
-        runtime: detector.rsplit_once(" on ").map_or("", |(_, runtime)| runtime).into(),
+        runtime: detector
+            .rsplit_once(" on ")
+            .map_or("", |(_, runtime)| runtime)
+            .into(),
     };
     let rows = vec![
         photo(1, ""),
@@ -235,7 +326,14 @@ fn screens() -> Vec<(&'static str, App)> {
         photo(3, "text (PP-OCRv4 DBNet) on OpenVINO"),
         photo(4, "text (PP-OCRv4 DBNet) on OpenVINO (bf16)"),
     ];
-    photos.on_reply(Reply::Table(TableKind::Photos, Ok(TableData::Photos(Page { total: 4, offset: 0, items: rows }))));
+    photos.on_reply(Reply::Table(
+        TableKind::Photos,
+        Ok(TableData::Photos(Page {
+            total: 4,
+            offset: 0,
+            items: rows,
+        })),
+    ));
     out.push(("table_photos", photos));
 
     let mut events = with_status(status(ten_workers()[..2].to_vec(), Phase::Idle));
@@ -243,15 +341,26 @@ fn screens() -> Vec<(&'static str, App)> {
     out.push(("events", events));
 
     // The aws deployment: instance ids, the ALB's name, and a pool that cannot grow.
-    let mut aws = status(ten_workers()[..2].to_vec(), Phase::Resizing { target: 3, since: NOW - 30.0 });
+    let mut aws = status(
+        ten_workers()[..2].to_vec(),
+        Phase::Resizing {
+            target: 3,
+            since: NOW - 30.0,
+        },
+    );
     aws.deployment = common::config::ProviderKind::Aws;
     aws.balancer = "http://gallery-alb-1234567890.eu-west-1.elb.amazonaws.com".into();
-    for (w, id) in aws.workers.iter_mut().zip(["i-0a1b2c3d4e5f60718", "i-0f9e8d7c6b5a43210"]) {
+    for (w, id) in aws
+        .workers
+        .iter_mut()
+        .zip(["i-0a1b2c3d4e5f60718", "i-0f9e8d7c6b5a43210"])
+    {
         w.id = id.into();
         w.pid = None;
     }
     aws.launch_problem = Some(common::api::LaunchProblem {
-        error: "RunInstances: InvalidAMIID.NotFound: The image id '[ami-0bad]' does not exist".into(),
+        error: "RunInstances: InvalidAMIID.NotFound: The image id '[ami-0bad]' does not exist"
+            .into(),
         failures: 3,
         retry_at: NOW + 7.0,
     });
@@ -285,26 +394,46 @@ struct FakeApi {
 
 impl FakeApi {
     fn new() -> Self {
-        FakeApi { code: "123456", status: status(vec![worker(0, WorkerState::Healthy)], Phase::Idle), log: Vec::new() }
+        FakeApi {
+            code: "123456",
+            status: status(vec![worker(0, WorkerState::Healthy)], Phase::Idle),
+            log: Vec::new(),
+        }
     }
 
     fn answer(&mut self, cmd: &Command) -> Reply {
         self.log.push(cmd.clone());
         match cmd {
-            Command::RequestCode(_) => Reply::Code(Ok(OtpReply { challenge: "ch1".into(), expires_in: 60, message: String::new() })),
+            Command::RequestCode(_) => Reply::Code(Ok(OtpReply {
+                challenge: "ch1".into(),
+                expires_in: 60,
+                message: String::new(),
+            })),
             Command::Verify { challenge, code } if challenge == "ch1" && code == self.code => {
-                Reply::Token(Ok(TokenReply { token: "tok".into(), expires_at: None }))
+                Reply::Token(Ok(TokenReply {
+                    token: "tok".into(),
+                    expires_at: None,
+                }))
             }
-            Command::Verify { .. } => Reply::Token(Err(ClientError::Unauthorized("the code is wrong or has expired; ask for a new one".into()))),
+            Command::Verify { .. } => Reply::Token(Err(ClientError::Unauthorized(
+                "the code is wrong or has expired; ask for a new one".into(),
+            ))),
             Command::Refresh => Reply::Status(Ok(self.status.clone())),
             Command::ProbeBalancer(_) => Reply::Balancer(true),
             Command::Grow | Command::Shrink => {
-                let d = self.status.pool.desired as i64 + if *cmd == Command::Grow { 1 } else { -1 };
+                let d =
+                    self.status.pool.desired as i64 + if *cmd == Command::Grow { 1 } else { -1 };
                 if d < 1 {
-                    return Reply::Pool(Err(ClientError::Api { status: 409, message: "the pool is at its minimum of 1 workers".into() }));
+                    return Reply::Pool(Err(ClientError::Api {
+                        status: 409,
+                        message: "the pool is at its minimum of 1 workers".into(),
+                    }));
                 }
                 self.status.pool.desired = d as u32;
-                Reply::Pool(Ok(PoolReply { desired: d as u32, message: format!("resizing the pool to {d} workers") }))
+                Reply::Pool(Ok(PoolReply {
+                    desired: d as u32,
+                    message: format!("resizing the pool to {d} workers"),
+                }))
             }
             Command::SetPolicy(p) => {
                 self.status.policy = p.clone();
@@ -312,18 +441,43 @@ impl FakeApi {
             }
             Command::SetAutoscaler(on) => {
                 self.status.autoscaler.enabled = *on;
-                Reply::Pool(Ok(PoolReply { desired: self.status.pool.desired, message: "ok".into() }))
+                Reply::Pool(Ok(PoolReply {
+                    desired: self.status.pool.desired,
+                    message: "ok".into(),
+                }))
             }
             Command::LoadTable(TableKind::Objects, offset) => {
-                let items = (*offset..(*offset + 200).min(450)).map(|i| ObjectRow { key: format!("photos/{i:04}.jpg"), size: i * 10 }).collect();
-                Reply::Table(TableKind::Objects, Ok(TableData::Objects(Page { total: 450, offset: *offset, items })))
+                let items = (*offset..(*offset + 200).min(450))
+                    .map(|i| ObjectRow {
+                        key: format!("photos/{i:04}.jpg"),
+                        size: i * 10,
+                    })
+                    .collect();
+                Reply::Table(
+                    TableKind::Objects,
+                    Ok(TableData::Objects(Page {
+                        total: 450,
+                        offset: *offset,
+                        items,
+                    })),
+                )
             }
             Command::LoadTable(kind, _) => Reply::Table(*kind, Ok(users_table())),
             Command::Danger(d @ Danger::StopEverything) => {
                 let _ = d;
-                Reply::Stopped(Ok(PoolReply { desired: 0, message: "stopping".into() }))
+                Reply::Stopped(Ok(PoolReply {
+                    desired: 0,
+                    message: "stopping".into(),
+                }))
             }
-            Command::Danger(d) => Reply::Deleted(*d, Ok(DeleteReply { photos: 13, objects: 39, accounts: 0 })),
+            Command::Danger(d) => Reply::Deleted(
+                *d,
+                Ok(DeleteReply {
+                    photos: 13,
+                    objects: 39,
+                    accounts: 0,
+                }),
+            ),
             Command::SaveToken(_) => Reply::Notice(Level::Info, "saved".into()),
         }
     }
@@ -351,7 +505,10 @@ fn login_wrong_code_returns_to_email_then_right_code_logs_in_and_saves() {
     let cmds = typed(&mut app, "ops@example.com");
     assert!(cmds.is_empty());
     api.keys(&mut app, &[code(KeyCode::Enter)]);
-    assert_eq!(api.log, vec![Command::RequestCode("ops@example.com".into())]);
+    assert_eq!(
+        api.log,
+        vec![Command::RequestCode("ops@example.com".into())]
+    );
     assert!(matches!(app.login.step, LoginStep::Code { .. }));
     // Letters are ignored in the code field.
     typed(&mut app, "12a3b456");
@@ -359,7 +516,15 @@ fn login_wrong_code_returns_to_email_then_right_code_logs_in_and_saves() {
     api.code = "654321";
     api.keys(&mut app, &[code(KeyCode::Enter)]);
     assert_eq!(app.login.step, LoginStep::Email);
-    assert!(app.message.as_ref().unwrap().1.contains("wrong or has expired"), "{:?}", app.message);
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .1
+            .contains("wrong or has expired"),
+        "{:?}",
+        app.message
+    );
     assert_eq!(app.screen, Screen::Login);
 
     typed(&mut app, "ops@example.com");
@@ -373,7 +538,10 @@ fn login_wrong_code_returns_to_email_then_right_code_logs_in_and_saves() {
     assert_eq!(app.screen, Screen::Dashboard);
     assert_eq!(app.token.as_deref(), Some("tok"));
     assert!(api.log.contains(&Command::SaveToken("tok".into())));
-    assert!(app.status.is_some(), "the dashboard loaded right after login");
+    assert!(
+        app.status.is_some(),
+        "the dashboard loaded right after login"
+    );
 }
 
 #[test]
@@ -399,7 +567,11 @@ fn grow_and_shrink_reach_the_api_and_refresh() {
     assert_eq!(app.status.as_ref().unwrap().pool.desired, 3);
     api.keys(&mut app, &[key('-'), key('-'), key('-')]);
     assert_eq!(app.status.as_ref().unwrap().pool.desired, 1);
-    assert!(app.message.as_ref().unwrap().1.contains("minimum"), "{:?}", app.message);
+    assert!(
+        app.message.as_ref().unwrap().1.contains("minimum"),
+        "{:?}",
+        app.message
+    );
     assert_eq!(api.log.iter().filter(|c| **c == Command::Grow).count(), 2);
 }
 
@@ -410,7 +582,14 @@ fn sliders_edit_a_draft_that_is_validated_before_it_is_sent() {
     let start = app.start();
     api.settle(&mut app, start);
     // Tab to the autoscaler; the first slider is the grow threshold (60 %).
-    api.keys(&mut app, &[code(KeyCode::Tab), code(KeyCode::Right), code(KeyCode::Enter)]);
+    api.keys(
+        &mut app,
+        &[
+            code(KeyCode::Tab),
+            code(KeyCode::Right),
+            code(KeyCode::Enter),
+        ],
+    );
     assert_eq!(app.status.as_ref().unwrap().policy.grow_cpu, 0.65);
     assert!(app.dashboard.draft.is_none());
     // Push the shrink threshold above the grow threshold: refused locally, nothing sent.
@@ -420,7 +599,15 @@ fn sliders_edit_a_draft_that_is_validated_before_it_is_sent() {
     keys.push(code(KeyCode::Enter));
     api.keys(&mut app, &keys);
     assert_eq!(api.log.len(), sent, "an invalid policy is not sent");
-    assert!(app.message.as_ref().unwrap().1.contains("above the shrink threshold"), "{:?}", app.message);
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .1
+            .contains("above the shrink threshold"),
+        "{:?}",
+        app.message
+    );
     api.keys(&mut app, &[code(KeyCode::Esc)]);
     assert!(app.dashboard.draft.is_none());
 }
@@ -448,31 +635,52 @@ fn dangerous_actions_need_their_name_typed() {
     }
     api.keys(&mut app, &[code(KeyCode::Enter)]);
     assert!(api.log.contains(&Command::Danger(Danger::DeleteAllPhotos)));
-    assert!(app.message.as_ref().unwrap().1.contains("deleted 13 photos"));
+    assert!(app
+        .message
+        .as_ref()
+        .unwrap()
+        .1
+        .contains("deleted 13 photos"));
 
     // A user's photos from the usage table.
-    api.keys(&mut app, &[key('4'), code(KeyCode::Down), code(KeyCode::Down), key('d')]);
+    api.keys(
+        &mut app,
+        &[key('4'), code(KeyCode::Down), code(KeyCode::Down), key('d')],
+    );
     for c in "delete".chars() {
         api.keys(&mut app, &[key(c)]);
     }
     api.keys(&mut app, &[code(KeyCode::Enter)]);
-    assert!(api.log.contains(&Command::Danger(Danger::DeleteUserPhotos(3))), "{:?}", api.log);
+    assert!(
+        api.log
+            .contains(&Command::Danger(Danger::DeleteUserPhotos(3))),
+        "{:?}",
+        api.log
+    );
 }
 
 #[test]
 fn an_expired_token_sends_the_operator_back_to_login() {
     let mut app = app();
-    app.on_reply(Reply::Status(Err(ClientError::Unauthorized("the token is unknown or has expired; log in again".into()))));
+    app.on_reply(Reply::Status(Err(ClientError::Unauthorized(
+        "the token is unknown or has expired; log in again".into(),
+    ))));
     assert_eq!(app.screen, Screen::Login);
     assert!(app.token.is_none());
-    assert!(app.on_tick(NOW + 100.0).is_empty(), "no refresh without a token");
+    assert!(
+        app.on_tick(NOW + 100.0).is_empty(),
+        "no refresh without a token"
+    );
 }
 
 #[test]
 fn refresh_runs_on_ticks_unless_paused_and_never_twice_at_once() {
     let mut app = app();
     assert_eq!(app.start(), vec![Command::Refresh]);
-    assert!(app.on_tick(NOW + 10.0).is_empty(), "one refresh in flight at a time");
+    assert!(
+        app.on_tick(NOW + 10.0).is_empty(),
+        "one refresh in flight at a time"
+    );
     // The reply arrives at NOW + 10; the next refresh is due 3 s later.
     app.on_reply(Reply::Status(Ok(status(Vec::new(), Phase::Idle))));
     assert!(app.on_tick(NOW + 11.0).is_empty());
@@ -498,7 +706,9 @@ fn tables_page_through_the_rows() {
     assert_eq!(app.table.offset, 400, "no page after the last");
     api.keys(&mut app, &[key('b')]);
     assert_eq!(app.table.offset, 200);
-    assert!(api.log.contains(&Command::LoadTable(TableKind::Objects, 200)));
+    assert!(api
+        .log
+        .contains(&Command::LoadTable(TableKind::Objects, 200)));
 }
 
 /// Where `text` is drawn: (column, row) of its first character.
@@ -507,7 +717,9 @@ fn locate(app: &App, w: u16, h: u16, text: &str) -> (u16, u16) {
     t.draw(|f| draw(f, app)).unwrap();
     let buffer = t.backend().buffer().clone();
     for y in 0..h {
-        let line: String = (0..w).map(|x| buffer[(x, y)].symbol().chars().next().unwrap_or(' ')).collect();
+        let line: String = (0..w)
+            .map(|x| buffer[(x, y)].symbol().chars().next().unwrap_or(' '))
+            .collect();
         if let Some(byte) = line.find(text) {
             return (line[..byte].chars().count() as u16, y);
         }
@@ -529,7 +741,10 @@ fn clicks_on_what_is_drawn_do_what_the_keys_do() {
     assert_eq!(app.dashboard.selected_worker, 2);
 
     let (x, y) = locate(&app, 160, 48, "photos");
-    assert_eq!(app.on_click(x, y, area), vec![Command::LoadTable(TableKind::Photos, 0)]);
+    assert_eq!(
+        app.on_click(x, y, area),
+        vec![Command::LoadTable(TableKind::Photos, 0)]
+    );
     app.on_key(code(KeyCode::Esc));
 
     // A click on a slider's bar sets the value where it was clicked.
@@ -542,8 +757,14 @@ fn clicks_on_what_is_drawn_do_what_the_keys_do() {
 
     let (x, y) = locate(&app, 160, 48, "[X] delete everything");
     app.on_click(x + 3, y, area);
-    assert_eq!(app.confirm.as_ref().map(|c| c.action), Some(Danger::DeleteEverything));
-    assert!(app.on_click(0, 0, area).is_empty(), "clicks do nothing while confirming");
+    assert_eq!(
+        app.confirm.as_ref().map(|c| c.action),
+        Some(Danger::DeleteEverything)
+    );
+    assert!(
+        app.on_click(0, 0, area).is_empty(),
+        "clicks do nothing while confirming"
+    );
 }
 
 #[test]

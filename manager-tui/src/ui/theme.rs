@@ -12,7 +12,11 @@ pub struct Theme {
 
 impl Theme {
     pub fn fg(&self, c: Color) -> Style {
-        if self.colour { Style::default().fg(c) } else { Style::default() }
+        if self.colour {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
     }
     pub fn state(&self, s: WorkerState) -> Style {
         self.fg(match s {
@@ -25,7 +29,11 @@ impl Theme {
         Style::default().add_modifier(Modifier::BOLD)
     }
     pub fn focus(&self, on: bool) -> Style {
-        if on { self.fg(Color::Cyan).add_modifier(Modifier::BOLD) } else { Style::default() }
+        if on {
+            self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        }
     }
 }
 
@@ -38,5 +46,10 @@ pub fn block<'a>(title: impl Into<Line<'a>>) -> Block<'a> {
 pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
-    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
 }

@@ -30,15 +30,26 @@ impl Moto {
             .expect("moto_server (installed by scripts/test)");
         let url = format!("http://127.0.0.1:{port}/moto-api/data.json");
         let http = reqwest::Client::new();
-        wait_until("the AWS emulator to answer", Duration::from_secs(60), || {
-            let req = http.get(&url).send();
-            async move { req.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
+        wait_until(
+            "the AWS emulator to answer",
+            Duration::from_secs(60),
+            || {
+                let req = http.get(&url).send();
+                async move {
+                    req.await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ())
+                }
+            },
+        )
         .await;
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(format!("http://127.0.0.1:{port}"))
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "static"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "test", "test", None, None, "static",
+            ))
             .load()
             .await;
         Moto { child, port, sdk }
@@ -84,9 +95,17 @@ impl Moto {
                     .map(|m| {
                         let to = m["destinations"]["ToAddresses"]
                             .as_array()
-                            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|v| v.as_str().map(str::to_owned))
+                                    .collect()
+                            })
                             .unwrap_or_default();
-                        (to, m["subject"].as_str().unwrap_or("").to_owned(), m["body"].as_str().unwrap_or("").to_owned())
+                        (
+                            to,
+                            m["subject"].as_str().unwrap_or("").to_owned(),
+                            m["body"].as_str().unwrap_or("").to_owned(),
+                        )
                     })
                     .collect()
             })
@@ -98,7 +117,12 @@ impl Moto {
         let reply = self
             .ec2()
             .describe_instances()
-            .filters(Filter::builder().name("tag:gallery:deployment").values(deployment).build())
+            .filters(
+                Filter::builder()
+                    .name("tag:gallery:deployment")
+                    .values(deployment)
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
@@ -109,7 +133,10 @@ impl Moto {
             .map(|i| {
                 (
                     i.instance_id().unwrap().to_owned(),
-                    i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                    i.state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_owned())
+                        .unwrap_or_default(),
                 )
             })
             .collect();
@@ -119,14 +146,23 @@ impl Moto {
 
     /// The target group's targets and their health.
     pub async fn targets(&self, target_group: &str) -> Vec<(String, String)> {
-        let reply = self.elb().describe_target_health().target_group_arn(target_group).send().await.unwrap();
+        let reply = self
+            .elb()
+            .describe_target_health()
+            .target_group_arn(target_group)
+            .send()
+            .await
+            .unwrap();
         let mut out: Vec<(String, String)> = reply
             .target_health_descriptions()
             .iter()
             .map(|d| {
                 (
                     d.target().and_then(|t| t.id()).unwrap_or("").to_owned(),
-                    d.target_health().and_then(|h| h.state()).map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    d.target_health()
+                        .and_then(|h| h.state())
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
                 )
             })
             .collect();
@@ -154,7 +190,10 @@ impl Deployment {
     pub async fn create(moto: &Moto) -> Deployment {
         let ec2 = moto.ec2();
         let elb = moto.elb();
-        let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0].vpc_id().unwrap().to_owned();
+        let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0]
+            .vpc_id()
+            .unwrap()
+            .to_owned();
         let subnets: Vec<String> = ec2
             .describe_subnets()
             .filters(Filter::builder().name("vpc-id").values(&vpc).build())
@@ -178,7 +217,13 @@ impl Deployment {
             .await
             .unwrap();
         let target_group = tg.target_groups()[0].target_group_arn().unwrap().to_owned();
-        let lb = elb.create_load_balancer().name("gallery").set_subnets(Some(subnets.clone())).send().await.unwrap();
+        let lb = elb
+            .create_load_balancer()
+            .name("gallery")
+            .set_subnets(Some(subnets.clone()))
+            .send()
+            .await
+            .unwrap();
         let lb = &lb.load_balancers()[0];
         elb.create_listener()
             .load_balancer_arn(lb.load_balancer_arn().unwrap())
@@ -194,8 +239,18 @@ impl Deployment {
             .await
             .unwrap();
         let sender = "gallery@example.com".to_owned();
-        aws_sdk_sesv2::Client::new(&moto.sdk).create_email_identity().email_identity(&sender).send().await.unwrap();
-        Deployment { target_group, alb_dns: lb.dns_name().unwrap().to_owned(), subnets, sender }
+        aws_sdk_sesv2::Client::new(&moto.sdk)
+            .create_email_identity()
+            .email_identity(&sender)
+            .send()
+            .await
+            .unwrap();
+        Deployment {
+            target_group,
+            alb_dns: lb.dns_name().unwrap().to_owned(),
+            subnets,
+            sender,
+        }
     }
 
     /// A control plane configuration for this deployment; `extra` is appended (TOML).

@@ -22,21 +22,40 @@ struct Row {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let need = |n: &str| arg(&args, n).ok_or_else(|| anyhow::anyhow!("missing {n}"));
-    let (api, token, upload, images, schedule, count, name) =
-        (need("--api")?, need("--token")?, need("--upload")?, need("--images")?, need("--schedule")?, need("--count")?, need("--name")?);
+    let (api, token, upload, images, schedule, count, name) = (
+        need("--api")?,
+        need("--token")?,
+        need("--upload")?,
+        need("--images")?,
+        need("--schedule")?,
+        need("--count")?,
+        need("--name")?,
+    );
     let out = PathBuf::from(arg(&args, "--out").unwrap_or_else(|| "docs/experiments".into()));
-    let settle: f64 = arg(&args, "--settle").and_then(|v| v.parse().ok()).unwrap_or(300.0);
+    let settle: f64 = arg(&args, "--settle")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300.0);
     std::fs::create_dir_all(&out)?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let status = || async {
-        http.get(format!("{api}/status")).bearer_auth(&token).send().await?.error_for_status()?.json::<Status>().await
+        http.get(format!("{api}/status"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json::<Status>()
+            .await
     };
     let first = status().await?;
     let (min, initial_healthy) = (first.policy.min_workers, first.pool.healthy);
@@ -45,7 +64,17 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let start_unix = first.now;
     let mut child = tokio::process::Command::new(loadgen)
-        .args([&upload, "experimenter", "pass-word-1", "1", &images, &count, "--schedule", &schedule, "--json"])
+        .args([
+            &upload,
+            "experimenter",
+            "pass-word-1",
+            "1",
+            &images,
+            &count,
+            "--schedule",
+            &schedule,
+            "--json",
+        ])
         .arg(&report)
         .stdout(std::process::Stdio::null())
         .spawn()?;
@@ -56,8 +85,16 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let t = started.elapsed().as_secs_f64();
         if let Ok(s) = status().await {
-            let serving: Vec<_> = s.workers.iter().filter(|w| w.state == WorkerState::Healthy).collect();
-            let cpu = if serving.is_empty() { 0.0 } else { serving.iter().filter_map(|w| w.cpu).sum::<f64>() / serving.len() as f64 };
+            let serving: Vec<_> = s
+                .workers
+                .iter()
+                .filter(|w| w.state == WorkerState::Healthy)
+                .collect();
+            let cpu = if serving.is_empty() {
+                0.0
+            } else {
+                serving.iter().filter_map(|w| w.cpu).sum::<f64>() / serving.len() as f64
+            };
             rows.push(Row {
                 t,
                 desired: s.pool.desired,
@@ -80,16 +117,32 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let lg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
-    let first_out = last.events.iter().filter(|e| e.to > e.from && e.at as f64 >= start_unix).map(|e| e.at as f64 - start_unix).fold(f64::INFINITY, f64::min);
-    let first_healthy = rows.iter().find(|r| r.healthy > initial_healthy).map(|r| r.t);
+    let first_out = last
+        .events
+        .iter()
+        .filter(|e| e.to > e.from && e.at as f64 >= start_unix)
+        .map(|e| e.at as f64 - start_unix)
+        .fold(f64::INFINITY, f64::min);
+    let first_healthy = rows
+        .iter()
+        .find(|r| r.healthy > initial_healthy)
+        .map(|r| r.t);
     let worker_seconds: f64 = rows.iter().map(|r| r.workers as f64).sum();
     let peak = rows.iter().map(|r| r.healthy).max().unwrap_or(0);
     let mut csv = String::from("t,desired,healthy,starting,workers,cpu,request_rate\n");
     for r in &rows {
-        writeln!(csv, "{:.1},{},{},{},{},{:.3},{:.3}", r.t, r.desired, r.healthy, r.starting, r.workers, r.cpu, r.rate)?;
+        writeln!(
+            csv,
+            "{:.1},{},{},{},{},{:.3},{:.3}",
+            r.t, r.desired, r.healthy, r.starting, r.workers, r.cpu, r.rate
+        )?;
     }
     std::fs::write(out.join(format!("{name}.csv")), csv)?;
-    let fmt = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| format!("{v:.0} s")).unwrap_or_else(|| "never".into());
+    let fmt = |v: Option<f64>| {
+        v.filter(|v| v.is_finite())
+            .map(|v| format!("{v:.0} s"))
+            .unwrap_or_else(|| "never".into())
+    };
     let headline = format!(
         "{name}: schedule {schedule}, {} sent, {} ok, {} failed (lost); first scale-out decision after {}; first new worker healthy after {}; peak {peak} healthy; {worker_seconds:.0} worker-seconds; latency p50 {} ms, p99 {} ms",
         lg["sent"], lg["ok"], lg["failed"], fmt(Some(first_out)), fmt(first_healthy), lg["latency_ms"]["p50"], lg["latency_ms"]["p99"]
@@ -100,13 +153,23 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn chart(path: &std::path::Path, name: &str, rows: &[Row], lg: &serde_json::Value) -> anyhow::Result<()> {
+fn chart(
+    path: &std::path::Path,
+    name: &str,
+    rows: &[Row],
+    lg: &serde_json::Value,
+) -> anyhow::Result<()> {
     gallery_tools::chart_font()?;
     let end = rows.last().map(|r| r.t).unwrap_or(1.0);
     let root = BitMapBackend::new(path, (1000, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(280);
-    let top_y = rows.iter().map(|r| r.desired.max(r.workers)).max().unwrap_or(1) as f64 + 1.0;
+    let top_y = rows
+        .iter()
+        .map(|r| r.desired.max(r.workers))
+        .max()
+        .unwrap_or(1) as f64
+        + 1.0;
     let mut c = ChartBuilder::on(&top)
         .caption(format!("{name}: workers"), ("sans-serif", 20))
         .margin(10)
@@ -115,37 +178,77 @@ fn chart(path: &std::path::Path, name: &str, rows: &[Row], lg: &serde_json::Valu
         .build_cartesian_2d(0.0..end, 0.0..top_y)?;
     c.configure_mesh().x_desc("seconds").draw()?;
     for (label, colour, f) in [
-        ("desired", RED, (|r: &Row| r.desired as f64) as fn(&Row) -> f64),
+        (
+            "desired",
+            RED,
+            (|r: &Row| r.desired as f64) as fn(&Row) -> f64,
+        ),
         ("healthy", BLUE, |r: &Row| r.healthy as f64),
         ("starting", GREEN, |r: &Row| r.starting as f64),
     ] {
-        c.draw_series(LineSeries::new(rows.iter().map(|r| (r.t, f(r))), colour.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+        c.draw_series(LineSeries::new(
+            rows.iter().map(|r| (r.t, f(r))),
+            colour.stroke_width(2),
+        ))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
     }
-    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     let failures: Vec<(f64, f64)> = lg["timeline"]
         .as_array()
-        .map(|t| t.iter().map(|s| (s["second"].as_f64().unwrap_or(0.0), s["failed"].as_f64().unwrap_or(0.0))).collect())
+        .map(|t| {
+            t.iter()
+                .map(|s| {
+                    (
+                        s["second"].as_f64().unwrap_or(0.0),
+                        s["failed"].as_f64().unwrap_or(0.0),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
-    let rate_top = rows.iter().map(|r| r.rate.max(r.cpu)).chain(failures.iter().map(|p| p.1)).fold(1.0, f64::max);
+    let rate_top = rows
+        .iter()
+        .map(|r| r.rate.max(r.cpu))
+        .chain(failures.iter().map(|p| p.1))
+        .fold(1.0, f64::max);
     let mut c = ChartBuilder::on(&bottom)
-        .caption("mean CPU of healthy workers (×100 %), request rate (/s), failed uploads (/s)", ("sans-serif", 16))
+        .caption(
+            "mean CPU of healthy workers (×100 %), request rate (/s), failed uploads (/s)",
+            ("sans-serif", 16),
+        )
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(40)
         .build_cartesian_2d(0.0..end, 0.0..rate_top.max(1.0) * 1.1)?;
     c.configure_mesh().x_desc("seconds").draw()?;
-    c.draw_series(LineSeries::new(rows.iter().map(|r| (r.t, r.cpu)), MAGENTA.stroke_width(2)))?
-        .label("CPU (1 = 100 %)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], MAGENTA));
-    c.draw_series(LineSeries::new(rows.iter().map(|r| (r.t, r.rate)), BLACK.stroke_width(1)))?
-        .label("requests/s")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-    c.draw_series(failures.iter().filter(|p| p.1 > 0.0).map(|p| Circle::new(*p, 4, RED.filled())))?
-        .label("failed/s")
-        .legend(|(x, y)| Circle::new((x + 10, y), 4, RED.filled()));
-    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    c.draw_series(LineSeries::new(
+        rows.iter().map(|r| (r.t, r.cpu)),
+        MAGENTA.stroke_width(2),
+    ))?
+    .label("CPU (1 = 100 %)")
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], MAGENTA));
+    c.draw_series(LineSeries::new(
+        rows.iter().map(|r| (r.t, r.rate)),
+        BLACK.stroke_width(1),
+    ))?
+    .label("requests/s")
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+    c.draw_series(
+        failures
+            .iter()
+            .filter(|p| p.1 > 0.0)
+            .map(|p| Circle::new(*p, 4, RED.filled())),
+    )?
+    .label("failed/s")
+    .legend(|(x, y)| Circle::new((x + 10, y), 4, RED.filled()));
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }

@@ -33,11 +33,18 @@ const USAGE: &str = "usage: loadgen URL USERNAME PASSWORD RATE IMAGE_DIR COUNT [
 fn parse_schedule(spec: &str) -> Result<Vec<(f64, f64)>, String> {
     spec.split(',')
         .map(|step| {
-            let (dur, rate) = step.split_once('@').ok_or(format!("schedule step {step:?} is not DURATION@RATE"))?;
-            let secs: f64 = dur.trim_end_matches('s').parse().map_err(|_| format!("bad duration {dur:?}"))?;
+            let (dur, rate) = step
+                .split_once('@')
+                .ok_or(format!("schedule step {step:?} is not DURATION@RATE"))?;
+            let secs: f64 = dur
+                .trim_end_matches('s')
+                .parse()
+                .map_err(|_| format!("bad duration {dur:?}"))?;
             let rate: f64 = rate.parse().map_err(|_| format!("bad rate {rate:?}"))?;
             if secs <= 0.0 || rate < 0.0 {
-                return Err(format!("schedule step {step:?} needs a positive duration and a rate ≥ 0"));
+                return Err(format!(
+                    "schedule step {step:?} needs a positive duration and a rate ≥ 0"
+                ));
             }
             Ok((secs, rate))
         })
@@ -51,24 +58,51 @@ fn parse() -> Result<Args, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--json" => json = Some(PathBuf::from(it.next().ok_or("--json needs a file")?)),
-            "--schedule" => schedule = Some(parse_schedule(&it.next().ok_or("--schedule needs a spec")?)?),
-            "--max-in-flight" => max_in_flight = it.next().and_then(|v| v.parse().ok()).ok_or("--max-in-flight needs a number")?,
-            "--timeout" => timeout = it.next().and_then(|v| v.parse().ok()).ok_or("--timeout needs seconds")?,
+            "--schedule" => {
+                schedule = Some(parse_schedule(
+                    &it.next().ok_or("--schedule needs a spec")?,
+                )?)
+            }
+            "--max-in-flight" => {
+                max_in_flight = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--max-in-flight needs a number")?
+            }
+            "--timeout" => {
+                timeout = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--timeout needs seconds")?
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             _ => positional.push(a),
         }
     }
-    let [url, username, password, rate, dir, count] = <[String; 6]>::try_from(positional).map_err(|_| USAGE.to_string())?;
-    let rate: f64 = rate.parse().map_err(|_| format!("RATE {rate:?} is not a number"))?;
-    let count: u64 = count.parse().map_err(|_| format!("COUNT {count:?} is not a whole number"))?;
+    let [url, username, password, rate, dir, count] =
+        <[String; 6]>::try_from(positional).map_err(|_| USAGE.to_string())?;
+    let rate: f64 = rate
+        .parse()
+        .map_err(|_| format!("RATE {rate:?} is not a number"))?;
+    let count: u64 = count
+        .parse()
+        .map_err(|_| format!("COUNT {count:?} is not a whole number"))?;
     if rate <= 0.0 && schedule.is_none() {
         return Err("RATE must be above 0".into());
     }
     let mut images: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .map_err(|e| format!("IMAGE_DIR {dir}: {e}"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| matches!(e.to_str(), Some("jpg" | "jpeg" | "png" | "webp"))))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap_or_default()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| matches!(e.to_str(), Some("jpg" | "jpeg" | "png" | "webp")))
+        })
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap_or_default(),
+            )
+        })
         .collect();
     images.sort();
     if images.is_empty() {
@@ -126,8 +160,14 @@ struct Tally {
 }
 
 fn progress_line(sent: u64, responses: &BTreeMap<String, u64>) -> String {
-    let inner: Vec<String> = responses.iter().map(|(k, v)| format!("'{k}': {v}")).collect();
-    format!("Uploaded: {sent} files, responses: {{{}}}", inner.join(", "))
+    let inner: Vec<String> = responses
+        .iter()
+        .map(|(k, v)| format!("'{k}': {v}"))
+        .collect();
+    format!(
+        "Uploaded: {sent} files, responses: {{{}}}",
+        inner.join(", ")
+    )
 }
 
 #[tokio::main]
@@ -139,11 +179,19 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let http = reqwest::Client::builder().timeout(args.timeout).pool_max_idle_per_host(64).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(args.timeout)
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let register = args.url.replace("/api/upload", "/api/register");
     match http
         .post(&register)
-        .multipart(Form::new().text("username", args.username.clone()).text("password", args.password.clone()))
+        .multipart(
+            Form::new()
+                .text("username", args.username.clone())
+                .text("password", args.password.clone()),
+        )
         .send()
         .await
     {
@@ -162,7 +210,9 @@ async fn main() {
 
     let times = send_times(&args.schedule, args.count);
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 3_600_000, 3).unwrap()));
+    let hist = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 3_600_000, 3).unwrap(),
+    ));
     let images = Arc::new(args.images);
     let slots = Arc::new(tokio::sync::Semaphore::new(args.max_in_flight));
     let start = Instant::now();
@@ -184,12 +234,20 @@ async fn main() {
             let s = t.timeline.entry(second).or_default();
             s.sent += 1;
         }
-        let (http, url, user, pass) = (http.clone(), args.url.clone(), args.username.clone(), args.password.clone());
+        let (http, url, user, pass) = (
+            http.clone(),
+            args.url.clone(),
+            args.username.clone(),
+            args.password.clone(),
+        );
         let (images, tally, hist) = (images.clone(), tally.clone(), hist.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
             let (name, data) = &images[i % images.len()];
-            let form = Form::new().text("username", user).text("password", pass).part("file", Part::bytes(data.clone()).file_name(name.clone()));
+            let form = Form::new()
+                .text("username", user)
+                .text("password", pass)
+                .part("file", Part::bytes(data.clone()).file_name(name.clone()));
             let began = Instant::now();
             let result = http.post(&url).multipart(form).send().await;
             let (key, ok) = match result {
@@ -197,7 +255,14 @@ async fn main() {
                     let status = res.status();
                     let body = res.text().await.unwrap_or_default();
                     let ok = status.is_success() && body == "/api/upload successful!";
-                    (if status.is_success() { body } else { format!("{} {}", status.as_u16(), body.lines().next().unwrap_or("")) }, Some(ok))
+                    (
+                        if status.is_success() {
+                            body
+                        } else {
+                            format!("{} {}", status.as_u16(), body.lines().next().unwrap_or(""))
+                        },
+                        Some(ok),
+                    )
                 }
                 Err(e) if e.is_timeout() => ("TIMEOUT".to_string(), None),
                 Err(_) => ("CONNECTION_ERR".to_string(), None),
@@ -219,7 +284,11 @@ async fn main() {
             }
             let in_flight = t.in_flight;
             let s = t.timeline.entry(done).or_default();
-            if ok == Some(true) { s.ok += 1 } else { s.failed += 1 }
+            if ok == Some(true) {
+                s.ok += 1
+            } else {
+                s.failed += 1
+            }
             s.in_flight = in_flight;
             s.latencies.push(millis);
             println!("{}", progress_line(sent_so_far(&t), &t.responses));
@@ -248,7 +317,10 @@ async fn main() {
             h.max()
         );
     }
-    println!("achieved {:.2} uploads/s over {elapsed:.1} s", t.ok as f64 / elapsed.max(1e-9));
+    println!(
+        "achieved {:.2} uploads/s over {elapsed:.1} s",
+        t.ok as f64 / elapsed.max(1e-9)
+    );
     if let Some(path) = &args.json {
         let timeline: Vec<serde_json::Value> = t
             .timeline
@@ -289,9 +361,15 @@ mod tests {
     #[test]
     fn schedules() {
         assert_eq!(send_times(&[(2.0, 2.0)], 100), vec![0.0, 0.5, 1.0, 1.5]);
-        assert_eq!(send_times(&[(1.0, 2.0), (2.0, 0.0), (1.0, 1.0)], 100), vec![0.0, 0.5, 3.0]);
+        assert_eq!(
+            send_times(&[(1.0, 2.0), (2.0, 0.0), (1.0, 1.0)], 100),
+            vec![0.0, 0.5, 3.0]
+        );
         assert_eq!(send_times(&[(10.0, 1.0)], 3).len(), 3);
-        assert_eq!(parse_schedule("60s@1,120s@5,60s@0").unwrap(), vec![(60.0, 1.0), (120.0, 5.0), (60.0, 0.0)]);
+        assert_eq!(
+            parse_schedule("60s@1,120s@5,60s@0").unwrap(),
+            vec![(60.0, 1.0), (120.0, 5.0), (60.0, 0.0)]
+        );
         assert!(parse_schedule("60@").is_err());
         assert!(parse_schedule("0s@1").is_err());
     }
@@ -301,6 +379,9 @@ mod tests {
         let mut r = BTreeMap::new();
         r.insert("/api/upload successful!".to_string(), 11);
         r.insert("CONNECTION_ERR".to_string(), 1);
-        assert_eq!(progress_line(12, &r), "Uploaded: 12 files, responses: {'/api/upload successful!': 11, 'CONNECTION_ERR': 1}");
+        assert_eq!(
+            progress_line(12, &r),
+            "Uploaded: 12 files, responses: {'/api/upload successful!': 11, 'CONNECTION_ERR': 1}"
+        );
     }
 }

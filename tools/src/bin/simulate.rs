@@ -14,11 +14,30 @@ use plotters::prelude::*;
 fn scenarios() -> Vec<(&'static str, Trace)> {
     vec![
         // The seed's experiments: 1000 photos at 1/s and 500 at 0.5/s (then quiet).
-        ("seed-run-1", Trace::Steps(vec![(1000.0, 1.0), (900.0, 0.0)])),
-        ("seed-run-2", Trace::Steps(vec![(1000.0, 0.5), (900.0, 0.0)])),
-        ("step", Trace::Steps(vec![(300.0, 0.3), (1200.0, 4.0), (900.0, 0.3)])),
-        ("diurnal", Trace::Diurnal { low: 0.1, high: 4.0, secs: 7200.0 }),
-        ("flash-crowd", Trace::Steps(vec![(600.0, 0.5), (300.0, 10.0), (1200.0, 0.5)])),
+        (
+            "seed-run-1",
+            Trace::Steps(vec![(1000.0, 1.0), (900.0, 0.0)]),
+        ),
+        (
+            "seed-run-2",
+            Trace::Steps(vec![(1000.0, 0.5), (900.0, 0.0)]),
+        ),
+        (
+            "step",
+            Trace::Steps(vec![(300.0, 0.3), (1200.0, 4.0), (900.0, 0.3)]),
+        ),
+        (
+            "diurnal",
+            Trace::Diurnal {
+                low: 0.1,
+                high: 4.0,
+                secs: 7200.0,
+            },
+        ),
+        (
+            "flash-crowd",
+            Trace::Steps(vec![(600.0, 0.5), (300.0, 10.0), (1200.0, 0.5)]),
+        ),
     ]
 }
 
@@ -28,8 +47,18 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--seed" => seed = args.next().and_then(|v| v.parse().ok()).ok_or_else(|| anyhow::anyhow!("--seed needs a number"))?,
-            "--out" => out = args.next().map(PathBuf::from).ok_or_else(|| anyhow::anyhow!("--out needs a directory"))?,
+            "--seed" => {
+                seed = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| anyhow::anyhow!("--seed needs a number"))?
+            }
+            "--out" => {
+                out = args
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or_else(|| anyhow::anyhow!("--out needs a directory"))?
+            }
             _ => anyhow::bail!("usage: simulate [--seed N] [--out DIR]"),
         }
     }
@@ -58,10 +87,20 @@ fn main() -> anyhow::Result<()> {
                 writeln!(
                     summary,
                     "{name},{scale},{},{},{},{lost_pct:.4},{:.3},{:.2},{},{}",
-                    timing.name, r.arrived, r.lost, r.p99_wait, r.instance_minutes, r.resizes, r.peak_workers
+                    timing.name,
+                    r.arrived,
+                    r.lost,
+                    r.p99_wait,
+                    r.instance_minutes,
+                    r.resizes,
+                    r.peak_workers
                 )?;
                 for (t, desired, healthy, rate) in &r.timeline {
-                    writeln!(timeline, "{name},{scale},{},{t:.1},{desired},{healthy},{rate:.3}", timing.name)?;
+                    writeln!(
+                        timeline,
+                        "{name},{scale},{},{t:.1},{desired},{healthy},{rate:.3}",
+                        timing.name
+                    )?;
                 }
                 runs.push((timing, r));
             }
@@ -72,7 +111,10 @@ fn main() -> anyhow::Result<()> {
     }
     std::fs::write(out.join("sim-summary.csv"), summary)?;
     std::fs::write(out.join("sim-timeline.csv"), timeline)?;
-    println!("model: {} uploads/s per worker, boot {} s, queue {} per worker, timeout {} s; seed {seed}", model.capacity, model.boot, model.queue_limit, model.timeout);
+    println!(
+        "model: {} uploads/s per worker, boot {} s, queue {} per worker, timeout {} s; seed {seed}",
+        model.capacity, model.boot, model.queue_limit, model.timeout
+    );
     println!("seed timing: 1-min CPU published 60 s late, polled every 10 s, ×1.5/×0.5, 60 s cooldown, 150 s resize timeout");
     println!("our timing: 5 s CPU samples used at once, 15 s grow window, 60 s scale-in window, same ratios and cooldown\n");
     print!("{table}");
@@ -80,10 +122,20 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn chart(path: &std::path::Path, name: &str, runs: &[(Timing, Report)], model: &Model) -> anyhow::Result<()> {
+fn chart(
+    path: &std::path::Path,
+    name: &str,
+    runs: &[(Timing, Report)],
+    model: &Model,
+) -> anyhow::Result<()> {
     gallery_tools::chart_font()?;
     let end = runs[0].1.timeline.last().map(|p| p.0).unwrap_or(1.0) / 60.0;
-    let top = runs.iter().flat_map(|(_, r)| r.timeline.iter().map(|p| p.1)).max().unwrap_or(1) as f64 + 1.0;
+    let top = runs
+        .iter()
+        .flat_map(|(_, r)| r.timeline.iter().map(|p| p.1))
+        .max()
+        .unwrap_or(1) as f64
+        + 1.0;
     let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut c = ChartBuilder::on(&root)
@@ -92,18 +144,33 @@ fn chart(path: &std::path::Path, name: &str, runs: &[(Timing, Report)], model: &
         .x_label_area_size(36)
         .y_label_area_size(44)
         .build_cartesian_2d(0.0..end, 0.0..top)?;
-    c.configure_mesh().x_desc("minutes").y_desc("workers").draw()?;
-    let needed: Vec<(f64, f64)> = runs[0].1.timeline.iter().map(|p| (p.0 / 60.0, (p.3 / model.capacity).ceil())).collect();
+    c.configure_mesh()
+        .x_desc("minutes")
+        .y_desc("workers")
+        .draw()?;
+    let needed: Vec<(f64, f64)> = runs[0]
+        .1
+        .timeline
+        .iter()
+        .map(|p| (p.0 / 60.0, (p.3 / model.capacity).ceil()))
+        .collect();
     c.draw_series(LineSeries::new(needed, BLACK.mix(0.35).stroke_width(2)))?
         .label("workers the load needs at 100 % CPU")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.35)));
     for ((timing, r), colour) in runs.iter().zip([RED, BLUE]) {
-        let series: Vec<(f64, f64)> = r.timeline.iter().map(|p| (p.0 / 60.0, p.2 as f64)).collect();
+        let series: Vec<(f64, f64)> = r
+            .timeline
+            .iter()
+            .map(|p| (p.0 / 60.0, p.2 as f64))
+            .collect();
         c.draw_series(LineSeries::new(series, colour.stroke_width(2)))?
             .label(format!("{} (healthy), lost {}", timing.name, r.lost))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
     }
-    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }

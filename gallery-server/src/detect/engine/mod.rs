@@ -23,13 +23,18 @@ pub enum Engine {
 
 impl Engine {
     pub fn load(path: &Path, threads: Threads, runtime: &Runtime) -> Result<Engine, DetectError> {
-        let load_error = |reason: String| DetectError::Load { path: path.display().to_string(), reason };
+        let load_error = |reason: String| DetectError::Load {
+            path: path.display().to_string(),
+            reason,
+        };
         match runtime {
             Runtime::Rten => Ok(Engine::Rten(Rten::load(path, threads).map_err(load_error)?)),
-            Runtime::OpenVino { library, precision } => {
-                Ok(Engine::OpenVino(OpenVino::load(library, path, threads, *precision).map_err(load_error)?))
-            }
-            Runtime::OnnxRuntime(library) => Ok(Engine::Ort(OrtSessions::load(library, path, threads).map_err(load_error)?)),
+            Runtime::OpenVino { library, precision } => Ok(Engine::OpenVino(
+                OpenVino::load(library, path, threads, *precision).map_err(load_error)?,
+            )),
+            Runtime::OnnxRuntime(library) => Ok(Engine::Ort(
+                OrtSessions::load(library, path, threads).map_err(load_error)?,
+            )),
         }
     }
 
@@ -58,9 +63,10 @@ impl Engine {
     /// the runtime cannot run fails the worker's start rather than its first upload.
     pub fn prepare(&self, path: &Path, shape: [usize; 4]) -> Result<(), DetectError> {
         match self {
-            Engine::OpenVino(engine) => {
-                engine.prepare(shape).map_err(|reason| DetectError::Load { path: path.display().to_string(), reason })
-            }
+            Engine::OpenVino(engine) => engine.prepare(shape).map_err(|reason| DetectError::Load {
+                path: path.display().to_string(),
+                reason,
+            }),
             Engine::Rten(_) | Engine::Ort(_) => Ok(()),
         }
     }
@@ -69,7 +75,11 @@ impl Engine {
     /// it: OpenVINO hands over its request's own input, still holding the previous photo, so
     /// that the photo is written once rather than built and then copied (8.5 MB at 960 px).
     /// Returns the first output's shape and values.
-    pub fn run(&self, shape: [usize; 4], fill: impl FnOnce(&mut [f32])) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
+    pub fn run(
+        &self,
+        shape: [usize; 4],
+        fill: impl FnOnce(&mut [f32]),
+    ) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
         match self {
             Engine::Rten(engine) => engine.run(shape, fill),
             Engine::Ort(sessions) => sessions.run(shape, fill),

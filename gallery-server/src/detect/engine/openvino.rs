@@ -11,7 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use openvino::{Core, DeviceType, ElementType, Model, PartialShape, PropertyKey, RwPropertyKey, Tensor};
+use openvino::{
+    Core, DeviceType, ElementType, Model, PartialShape, PropertyKey, RwPropertyKey, Tensor,
+};
 
 use crate::detect::pool::Pool;
 use crate::detect::{Precision, Threads};
@@ -71,20 +73,31 @@ fn ov_error(e: impl std::fmt::Display) -> String {
 }
 
 impl OpenVino {
-    pub fn load(library: &Path, model_path: &Path, threads: Threads, precision: Precision) -> Result<OpenVino, String> {
+    pub fn load(
+        library: &Path,
+        model_path: &Path,
+        threads: Threads,
+        precision: Precision,
+    ) -> Result<OpenVino, String> {
         load_library(library)?;
         let mut core = Core::new().map_err(ov_error)?;
         let jobs = threads.jobs.max(1);
         let cpu = DeviceType::CPU;
         let settings = [
-            (RwPropertyKey::InferenceNumThreads, (threads.per_job.max(1) * jobs).to_string()),
+            (
+                RwPropertyKey::InferenceNumThreads,
+                (threads.per_job.max(1) * jobs).to_string(),
+            ),
             (RwPropertyKey::NumStreams, jobs.to_string()),
             // Asked for either way: on CPUs with bf16 units OpenVINO would otherwise pick bf16,
             // which moves scores and so boxes (docs/bench-history.md #6).
-            (RwPropertyKey::HintInferencePrecision, match precision {
-                Precision::F32 => "f32".into(),
-                Precision::Bf16 => "bf16".into(),
-            }),
+            (
+                RwPropertyKey::HintInferencePrecision,
+                match precision {
+                    Precision::F32 => "f32".into(),
+                    Precision::Bf16 => "bf16".into(),
+                },
+            ),
             // Several workers share one machine in the local deployment: threads pinned to the
             // same cores by each would queue there while other cores idle.
             (RwPropertyKey::HintEnableCpuPinning, "false".into()),
@@ -95,12 +108,23 @@ impl OpenVino {
         let path = model_path.to_str().ok_or("the model path is not UTF-8")?;
         let model = core.read_model_from_file(path, "").map_err(ov_error)?;
         // Read now: every compile reshapes the model to the photo's size.
-        let shape = model.get_input_by_index(0).and_then(|input| input.get_partial_shape()).map_err(ov_error)?;
+        let shape = model
+            .get_input_by_index(0)
+            .and_then(|input| input.get_partial_shape())
+            .map_err(ov_error)?;
         let declared = match shape.get_dimensions() {
-            [_, _, h, w] if !h.is_dynamic() && !w.is_dynamic() => Some((h.get_min() as usize, w.get_min() as usize)),
+            [_, _, h, w] if !h.is_dynamic() && !w.is_dynamic() => {
+                Some((h.get_min() as usize, w.get_min() as usize))
+            }
             _ => None,
         };
-        Ok(OpenVino { compiler: Mutex::new(Compiler { core, model }), declared, jobs, shapes: Mutex::new(Vec::new()), precision })
+        Ok(OpenVino {
+            compiler: Mutex::new(Compiler { core, model }),
+            declared,
+            jobs,
+            shapes: Mutex::new(Vec::new()),
+            precision,
+        })
     }
 
     /// The first input's fixed spatial size (height, width), if the model declares one.
@@ -115,21 +139,39 @@ impl OpenVino {
 
     /// Runs the model on one NCHW tensor that `fill` writes into the request's own input;
     /// returns the first output's shape and values.
-    pub fn run(&self, shape: [usize; 4], fill: impl FnOnce(&mut [f32])) -> Result<(Vec<usize>, Vec<f32>), String> {
+    pub fn run(
+        &self,
+        shape: [usize; 4],
+        fill: impl FnOnce(&mut [f32]),
+    ) -> Result<(Vec<usize>, Vec<f32>), String> {
         let compiled = self.compiled(shape)?;
-        let infer = |request: &mut openvino::InferRequest| -> Result<(Vec<usize>, Vec<f32>), String> {
-            let mut input = request.get_input_tensor().map_err(ov_error)?;
-            fill(input.get_data_mut::<f32>().map_err(ov_error)?);
-            request.infer().map_err(ov_error)?;
-            let output: Tensor = request.get_output_tensor_by_index(0).map_err(ov_error)?;
-            let kind = output.get_element_type().map_err(ov_error)?;
-            if kind != ElementType::F32 {
-                return Err(format!("the model's first output is {kind:?}, not f32"));
-            }
-            let dims = output.get_shape().map_err(ov_error)?.get_dimensions().iter().map(|d| *d as usize).collect();
-            Ok((dims, output.get_data::<f32>().map_err(ov_error)?.to_vec()))
+        let infer =
+            |request: &mut openvino::InferRequest| -> Result<(Vec<usize>, Vec<f32>), String> {
+                let mut input = request.get_input_tensor().map_err(ov_error)?;
+                fill(input.get_data_mut::<f32>().map_err(ov_error)?);
+                request.infer().map_err(ov_error)?;
+                let output: Tensor = request.get_output_tensor_by_index(0).map_err(ov_error)?;
+                let kind = output.get_element_type().map_err(ov_error)?;
+                if kind != ElementType::F32 {
+                    return Err(format!("the model's first output is {kind:?}, not f32"));
+                }
+                let dims = output
+                    .get_shape()
+                    .map_err(ov_error)?
+                    .get_dimensions()
+                    .iter()
+                    .map(|d| *d as usize)
+                    .collect();
+                Ok((dims, output.get_data::<f32>().map_err(ov_error)?.to_vec()))
+            };
+        let make = || {
+            compiled
+                .model
+                .lock()
+                .unwrap()
+                .create_infer_request()
+                .map_err(ov_error)
         };
-        let make = || compiled.model.lock().unwrap().create_infer_request().map_err(ov_error);
         compiled.requests.with(make, infer)?
     }
 
@@ -151,18 +193,38 @@ impl OpenVino {
         }
         // One compile at a time, outside the shapes' lock so that kept shapes still run.
         let mut compiler = self.compiler.lock().unwrap();
-        if let Some(compiled) = self.shapes.lock().unwrap().iter().find(|c| c.shape == shape) {
+        if let Some(compiled) = self
+            .shapes
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|c| c.shape == shape)
+        {
             return Ok(compiled.clone());
         }
         let dims: Vec<i64> = shape.iter().map(|d| *d as i64).collect();
         let Compiler { core, model } = &mut *compiler;
-        model.reshape_single_input(&PartialShape::new_static(4, &dims).map_err(ov_error)?).map_err(ov_error)?;
-        let mut model = core.compile_model(model, DeviceType::CPU).map_err(ov_error)?;
+        model
+            .reshape_single_input(&PartialShape::new_static(4, &dims).map_err(ov_error)?)
+            .map_err(ov_error)?;
+        let mut model = core
+            .compile_model(model, DeviceType::CPU)
+            .map_err(ov_error)?;
         // What OpenVINO settled on, which a CPU without bf16 units may not honour.
-        let precision = model.get_property(&PropertyKey::Rw(RwPropertyKey::HintInferencePrecision)).map(|p| p.into_owned());
-        tracing::info!(?shape, precision = precision.as_deref().unwrap_or("?"), "OpenVINO compiled the detector for an input shape");
+        let precision = model
+            .get_property(&PropertyKey::Rw(RwPropertyKey::HintInferencePrecision))
+            .map(|p| p.into_owned());
+        tracing::info!(
+            ?shape,
+            precision = precision.as_deref().unwrap_or("?"),
+            "OpenVINO compiled the detector for an input shape"
+        );
         let first = model.create_infer_request().map_err(ov_error)?;
-        let compiled = Arc::new(Compiled { shape, model: Mutex::new(model), requests: Pool::new(first, self.jobs) });
+        let compiled = Arc::new(Compiled {
+            shape,
+            model: Mutex::new(model),
+            requests: Pool::new(first, self.jobs),
+        });
         let mut shapes = self.shapes.lock().unwrap();
         shapes.push(compiled.clone());
         if shapes.len() > SHAPES_KEPT {

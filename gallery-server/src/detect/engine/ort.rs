@@ -55,28 +55,55 @@ impl OrtSessions {
     /// Makes the first session now, so that a bad model or library fails the worker's start.
     pub fn load(library: &Path, path: &Path, threads: Threads) -> Result<OrtSessions, String> {
         let env = ort_environment(library)?;
-        let recipe = OrtRecipe { env, path: path.to_path_buf(), threads: threads.per_job.max(1), weights: ort::session::builder::PrepackedWeights::new() };
+        let recipe = OrtRecipe {
+            env,
+            path: path.to_path_buf(),
+            threads: threads.per_job.max(1),
+            weights: ort::session::builder::PrepackedWeights::new(),
+        };
         let first = recipe.session().map_err(|e| e.to_string())?;
-        Ok(OrtSessions { pool: Pool::new(first, threads.jobs), recipe })
+        Ok(OrtSessions {
+            pool: Pool::new(first, threads.jobs),
+            recipe,
+        })
     }
 
     pub fn fixed_input_size(&self) -> Option<(usize, usize)> {
-        let shape = self.with(|s| s.inputs().first()?.dtype().tensor_shape().map(|t| t.to_vec())).ok()??;
+        let shape = self
+            .with(|s| {
+                s.inputs()
+                    .first()?
+                    .dtype()
+                    .tensor_shape()
+                    .map(|t| t.to_vec())
+            })
+            .ok()??;
         match shape.as_slice() {
             [_, _, h, w] if *h > 0 && *w > 0 => Some((*h as usize, *w as usize)),
             _ => None,
         }
     }
 
-    pub fn run(&self, shape: [usize; 4], fill: impl FnOnce(&mut [f32])) -> Result<(Vec<usize>, Vec<f32>), String> {
+    pub fn run(
+        &self,
+        shape: [usize; 4],
+        fill: impl FnOnce(&mut [f32]),
+    ) -> Result<(Vec<usize>, Vec<f32>), String> {
         let mut data = vec![0f32; shape.iter().product()];
         fill(&mut data);
-        let input = ort::value::TensorRef::from_array_view((shape, data.as_slice())).map_err(|e| e.to_string())?;
-        let run = |session: &mut ort::session::Session| -> Result<(Vec<usize>, Vec<f32>), ort::Error> {
-            let outputs = session.run(ort::inputs![input])?;
-            let (out_shape, values) = outputs[0].try_extract_tensor::<f32>()?;
-            Ok((out_shape.iter().map(|d| *d as usize).collect(), values.to_vec()))
-        };
-        self.with(run).map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+        let input = ort::value::TensorRef::from_array_view((shape, data.as_slice()))
+            .map_err(|e| e.to_string())?;
+        let run =
+            |session: &mut ort::session::Session| -> Result<(Vec<usize>, Vec<f32>), ort::Error> {
+                let outputs = session.run(ort::inputs![input])?;
+                let (out_shape, values) = outputs[0].try_extract_tensor::<f32>()?;
+                Ok((
+                    out_shape.iter().map(|d| *d as usize).collect(),
+                    values.to_vec(),
+                ))
+            };
+        self.with(run)
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 }

@@ -19,7 +19,10 @@ impl Rten {
         // Overlapping runs share the pool: sized for one job it would run them one after the
         // other, leaving the worker's other cores idle.
         let pool = ThreadPool::with_num_threads(threads.per_job.max(1) * threads.jobs.max(1));
-        Ok(Rten { model, pool: Arc::new(pool) })
+        Ok(Rten {
+            model,
+            pool: Arc::new(pool),
+        })
     }
 
     pub fn fixed_input_size(&self) -> Option<(usize, usize)> {
@@ -30,15 +33,24 @@ impl Rten {
         }
     }
 
-    pub fn run(&self, shape: [usize; 4], fill: impl FnOnce(&mut [f32])) -> Result<(Vec<usize>, Vec<f32>), String> {
+    pub fn run(
+        &self,
+        shape: [usize; 4],
+        fill: impl FnOnce(&mut [f32]),
+    ) -> Result<(Vec<usize>, Vec<f32>), String> {
         let mut data = vec![0f32; shape.iter().product()];
         fill(&mut data);
         let input = NdTensor::from_data(shape, data);
         let mut opts = RunOptions::default();
         opts.thread_pool = Some(self.pool.clone());
         // Owned, so rten can free the input (8.5 MB at 960 px) once its first layer has read it.
-        let output = self.model.run_one(input.into(), Some(opts)).map_err(|e| e.to_string())?;
-        let output: rten_tensor::Tensor<f32> = output.try_into().map_err(|e: rten::TryFromValueError| e.to_string())?;
+        let output = self
+            .model
+            .run_one(input.into(), Some(opts))
+            .map_err(|e| e.to_string())?;
+        let output: rten_tensor::Tensor<f32> = output
+            .try_into()
+            .map_err(|e: rten::TryFromValueError| e.to_string())?;
         Ok((output.shape().to_vec(), output.to_vec()))
     }
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use aws_sdk_ec2::types::{
-    Filter, IamInstanceProfileSpecification, InstanceStateName, InstanceType, LaunchTemplateSpecification,
-    ResourceType, Tag, TagSpecification,
+    Filter, IamInstanceProfileSpecification, InstanceStateName, InstanceType,
+    LaunchTemplateSpecification, ResourceType, Tag, TagSpecification,
 };
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthStateEnum};
 use base64::Engine;
@@ -55,7 +55,9 @@ impl TargetHealth {
         match s {
             TargetHealthStateEnum::Initial => TargetHealth::Initial,
             TargetHealthStateEnum::Healthy => TargetHealth::Healthy,
-            TargetHealthStateEnum::Unhealthy | TargetHealthStateEnum::UnhealthyDraining => TargetHealth::Unhealthy,
+            TargetHealthStateEnum::Unhealthy | TargetHealthStateEnum::UnhealthyDraining => {
+                TargetHealth::Unhealthy
+            }
             TargetHealthStateEnum::Draining => TargetHealth::Draining,
             TargetHealthStateEnum::Unused => TargetHealth::Unused,
             _ => TargetHealth::Unavailable,
@@ -65,7 +67,11 @@ impl TargetHealth {
 
 /// The worker state shown to the operator, from the instance's EC2 state, the ALB's view of
 /// it as a target (`None`: not registered) and whether we are taking it out of the pool.
-pub fn worker_state(ec2: &InstanceStateName, target: Option<TargetHealth>, draining: bool) -> WorkerState {
+pub fn worker_state(
+    ec2: &InstanceStateName,
+    target: Option<TargetHealth>,
+    draining: bool,
+) -> WorkerState {
     use InstanceStateName::{Pending, Running, ShuttingDown, Terminated};
     if matches!(ec2, ShuttingDown | Terminated) {
         return WorkerState::Stopped;
@@ -160,10 +166,14 @@ impl AwsPool {
     /// deployment's running instances.
     pub async fn new(config: Arc<ManagerConfig>) -> anyhow::Result<AwsPool> {
         let sdk = sdk_config().await;
-        let target_group = config.aws_target_group_arn.clone().context("aws_target_group_arn is not set")?;
+        let target_group = config
+            .aws_target_group_arn
+            .clone()
+            .context("aws_target_group_arn is not set")?;
         let user_data = match &config.aws_user_data_file {
             Some(path) => {
-                let text = std::fs::read(path).with_context(|| format!("reading user data {}", path.display()))?;
+                let text = std::fs::read(path)
+                    .with_context(|| format!("reading user data {}", path.display()))?;
                 Some(base64::engine::general_purpose::STANDARD.encode(text))
             }
             None => None,
@@ -175,7 +185,10 @@ impl AwsPool {
             .send()
             .await
             .map_err(|e| sdk_error(&format!("target group {target_group}"), e))?;
-        let group = groups.target_groups().first().context("the target group does not exist")?;
+        let group = groups
+            .target_groups()
+            .first()
+            .context("the target group does not exist")?;
         let mut entry_point = config.aws_public_url.clone();
         if entry_point.is_none() && !group.load_balancer_arns().is_empty() {
             let lbs = elb
@@ -184,7 +197,11 @@ impl AwsPool {
                 .send()
                 .await
                 .map_err(|e| sdk_error("DescribeLoadBalancers", e))?;
-            entry_point = lbs.load_balancers().first().and_then(|lb| lb.dns_name()).map(|dns| format!("http://{dns}"));
+            entry_point = lbs
+                .load_balancers()
+                .first()
+                .and_then(|lb| lb.dns_name())
+                .map(|dns| format!("http://{dns}"));
         }
         let attributes = elb
             .describe_target_group_attributes()
@@ -230,7 +247,12 @@ impl AwsPool {
             let reply = self
                 .ec2
                 .describe_instances()
-                .filters(Filter::builder().name(format!("tag:{DEPLOYMENT_TAG}")).values(&self.config.aws_deployment).build())
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{DEPLOYMENT_TAG}"))
+                        .values(&self.config.aws_deployment)
+                        .build(),
+                )
                 .filters(
                     Filter::builder()
                         .name("instance-state-name")
@@ -248,7 +270,11 @@ impl AwsPool {
             for reservation in reply.reservations() {
                 for i in reservation.instances() {
                     let Some(id) = i.instance_id() else { continue };
-                    let ec2 = i.state().and_then(|s| s.name()).cloned().unwrap_or(InstanceStateName::Pending);
+                    let ec2 = i
+                        .state()
+                        .and_then(|s| s.name())
+                        .cloned()
+                        .unwrap_or(InstanceStateName::Pending);
                     let address = i
                         .private_ip_address()
                         .map(|ip| format!("{ip}:{}", self.config.aws_worker_port))
@@ -260,7 +286,13 @@ impl AwsPool {
                         .find(|t| t.key() == Some(DRAINING_TAG))
                         .and_then(|t| t.value())
                         .and_then(|v| v.parse::<f64>().ok());
-                    out.push(Described { id: id.to_owned(), ec2, address, launched_at: launched, draining_since });
+                    out.push(Described {
+                        id: id.to_owned(),
+                        ec2,
+                        address,
+                        launched_at: launched,
+                        draining_since,
+                    });
                 }
             }
             next_token = reply.next_token().map(str::to_owned);
@@ -290,7 +322,10 @@ impl AwsPool {
     }
 
     fn target(&self, id: &str) -> TargetDescription {
-        TargetDescription::builder().id(id).port(self.config.aws_worker_port as i32).build()
+        TargetDescription::builder()
+            .id(id)
+            .port(self.config.aws_worker_port as i32)
+            .build()
     }
 
     async fn register(&self, ids: &[String]) -> anyhow::Result<()> {
@@ -328,13 +363,25 @@ impl AwsPool {
         let mut to_terminate = Vec::new();
         {
             let mut instances = self.instances.lock().unwrap();
-            let seen: std::collections::HashSet<&str> = described.iter().map(|d| d.id.as_str()).collect();
+            let seen: std::collections::HashSet<&str> =
+                described.iter().map(|d| d.id.as_str()).collect();
             // DescribeInstances is eventually consistent, and a launch may land while it
             // runs: an instance we launched a moment ago is kept even if not listed yet.
-            instances.retain(|id, i| seen.contains(id.as_str()) || (t - i.launched_at < LISTING_GRACE && !i.terminating));
-            for Described { id, ec2, address, launched_at, draining_since } in described {
+            instances.retain(|id, i| {
+                seen.contains(id.as_str()) || (t - i.launched_at < LISTING_GRACE && !i.terminating)
+            });
+            for Described {
+                id,
+                ec2,
+                address,
+                launched_at,
+                draining_since,
+            } in described
+            {
                 let target = health.get(&id).copied();
-                let entry = instances.entry(id.clone()).or_insert_with(|| Instance::new(address.clone(), launched_at));
+                let entry = instances
+                    .entry(id.clone())
+                    .or_insert_with(|| Instance::new(address.clone(), launched_at));
                 entry.ec2 = ec2;
                 if !address.is_empty() {
                     entry.address = address;
@@ -362,7 +409,9 @@ impl AwsPool {
                         tracing::warn!(worker = %id, state = entry.state.as_str(), "not healthy in time; replacing it");
                         to_terminate.push(id.clone());
                     }
-                    WorkerState::Starting if entry.ec2 == InstanceStateName::Running && target.is_none() => {
+                    WorkerState::Starting
+                        if entry.ec2 == InstanceStateName::Running && target.is_none() =>
+                    {
                         to_register.push(id.clone())
                     }
                     _ => {}
@@ -433,10 +482,20 @@ impl AwsPool {
         }
         let (fresh, all, quiet): (Vec<String>, Vec<String>, std::collections::HashSet<String>) = {
             let instances = self.instances.lock().unwrap();
-            let live = instances.iter().filter(|(_, i)| i.state != WorkerState::Stopped);
-            let fresh = live.clone().filter(|(_, i)| !i.backfilled).map(|(id, _)| id.clone()).collect();
+            let live = instances
+                .iter()
+                .filter(|(_, i)| i.state != WorkerState::Stopped);
+            let fresh = live
+                .clone()
+                .filter(|(_, i)| !i.backfilled)
+                .map(|(id, _)| id.clone())
+                .collect();
             // No CPU point of its own in the last two minutes: ask EC2's metric too.
-            let quiet = live.clone().filter(|(_, i)| i.own_cpu_at.is_none_or(|at| t - at > 120.0)).map(|(id, _)| id.clone()).collect();
+            let quiet = live
+                .clone()
+                .filter(|(_, i)| i.own_cpu_at.is_none_or(|at| t - at > 120.0))
+                .map(|(id, _)| id.clone())
+                .collect();
             (fresh, live.map(|(id, _)| id.clone()).collect(), quiet)
         };
         if all.is_empty() {
@@ -446,20 +505,32 @@ impl AwsPool {
         let ns = &self.config.metrics_namespace;
         // Periods start at multiples of their length (as CloudWatch rounds them), so the same
         // bucket has the same time in every read and is kept once.
-        let aligned = |secs: f64, period: f64| SystemTime::UNIX_EPOCH + Duration::from_secs(((secs / period).floor() * period) as u64);
+        let aligned = |secs: f64, period: f64| {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(((secs / period).floor() * period) as u64)
+        };
         let mut batches = Vec::new();
         if !fresh.is_empty() {
             let from = aligned(t - SERIES_AGE, 60.0);
-            batches.push((fresh.clone(), 60.0, cloudwatch::read(&self.cloudwatch, ns, &fresh, &quiet, from, to, 60).await?));
+            batches.push((
+                fresh.clone(),
+                60.0,
+                cloudwatch::read(&self.cloudwatch, ns, &fresh, &quiet, from, to, 60).await?,
+            ));
         }
         // Two minutes back covers a late publication.
         let period = 10;
         let from = aligned(t - 120.0, period as f64);
-        batches.push((all.clone(), period as f64, cloudwatch::read(&self.cloudwatch, ns, &all, &quiet, from, to, period).await?));
+        batches.push((
+            all.clone(),
+            period as f64,
+            cloudwatch::read(&self.cloudwatch, ns, &all, &quiet, from, to, period).await?,
+        ));
         let mut instances = self.instances.lock().unwrap();
         for (ids, period, points) in batches {
             for id in ids {
-                let Some(i) = instances.get_mut(&id) else { continue };
+                let Some(i) = instances.get_mut(&id) else {
+                    continue;
+                };
                 i.backfilled = true;
                 let Some(p) = points.get(&id) else { continue };
                 if p.cpu_is_own {
@@ -491,13 +562,18 @@ impl Provider for AwsPool {
 
     async fn launch(&self) -> anyhow::Result<String> {
         let c = &self.config;
-        let mut request = self.ec2.run_instances().min_count(1).max_count(1).tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Instance)
-                .tags(Self::tag(DEPLOYMENT_TAG, &c.aws_deployment))
-                .tags(Self::tag("Name", &format!("{}-worker", c.aws_deployment)))
-                .build(),
-        );
+        let mut request = self
+            .ec2
+            .run_instances()
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .tags(Self::tag(DEPLOYMENT_TAG, &c.aws_deployment))
+                    .tags(Self::tag("Name", &format!("{}-worker", c.aws_deployment)))
+                    .build(),
+            );
         if let Some(template) = &c.aws_launch_template {
             let spec = LaunchTemplateSpecification::builder().version("$Latest");
             let spec = if template.starts_with("lt-") {
@@ -524,14 +600,33 @@ impl Provider for AwsPool {
         }
         if let Some(profile) = &c.aws_instance_profile {
             let spec = IamInstanceProfileSpecification::builder();
-            let spec = if profile.starts_with("arn:") { spec.arn(profile) } else { spec.name(profile) };
+            let spec = if profile.starts_with("arn:") {
+                spec.arn(profile)
+            } else {
+                spec.name(profile)
+            };
             request = request.iam_instance_profile(spec.build());
         }
-        let reply = request.send().await.map_err(|e| sdk_error("RunInstances", e))?;
-        let instance = reply.instances().first().context("RunInstances returned no instance")?;
-        let id = instance.instance_id().context("RunInstances returned no instance id")?.to_owned();
-        let address = instance.private_ip_address().map(|ip| format!("{ip}:{}", c.aws_worker_port)).unwrap_or_default();
-        self.instances.lock().unwrap().insert(id.clone(), Instance::new(address, now()));
+        let reply = request
+            .send()
+            .await
+            .map_err(|e| sdk_error("RunInstances", e))?;
+        let instance = reply
+            .instances()
+            .first()
+            .context("RunInstances returned no instance")?;
+        let id = instance
+            .instance_id()
+            .context("RunInstances returned no instance id")?
+            .to_owned();
+        let address = instance
+            .private_ip_address()
+            .map(|ip| format!("{ip}:{}", c.aws_worker_port))
+            .unwrap_or_default();
+        self.instances
+            .lock()
+            .unwrap()
+            .insert(id.clone(), Instance::new(address, now()));
         tracing::info!(worker = %id, "launched instance");
         Ok(id)
     }
@@ -568,7 +663,11 @@ impl Provider for AwsPool {
         {
             tracing::error!(error = %sdk_error("CreateTags", e), "could not mark workers as draining");
         }
-        let registered: Vec<String> = chosen.into_iter().filter(|(_, r)| *r).map(|(id, _)| id).collect();
+        let registered: Vec<String> = chosen
+            .into_iter()
+            .filter(|(_, r)| *r)
+            .map(|(id, _)| id)
+            .collect();
         if !registered.is_empty() {
             if let Err(e) = self.deregister(&registered).await {
                 tracing::error!(error = %e, "could not deregister workers");
@@ -582,7 +681,12 @@ impl Provider for AwsPool {
     async fn drain_and_stop(&self, id: &str) {
         let deadline = now() + self.deregistration_delay + self.config.drain_timeout_secs + 60.0;
         while now() < deadline {
-            let gone = self.instances.lock().unwrap().get(id).is_none_or(|i| i.state == WorkerState::Stopped);
+            let gone = self
+                .instances
+                .lock()
+                .unwrap()
+                .get(id)
+                .is_none_or(|i| i.state == WorkerState::Stopped);
             if gone {
                 tracing::info!(worker = %id, "worker drained and terminated");
                 return;
@@ -615,8 +719,21 @@ impl Provider for AwsPool {
             .iter()
             .map(|(id, i)| {
                 // Being terminated: no longer part of the pool, though EC2 may still list it.
-                let state = if i.terminating { WorkerState::Stopped } else { i.state };
-                WorkerStatus::from_series(id, &i.address, None, state, i.launched_at, &i.cpu, &i.requests, 0)
+                let state = if i.terminating {
+                    WorkerState::Stopped
+                } else {
+                    i.state
+                };
+                WorkerStatus::from_series(
+                    id,
+                    &i.address,
+                    None,
+                    state,
+                    i.launched_at,
+                    &i.cpu,
+                    &i.requests,
+                    0,
+                )
             })
             .collect()
     }
@@ -643,14 +760,35 @@ mod tests {
         use TargetHealth::*;
         assert_eq!(worker_state(&Pending, None, false), WorkerState::Starting);
         assert_eq!(worker_state(&Running, None, false), WorkerState::Starting);
-        assert_eq!(worker_state(&Running, Some(Initial), false), WorkerState::Starting);
-        assert_eq!(worker_state(&Running, Some(Healthy), false), WorkerState::Healthy);
-        assert_eq!(worker_state(&Running, Some(Unhealthy), false), WorkerState::Unhealthy);
-        assert_eq!(worker_state(&Running, Some(Unused), false), WorkerState::Unhealthy);
-        assert_eq!(worker_state(&Running, Some(Draining), false), WorkerState::Draining);
+        assert_eq!(
+            worker_state(&Running, Some(Initial), false),
+            WorkerState::Starting
+        );
+        assert_eq!(
+            worker_state(&Running, Some(Healthy), false),
+            WorkerState::Healthy
+        );
+        assert_eq!(
+            worker_state(&Running, Some(Unhealthy), false),
+            WorkerState::Unhealthy
+        );
+        assert_eq!(
+            worker_state(&Running, Some(Unused), false),
+            WorkerState::Unhealthy
+        );
+        assert_eq!(
+            worker_state(&Running, Some(Draining), false),
+            WorkerState::Draining
+        );
         assert_eq!(worker_state(&Stopped, None, false), WorkerState::Unhealthy);
         // Our mark wins over what the ALB has not caught up with yet.
-        assert_eq!(worker_state(&Running, Some(Healthy), true), WorkerState::Draining);
-        assert_eq!(worker_state(&ShuttingDown, Some(Draining), true), WorkerState::Stopped);
+        assert_eq!(
+            worker_state(&Running, Some(Healthy), true),
+            WorkerState::Draining
+        );
+        assert_eq!(
+            worker_state(&ShuttingDown, Some(Draining), true),
+            WorkerState::Stopped
+        );
     }
 }

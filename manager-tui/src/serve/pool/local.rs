@@ -45,7 +45,9 @@ pub struct LocalPool {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl LocalPool {
@@ -54,7 +56,11 @@ impl LocalPool {
             Some(p) => p.clone(),
             None => std::env::current_exe()?.with_file_name("gallery-server"),
         };
-        anyhow::ensure!(worker_bin.exists(), "worker binary {} not found (set worker_bin)", worker_bin.display());
+        anyhow::ensure!(
+            worker_bin.exists(),
+            "worker binary {} not found (set worker_bin)",
+            worker_bin.display()
+        );
         Ok(LocalPool {
             workers: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
@@ -62,11 +68,15 @@ impl LocalPool {
             worker_bin,
             // No idle keep-alive connections: a worker told to stop waits out its whole
             // shutdown grace while any connection to it is open.
-            http: reqwest::Client::builder().timeout(Duration::from_secs(2)).pool_max_idle_per_host(0).build()?,
-            cores: std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .pool_max_idle_per_host(0)
+                .build()?,
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get() as f64)
+                .unwrap_or(1.0),
         })
     }
-
 }
 
 impl Targets for LocalPool {
@@ -76,7 +86,11 @@ impl Targets for LocalPool {
             .unwrap()
             .values()
             .filter(|w| w.state == WorkerState::Healthy)
-            .map(|w| Target { id: w.id.clone(), addr: w.addr, in_flight: w.in_flight.clone() })
+            .map(|w| Target {
+                id: w.id.clone(),
+                addr: w.addr,
+                in_flight: w.in_flight.clone(),
+            })
             .collect()
     }
 
@@ -84,19 +98,26 @@ impl Targets for LocalPool {
     /// than waiting for the next health checks.
     fn report_unreachable(&self, id: &str) {
         let mut workers = self.workers.lock().unwrap();
-        if let Some(w) = workers.values_mut().find(|w| w.id == id && w.state == WorkerState::Healthy) {
+        if let Some(w) = workers
+            .values_mut()
+            .find(|w| w.id == id && w.state == WorkerState::Healthy)
+        {
             tracing::warn!(worker = %id, "worker refused or dropped a connection; out of rotation until it passes health checks");
             w.state = WorkerState::Unhealthy;
             w.since = now();
             w.passes = 0;
         }
     }
-
 }
 
 impl LocalPool {
     fn with_worker<T>(&self, id: &str, f: impl FnOnce(&mut Worker) -> T) -> Option<T> {
-        self.workers.lock().unwrap().values_mut().find(|w| w.id == id).map(f)
+        self.workers
+            .lock()
+            .unwrap()
+            .values_mut()
+            .find(|w| w.id == id)
+            .map(f)
     }
 }
 
@@ -113,7 +134,10 @@ impl Provider for LocalPool {
         let port = free_port()?;
         let logs = self.config.data_dir.join("logs");
         std::fs::create_dir_all(&logs)?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{id}.log")))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join(format!("{id}.log")))?;
         let mut command = tokio::process::Command::new(&self.worker_bin);
         // SAFETY: prctl is async-signal-safe; it makes the kernel stop the worker if the
         // control plane dies, so no orphan keeps serving outside any pool.
@@ -186,12 +210,16 @@ impl Provider for LocalPool {
     /// Waits for a draining worker's requests to finish (up to the drain timeout), then
     /// asks it to stop (SIGTERM, graceful) and waits for it to exit.
     async fn drain_and_stop(&self, id: &str) {
-        let Some((pid, in_flight, exited)) = self.with_worker(id, |w| (w.pid, w.in_flight.clone(), w.exited.clone()))
+        let Some((pid, in_flight, exited)) =
+            self.with_worker(id, |w| (w.pid, w.in_flight.clone(), w.exited.clone()))
         else {
             return;
         };
         let deadline = now() + self.config.drain_timeout_secs;
-        while in_flight.load(Ordering::SeqCst) > 0 && now() < deadline && !exited.load(Ordering::SeqCst) {
+        while in_flight.load(Ordering::SeqCst) > 0
+            && now() < deadline
+            && !exited.load(Ordering::SeqCst)
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         signal(pid, libc::SIGTERM);
@@ -232,7 +260,9 @@ impl Provider for LocalPool {
         let t = now();
         let mut workers = self.workers.lock().unwrap();
         for (k, ok) in results {
-            let Some(w) = workers.get_mut(&k) else { continue };
+            let Some(w) = workers.get_mut(&k) else {
+                continue;
+            };
             if ok {
                 w.passes += 1;
                 w.fails = 0;
@@ -241,9 +271,15 @@ impl Provider for LocalPool {
                 w.passes = 0;
             }
             let next = match w.state {
-                WorkerState::Starting if w.passes >= self.config.healthy_threshold => WorkerState::Healthy,
-                WorkerState::Unhealthy if w.passes >= self.config.healthy_threshold => WorkerState::Healthy,
-                WorkerState::Healthy if w.fails >= self.config.unhealthy_threshold => WorkerState::Unhealthy,
+                WorkerState::Starting if w.passes >= self.config.healthy_threshold => {
+                    WorkerState::Healthy
+                }
+                WorkerState::Unhealthy if w.passes >= self.config.healthy_threshold => {
+                    WorkerState::Healthy
+                }
+                WorkerState::Healthy if w.fails >= self.config.unhealthy_threshold => {
+                    WorkerState::Unhealthy
+                }
                 s => s,
             };
             if next != w.state {
@@ -293,18 +329,23 @@ impl Provider for LocalPool {
         let t = now();
         let mut workers = self.workers.lock().unwrap();
         for (k, pid, _) in &targets {
-            let Some(w) = workers.get_mut(k) else { continue };
+            let Some(w) = workers.get_mut(k) else {
+                continue;
+            };
             if let Some(cpu_secs) = process_cpu_seconds(*pid) {
                 if let Some((t0, c0)) = w.last_cpu {
                     if t > t0 {
-                        w.cpu.push(t, ((cpu_secs - c0) / (t - t0) / self.cores).clamp(0.0, 1.0));
+                        w.cpu
+                            .push(t, ((cpu_secs - c0) / (t - t0) / self.cores).clamp(0.0, 1.0));
                     }
                 }
                 w.last_cpu = Some((t, cpu_secs));
             }
         }
         for (k, total) in totals {
-            let (Some(w), Some(total)) = (workers.get_mut(&k), total) else { continue };
+            let (Some(w), Some(total)) = (workers.get_mut(&k), total) else {
+                continue;
+            };
             if let Some((t0, n0)) = w.last_requests {
                 if t > t0 && total >= n0 {
                     w.requests.push(t, (total - n0) / (t - t0));
@@ -324,7 +365,16 @@ impl Provider for LocalPool {
             .map(|w| {
                 let address = w.addr.to_string();
                 let in_flight = w.in_flight.load(Ordering::Relaxed);
-                WorkerStatus::from_series(&w.id, &address, Some(w.pid), w.state, w.started_at, &w.cpu, &w.requests, in_flight)
+                WorkerStatus::from_series(
+                    &w.id,
+                    &address,
+                    Some(w.pid),
+                    w.state,
+                    w.started_at,
+                    &w.cpu,
+                    &w.requests,
+                    in_flight,
+                )
             })
             .collect()
     }

@@ -59,7 +59,11 @@ pub fn drain_order<K>(workers: impl IntoIterator<Item = (K, WorkerState, f64)>, 
         .map(|(k, s, started)| (rank(s), started, k))
         .collect();
     candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
-    candidates.into_iter().take(n as usize).map(|(_, _, k)| k).collect()
+    candidates
+        .into_iter()
+        .take(n as usize)
+        .map(|(_, _, k)| k)
+        .collect()
 }
 
 /// Whether a worker that has been `state` since `since` is to be replaced: one that never
@@ -71,11 +75,19 @@ pub fn overdue(state: WorkerState, since: f64, now: f64, timeout: f64) -> bool {
 /// The mean CPU (0–1) of the healthy workers whose latest point is at most `max_age` seconds
 /// old (an older one says nothing about now); starting workers are left out, since booting
 /// skews the average. `None` when no healthy worker has a fresh point.
-pub fn mean_healthy_cpu<'a>(workers: impl IntoIterator<Item = (WorkerState, &'a Series)>, now: f64, max_age: f64) -> Option<f64> {
+pub fn mean_healthy_cpu<'a>(
+    workers: impl IntoIterator<Item = (WorkerState, &'a Series)>,
+    now: f64,
+    max_age: f64,
+) -> Option<f64> {
     let fresh: Vec<f64> = workers
         .into_iter()
         .filter(|(state, _)| *state == WorkerState::Healthy)
-        .filter_map(|(_, cpu)| cpu.last().filter(|(at, _)| now - at <= max_age).map(|(_, v)| v))
+        .filter_map(|(_, cpu)| {
+            cpu.last()
+                .filter(|(at, _)| now - at <= max_age)
+                .map(|(_, v)| v)
+        })
         .collect();
     (!fresh.is_empty()).then(|| fresh.iter().sum::<f64>() / fresh.len() as f64)
 }
@@ -88,9 +100,20 @@ mod tests {
     #[test]
     fn drains_starting_then_unhealthy_then_the_newest() {
         use WorkerState::*;
-        let pool = [(1, Healthy, 10.0), (2, Healthy, 30.0), (3, Unhealthy, 5.0), (4, Draining, 40.0), (5, Starting, 1.0), (6, Healthy, 20.0)];
+        let pool = [
+            (1, Healthy, 10.0),
+            (2, Healthy, 30.0),
+            (3, Unhealthy, 5.0),
+            (4, Draining, 40.0),
+            (5, Starting, 1.0),
+            (6, Healthy, 20.0),
+        ];
         assert_eq!(drain_order(pool, 4), vec![5, 3, 2, 6]);
-        assert_eq!(drain_order(pool, 10), vec![5, 3, 2, 6, 1], "a draining worker is not drained twice");
+        assert_eq!(
+            drain_order(pool, 10),
+            vec![5, 3, 2, 6, 1],
+            "a draining worker is not drained twice"
+        );
         assert!(drain_order(pool, 0).is_empty());
     }
 
@@ -101,7 +124,10 @@ mod tests {
         assert!(overdue(Unhealthy, 0.0, 121.0, 120.0));
         assert!(!overdue(Starting, 0.0, 119.0, 120.0));
         assert!(!overdue(Healthy, 0.0, 1000.0, 120.0));
-        assert!(!overdue(Draining, 0.0, 1000.0, 120.0), "draining has its own deadline");
+        assert!(
+            !overdue(Draining, 0.0, 1000.0, 120.0),
+            "draining has its own deadline"
+        );
     }
 
     #[test]
@@ -113,12 +139,35 @@ mod tests {
             }
             s
         };
-        let (a, b, booting, stale) = (series(&[(99.0, 0.2), (100.0, 0.4)]), series(&[(100.0, 0.8)]), series(&[(100.0, 1.0)]), series(&[(30.0, 0.9)]));
-        let pool = [(WorkerState::Healthy, &a), (WorkerState::Healthy, &b), (WorkerState::Starting, &booting), (WorkerState::Healthy, &stale)];
+        let (a, b, booting, stale) = (
+            series(&[(99.0, 0.2), (100.0, 0.4)]),
+            series(&[(100.0, 0.8)]),
+            series(&[(100.0, 1.0)]),
+            series(&[(30.0, 0.9)]),
+        );
+        let pool = [
+            (WorkerState::Healthy, &a),
+            (WorkerState::Healthy, &b),
+            (WorkerState::Starting, &booting),
+            (WorkerState::Healthy, &stale),
+        ];
         let near = |m: Option<f64>, want: f64| m.is_some_and(|m| (m - want).abs() < 1e-9);
-        assert!(near(mean_healthy_cpu(pool, 100.0, 60.0), 0.6), "the stale and the booting worker are left out");
-        assert!(near(mean_healthy_cpu(pool, 100.5, 0.5), 0.6), "this sample's points only");
-        assert_eq!(mean_healthy_cpu(pool, 101.0, 0.5), None, "no point from this sample");
-        assert_eq!(mean_healthy_cpu([(WorkerState::Healthy, &stale)], 100.0, 60.0), None);
+        assert!(
+            near(mean_healthy_cpu(pool, 100.0, 60.0), 0.6),
+            "the stale and the booting worker are left out"
+        );
+        assert!(
+            near(mean_healthy_cpu(pool, 100.5, 0.5), 0.6),
+            "this sample's points only"
+        );
+        assert_eq!(
+            mean_healthy_cpu(pool, 101.0, 0.5),
+            None,
+            "no point from this sample"
+        );
+        assert_eq!(
+            mean_healthy_cpu([(WorkerState::Healthy, &stale)], 100.0, 60.0),
+            None
+        );
     }
 }

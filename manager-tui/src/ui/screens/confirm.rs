@@ -24,12 +24,17 @@ pub enum Outcome {
 
 impl Confirm {
     pub fn new(action: Danger) -> Confirm {
-        Confirm { action, typed: String::new() }
+        Confirm {
+            action,
+            typed: String::new(),
+        }
     }
 
     pub fn on_key(&mut self, key: KeyEvent) -> Outcome {
         match key.code {
-            KeyCode::Esc => return Outcome::Closed(vec![Effect::Message(Level::Info, "cancelled".into())]),
+            KeyCode::Esc => {
+                return Outcome::Closed(vec![Effect::Message(Level::Info, "cancelled".into())])
+            }
             KeyCode::Backspace => {
                 self.typed.pop();
             }
@@ -41,7 +46,10 @@ impl Confirm {
                         Effect::Command(Command::Danger(self.action)),
                     ]);
                 }
-                return Outcome::Open(vec![Effect::Message(Level::Error, format!("type “{word}” to confirm, or Esc to cancel"))]);
+                return Outcome::Open(vec![Effect::Message(
+                    Level::Error,
+                    format!("type “{word}” to confirm, or Esc to cancel"),
+                )]);
             }
             KeyCode::Char(c) if !c.is_control() && self.typed.len() < 40 => self.typed.push(c),
             _ => {}
@@ -52,10 +60,20 @@ impl Confirm {
     pub fn draw(&self, f: &mut Frame, theme: &Theme, area: Rect) {
         let area = centered(area, 60, 7);
         let text = vec![
-            Line::from(Span::styled("This cannot be undone.", theme.fg(Color::Red).add_modifier(Modifier::BOLD))),
-            Line::from(format!("Type “{}” and press Enter (Esc cancels):", self.action.word())),
+            Line::from(Span::styled(
+                "This cannot be undone.",
+                theme.fg(Color::Red).add_modifier(Modifier::BOLD),
+            )),
+            Line::from(format!(
+                "Type “{}” and press Enter (Esc cancels):",
+                self.action.word()
+            )),
             Line::raw(""),
-            Line::from(vec![Span::raw("> "), Span::raw(self.typed.clone()), Span::raw("█")]),
+            Line::from(vec![
+                Span::raw("> "),
+                Span::raw(self.typed.clone()),
+                Span::raw("█"),
+            ]),
         ];
         f.render_widget(Clear, area);
         f.render_widget(Paragraph::new(text).block(block(" Confirm ")), area);

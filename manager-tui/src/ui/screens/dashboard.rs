@@ -41,7 +41,13 @@ pub struct Dashboard {
 
 impl Default for Dashboard {
     fn default() -> Self {
-        Dashboard { focus: Focus::Workers, large: Metric::Cpu, selected_worker: 0, slider: 0, draft: None }
+        Dashboard {
+            focus: Focus::Workers,
+            large: Metric::Cpu,
+            selected_worker: 0,
+            slider: 0,
+            draft: None,
+        }
     }
 }
 
@@ -53,7 +59,9 @@ impl Dashboard {
 
     /// A new status: the selection stays on a worker that exists.
     pub fn on_status(&mut self, status: &Status) {
-        self.selected_worker = self.selected_worker.min(status.workers.len().saturating_sub(1));
+        self.selected_worker = self
+            .selected_worker
+            .min(status.workers.len().saturating_sub(1));
     }
 
     pub fn on_key(&mut self, key: KeyEvent, status: Option<&Status>) -> Vec<Effect> {
@@ -67,23 +75,39 @@ impl Dashboard {
             KeyCode::Char('+' | '=') => return command(Command::Grow),
             KeyCode::Char('-') => return command(Command::Shrink),
             KeyCode::Char('t') => {
-                self.large = if self.large == Metric::Cpu { Metric::Requests } else { Metric::Cpu };
+                self.large = if self.large == Metric::Cpu {
+                    Metric::Requests
+                } else {
+                    Metric::Cpu
+                };
             }
             KeyCode::Tab | KeyCode::BackTab => {
-                self.focus = if self.focus == Focus::Workers { Focus::Autoscaler } else { Focus::Workers };
+                self.focus = if self.focus == Focus::Workers {
+                    Focus::Autoscaler
+                } else {
+                    Focus::Workers
+                };
             }
             KeyCode::Up | KeyCode::Char('k') => match self.focus {
                 Focus::Workers => self.selected_worker = self.selected_worker.saturating_sub(1),
                 Focus::Autoscaler => self.slider = self.slider.saturating_sub(1),
             },
             KeyCode::Down | KeyCode::Char('j') => match self.focus {
-                Focus::Workers => self.selected_worker = (self.selected_worker + 1).min(workers.saturating_sub(1)),
+                Focus::Workers => {
+                    self.selected_worker = (self.selected_worker + 1).min(workers.saturating_sub(1))
+                }
                 Focus::Autoscaler => self.slider = (self.slider + 1).min(SLIDERS.len() - 1),
             },
             KeyCode::Left | KeyCode::Right if self.focus == Focus::Autoscaler => {
-                let Some(mut policy) = self.policy(status).cloned() else { return Vec::new() };
+                let Some(mut policy) = self.policy(status).cloned() else {
+                    return Vec::new();
+                };
                 let s = &SLIDERS[self.slider];
-                let delta = if key.code == KeyCode::Right { s.step } else { -s.step };
+                let delta = if key.code == KeyCode::Right {
+                    s.step
+                } else {
+                    -s.step
+                };
                 let v = (((s.get)(&policy) + delta) / s.step).round() * s.step;
                 (s.set)(&mut policy, v.clamp(s.min, s.max));
                 self.draft = Some(policy);
@@ -119,15 +143,26 @@ impl Dashboard {
 
     /// A left click at (`col`, `row`) in the screen's `body`: buttons and rows do what their
     /// keys do.
-    pub fn on_click(&mut self, col: u16, row: u16, body: Rect, status: Option<&Status>) -> Vec<Effect> {
-        let Some(status) = status else { return Vec::new() };
+    pub fn on_click(
+        &mut self,
+        col: u16,
+        row: u16,
+        body: Rect,
+        status: Option<&Status>,
+    ) -> Vec<Effect> {
+        let Some(status) = status else {
+            return Vec::new();
+        };
         let workers = status.workers.len();
         let d = layout::dashboard(body);
         let hit = |r: Rect| layout::contains(layout::inner(r), col, row);
-        let on = |start: u16, label: &str, inner: Rect| col >= inner.x + start && col < inner.x + start + label.chars().count() as u16;
+        let on = |start: u16, label: &str, inner: Rect| {
+            col >= inner.x + start && col < inner.x + start + label.chars().count() as u16
+        };
         if hit(d.workers) {
             let inner = layout::inner(d.workers);
-            let index = layout::first_worker(self.selected_worker, workers, inner) + ((row - inner.y) / layout::WORKER_ROW) as usize;
+            let index = layout::first_worker(self.selected_worker, workers, inner)
+                + ((row - inner.y) / layout::WORKER_ROW) as usize;
             if index < workers {
                 self.selected_worker = index;
                 self.focus = Focus::Workers;
@@ -144,7 +179,9 @@ impl Dashboard {
                 }
             }
         } else if hit(d.totals) {
-            let Some(totals) = &status.totals else { return Vec::new() };
+            let Some(totals) = &status.totals else {
+                return Vec::new();
+            };
             let inner = layout::inner(d.totals);
             let line = (row - inner.y) as usize;
             if line > 1 {
@@ -175,13 +212,20 @@ impl Dashboard {
                     let s = &SLIDERS[index];
                     let fraction = (col - bar_x) as f64 / (width - 1).max(1) as f64;
                     let v = s.min + fraction * (s.max - s.min);
-                    (s.set)(&mut policy, ((v / s.step).round() * s.step).clamp(s.min, s.max));
+                    (s.set)(
+                        &mut policy,
+                        ((v / s.step).round() * s.step).clamp(s.min, s.max),
+                    );
                     self.draft = Some(policy);
                 }
             }
         } else if let Some(danger) = d.danger.filter(|r| hit(*r)) {
             let inner = layout::inner(danger);
-            let actions = [Danger::DeleteAllPhotos, Danger::DeleteEverything, Danger::StopEverything];
+            let actions = [
+                Danger::DeleteAllPhotos,
+                Danger::DeleteEverything,
+                Danger::StopEverything,
+            ];
             for ((label, x), action) in layout::DANGER.iter().zip(actions) {
                 if on(*x, label, inner) {
                     return vec![Effect::Ask(action)];
@@ -200,10 +244,26 @@ impl Dashboard {
         }
     }
 
-    pub fn draw(&self, f: &mut Frame, theme: &Theme, area: Rect, status: Option<&Status>, reachable: bool) {
+    pub fn draw(
+        &self,
+        f: &mut Frame,
+        theme: &Theme,
+        area: Rect,
+        status: Option<&Status>,
+        reachable: bool,
+    ) {
         let Some(status) = status else {
-            let text = if reachable { "Loading…" } else { "The control plane cannot be reached; retrying." };
-            f.render_widget(Paragraph::new(text).alignment(Alignment::Center).block(block(" Workers ")), area);
+            let text = if reachable {
+                "Loading…"
+            } else {
+                "The control plane cannot be reached; retrying."
+            };
+            f.render_widget(
+                Paragraph::new(text)
+                    .alignment(Alignment::Center)
+                    .block(block(" Workers ")),
+                area,
+            );
             return;
         };
         let d = layout::dashboard(area);
@@ -215,9 +275,14 @@ impl Dashboard {
         if let Some(danger) = d.danger {
             let spans: Vec<Span> = layout::DANGER
                 .iter()
-                .flat_map(|(label, _)| [Span::styled(*label, theme.fg(Color::Red)), Span::raw("  ")])
+                .flat_map(|(label, _)| {
+                    [Span::styled(*label, theme.fg(Color::Red)), Span::raw("  ")]
+                })
                 .collect();
-            f.render_widget(Paragraph::new(Line::from(spans)).block(block(" Danger zone ")), danger);
+            f.render_widget(
+                Paragraph::new(Line::from(spans)).block(block(" Danger zone ")),
+                danger,
+            );
         }
     }
 
@@ -227,14 +292,20 @@ impl Dashboard {
             Metric::Requests => "requests/s",
         };
         let title = Line::from(vec![
-            Span::styled(format!(" Workers ({}) ", status.workers.len()), theme.focus(self.focus == Focus::Workers)),
+            Span::styled(
+                format!(" Workers ({}) ", status.workers.len()),
+                theme.focus(self.focus == Focus::Workers),
+            ),
             Span::raw(format!("· {metric}, 30 min · t toggles ")),
         ]);
         let outer = block(title);
         let inner = outer.inner(area);
         f.render_widget(outer, area);
         if status.workers.is_empty() {
-            f.render_widget(Paragraph::new("No workers yet: the pool is starting, or stopped."), inner);
+            f.render_widget(
+                Paragraph::new("No workers yet: the pool is starting, or stopped."),
+                inner,
+            );
             return;
         }
         let row_h = layout::WORKER_ROW;
@@ -242,18 +313,42 @@ impl Dashboard {
         let first = layout::first_worker(self.selected_worker, status.workers.len(), inner);
         for (i, w) in status.workers.iter().enumerate().skip(first).take(fits) {
             let y = inner.y + ((i - first) as u16) * row_h;
-            let text = Rect { x: inner.x, y, width: inner.width, height: 1 };
-            f.render_widget(Paragraph::new(worker_line(theme, w, i == self.selected_worker)), text);
+            let text = Rect {
+                x: inner.x,
+                y,
+                width: inner.width,
+                height: 1,
+            };
+            f.render_widget(
+                Paragraph::new(worker_line(theme, w, i == self.selected_worker)),
+                text,
+            );
             let (large, small) = match self.large {
                 Metric::Cpu => (Metric::Cpu, Metric::Requests),
                 Metric::Requests => (Metric::Requests, Metric::Cpu),
             };
-            let spark = Rect { x: inner.x + 2, y: y + 1, width: inner.width.saturating_sub(2), height: row_h - 1 };
+            let spark = Rect {
+                x: inner.x + 2,
+                y: y + 1,
+                width: inner.width.saturating_sub(2),
+                height: row_h - 1,
+            };
             draw_spark(f, theme, w, large, spark);
             // The other metric, small, after the text on the worker's own line.
             const TEXT: u16 = 36;
             if inner.width >= TEXT + 8 {
-                draw_spark(f, theme, w, small, Rect { x: inner.x + TEXT, y, width: inner.width - TEXT, height: 1 });
+                draw_spark(
+                    f,
+                    theme,
+                    w,
+                    small,
+                    Rect {
+                        x: inner.x + TEXT,
+                        y,
+                        width: inner.width - TEXT,
+                        height: 1,
+                    },
+                );
             }
         }
     }
@@ -262,12 +357,22 @@ impl Dashboard {
         let title = Line::from(vec![
             Span::styled(" Autoscaler ", theme.focus(self.focus == Focus::Autoscaler)),
             Span::raw(format!("{} ", phase_text(status))),
-            Span::styled(if self.draft.is_some() { "· edited, Enter applies " } else { "" }, theme.fg(Color::Yellow)),
+            Span::styled(
+                if self.draft.is_some() {
+                    "· edited, Enter applies "
+                } else {
+                    ""
+                },
+                theme.fg(Color::Yellow),
+            ),
         ]);
         let outer = block(title);
         let inner = outer.inner(area);
         f.render_widget(outer, area);
-        let policy = self.policy(Some(status)).cloned().unwrap_or_else(|| status.policy.clone());
+        let policy = self
+            .policy(Some(status))
+            .cloned()
+            .unwrap_or_else(|| status.policy.clone());
         let fits = inner.height as usize;
         let first = layout::first_slider(self.slider, inner);
         let bar_width = layout::slider_bar_width(inner) as usize;
@@ -284,7 +389,14 @@ impl Dashboard {
                     Span::raw(if selected { "▶ " } else { "  " }),
                     Span::styled(format!("{:<17}", s.label), theme.focus(selected)),
                     Span::raw(slider_bar((v - s.min) / (s.max - s.min), bar_width)),
-                    Span::styled(format!(" {:>6}", (s.show)(v)), if changed { theme.fg(Color::Yellow) } else { Style::default() }),
+                    Span::styled(
+                        format!(" {:>6}", (s.show)(v)),
+                        if changed {
+                            theme.fg(Color::Yellow)
+                        } else {
+                            Style::default()
+                        },
+                    ),
                 ])
             })
             .collect();
@@ -293,12 +405,27 @@ impl Dashboard {
 }
 
 fn worker_line(theme: &Theme, w: &WorkerStatus, selected: bool) -> Line<'static> {
-    let cpu = w.cpu.map(|c| format!("{:>3.0}%", c * 100.0)).unwrap_or_else(|| "   –".into());
-    let req = w.request_rate.map(|r| format!("{r:>5.1}/s")).unwrap_or_else(|| "     –".into());
+    let cpu = w
+        .cpu
+        .map(|c| format!("{:>3.0}%", c * 100.0))
+        .unwrap_or_else(|| "   –".into());
+    let req = w
+        .request_rate
+        .map(|r| format!("{r:>5.1}/s"))
+        .unwrap_or_else(|| "     –".into());
     let marker = if selected { "▶ " } else { "  " };
     // EC2 ids are 19 characters; their tail tells instances apart (`--once` prints them whole).
     let id = if w.id.chars().count() > 9 {
-        format!("…{}", w.id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<String>())
+        format!(
+            "…{}",
+            w.id.chars()
+                .rev()
+                .take(8)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<String>()
+        )
     } else {
         w.id.clone()
     };
@@ -317,7 +444,9 @@ fn draw_spark(f: &mut Frame, theme: &Theme, w: &WorkerStatus, metric: Metric, ar
     };
     // Newest sample at the right edge, like a time axis ending now.
     let width = area.width as usize;
-    let values = series.iter().map(|(_, v)| (v * scale).round().max(0.0) as u64);
+    let values = series
+        .iter()
+        .map(|(_, v)| (v * scale).round().max(0.0) as u64);
     let mut data: Vec<u64> = vec![0; width.saturating_sub(series.len())];
     data.extend(values.skip(series.len().saturating_sub(width)));
     let mut sparkline = Sparkline::default().data(&data).style(theme.fg(colour));
@@ -336,15 +465,29 @@ fn draw_pool(f: &mut Frame, theme: &Theme, status: &Status, area: Rect) {
     ]));
     let inner = outer.inner(area);
     f.render_widget(outer, area);
-    let [gauge, detail, buttons] = Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Length(1)]).areas(inner);
-    let button = |(label, _): (&'static str, u16)| Span::styled(label, theme.fg(Color::Cyan).add_modifier(Modifier::BOLD));
+    let [gauge, detail, buttons] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+    let button = |(label, _): (&'static str, u16)| {
+        Span::styled(label, theme.fg(Color::Cyan).add_modifier(Modifier::BOLD))
+    };
     f.render_widget(
-        Paragraph::new(Line::from(vec![button(layout::GROW_BUTTON), Span::raw("  "), button(layout::SHRINK_BUTTON)])),
+        Paragraph::new(Line::from(vec![
+            button(layout::GROW_BUTTON),
+            Span::raw("  "),
+            button(layout::SHRINK_BUTTON),
+        ])),
         buttons,
     );
     let label = format!("{}/{} healthy", p.healthy, total);
     f.render_widget(
-        Gauge::default().ratio(p.healthy as f64 / total as f64).label(label).gauge_style(theme.fg(Color::Green)),
+        Gauge::default()
+            .ratio(p.healthy as f64 / total as f64)
+            .label(label)
+            .gauge_style(theme.fg(Color::Green)),
         gauge,
     );
     if let Some(problem) = &status.launch_problem {
@@ -352,7 +495,10 @@ fn draw_pool(f: &mut Frame, theme: &Theme, status: &Status, area: Rect) {
         let wait = (problem.retry_at - status.now).max(0.0);
         f.render_widget(
             Paragraph::new(Line::from(Span::styled(
-                format!("launch failed {}× (retry in {wait:.0} s): {}", problem.failures, problem.error),
+                format!(
+                    "launch failed {}× (retry in {wait:.0} s): {}",
+                    problem.failures, problem.error
+                ),
                 theme.fg(Color::Red),
             ))),
             detail,
@@ -361,11 +507,20 @@ fn draw_pool(f: &mut Frame, theme: &Theme, status: &Status, area: Rect) {
     }
     f.render_widget(
         Paragraph::new(Line::from(vec![
-            Span::styled(format!("{} starting", p.starting), theme.state(WorkerState::Starting)),
+            Span::styled(
+                format!("{} starting", p.starting),
+                theme.state(WorkerState::Starting),
+            ),
             Span::raw(" · "),
-            Span::styled(format!("{} unhealthy", p.unhealthy), theme.state(WorkerState::Unhealthy)),
+            Span::styled(
+                format!("{} unhealthy", p.unhealthy),
+                theme.state(WorkerState::Unhealthy),
+            ),
             Span::raw(" · "),
-            Span::styled(format!("{} draining", p.draining), theme.state(WorkerState::Draining)),
+            Span::styled(
+                format!("{} draining", p.draining),
+                theme.state(WorkerState::Draining),
+            ),
         ])),
         detail,
     );
@@ -391,15 +546,38 @@ fn draw_count_chart(f: &mut Frame, status: &Status, area: Rect) {
     };
     let desired = steps(|p| p.desired, status.pool.desired);
     let healthy = steps(|p| p.healthy, status.pool.healthy);
-    let top = desired.iter().chain(&healthy).map(|p| p.1).fold(status.policy.min_workers as f64, f64::max) + 1.0;
+    let top = desired
+        .iter()
+        .chain(&healthy)
+        .map(|p| p.1)
+        .fold(status.policy.min_workers as f64, f64::max)
+        + 1.0;
     let datasets = vec![
-        Dataset::default().name("desired").marker(symbols::Marker::Braille).graph_type(GraphType::Line).style(Style::default().fg(Color::Yellow)).data(&desired),
-        Dataset::default().name("healthy").marker(symbols::Marker::Braille).graph_type(GraphType::Line).style(Style::default().fg(Color::Green)).data(&healthy),
+        Dataset::default()
+            .name("desired")
+            .marker(symbols::Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Yellow))
+            .data(&desired),
+        Dataset::default()
+            .name("healthy")
+            .marker(symbols::Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Green))
+            .data(&healthy),
     ];
     let chart = Chart::new(datasets)
         .block(block(" Workers, last 30 min "))
-        .x_axis(Axis::default().bounds([-30.0, 0.0]).labels(["-30m", "-15m", "now"]))
-        .y_axis(Axis::default().bounds([0.0, top]).labels(["0".to_string(), format!("{top:.0}")]));
+        .x_axis(
+            Axis::default()
+                .bounds([-30.0, 0.0])
+                .labels(["-30m", "-15m", "now"]),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, top])
+                .labels(["0".to_string(), format!("{top:.0}")]),
+        );
     f.render_widget(chart, area);
 }
 
@@ -411,14 +589,32 @@ fn draw_totals(f: &mut Frame, status: &Status, area: Rect) {
     text.push('\n');
     text.push_str(&match &status.backlog {
         // Short enough for a half-width panel; `--once` gives queued and processing apart.
-        Some(b) if b.waiting() > 0 => format!("backlog {} · {} failed · oldest {:.0} s", b.waiting(), b.failed, b.oldest_secs),
+        Some(b) if b.waiting() > 0 => format!(
+            "backlog {} · {} failed · oldest {:.0} s",
+            b.waiting(),
+            b.failed,
+            b.oldest_secs
+        ),
         Some(b) => format!("backlog empty · {} failed", b.failed),
         None => "backlog unavailable".into(),
     });
-    f.render_widget(Paragraph::new(text).block(block(" Storage & database ")), area);
+    f.render_widget(
+        Paragraph::new(text).block(block(" Storage & database ")),
+        area,
+    );
 }
 
 fn slider_bar(fraction: f64, width: usize) -> String {
     let pos = ((fraction.clamp(0.0, 1.0)) * (width.saturating_sub(1)) as f64).round() as usize;
-    (0..width).map(|i| if i == pos { '●' } else if i < pos { '━' } else { '─' }).collect()
+    (0..width)
+        .map(|i| {
+            if i == pos {
+                '●'
+            } else if i < pos {
+                '━'
+            } else {
+                '─'
+            }
+        })
+        .collect()
 }

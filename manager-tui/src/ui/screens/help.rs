@@ -9,7 +9,10 @@ use crate::ui::theme::{block, centered};
 
 pub fn draw(f: &mut Frame, area: Rect) {
     let text = vec![
-        Line::from(Span::styled("Keys", Style::default().add_modifier(Modifier::BOLD))),
+        Line::from(Span::styled(
+            "Keys",
+            Style::default().add_modifier(Modifier::BOLD),
+        )),
         Line::raw("+ / -      grow / shrink the pool by one worker"),
         Line::raw("t          show CPU or request rate large"),
         Line::raw("Tab        move between workers and autoscaler"),

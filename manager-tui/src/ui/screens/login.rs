@@ -16,10 +16,16 @@ use crate::ui::theme::{block, centered, Theme};
 pub enum LoginStep {
     Email,
     Sending,
-    Code { challenge: String, email: String, deadline: f64 },
+    Code {
+        challenge: String,
+        email: String,
+        deadline: f64,
+    },
     Verifying,
     /// Logged in; asks whether to keep the token for `--once`.
-    OfferSave { token: String },
+    OfferSave {
+        token: String,
+    },
 }
 
 pub struct Login {
@@ -34,7 +40,10 @@ fn error(m: impl Into<String>) -> Effect {
 
 impl Default for Login {
     fn default() -> Self {
-        Login { step: LoginStep::Email, input: String::new() }
+        Login {
+            step: LoginStep::Email,
+            input: String::new(),
+        }
     }
 }
 
@@ -48,7 +57,9 @@ impl Login {
         match self.step {
             LoginStep::Code { deadline, .. } if now > deadline => {
                 self.reset();
-                vec![error("the code expired; enter your e-mail to get a new one")]
+                vec![error(
+                    "the code expired; enter your e-mail to get a new one",
+                )]
             }
             _ => Vec::new(),
         }
@@ -66,15 +77,24 @@ impl Login {
                     Effect::Refresh,
                 ]
             }
-            (LoginStep::OfferSave { .. }, KeyCode::Char('n' | 'N') | KeyCode::Enter | KeyCode::Esc) => {
+            (
+                LoginStep::OfferSave { .. },
+                KeyCode::Char('n' | 'N') | KeyCode::Enter | KeyCode::Esc,
+            ) => {
                 self.reset();
                 vec![Effect::Go(Screen::Dashboard), Effect::Refresh]
             }
-            (LoginStep::Sending | LoginStep::Verifying | LoginStep::OfferSave { .. }, _) => Vec::new(),
+            (LoginStep::Sending | LoginStep::Verifying | LoginStep::OfferSave { .. }, _) => {
+                Vec::new()
+            }
             (_, KeyCode::Esc) => {
                 let quit = matches!(self.step, LoginStep::Email);
                 self.reset();
-                if quit { vec![Effect::Quit] } else { Vec::new() }
+                if quit {
+                    vec![Effect::Quit]
+                } else {
+                    Vec::new()
+                }
             }
             (_, KeyCode::Backspace) => {
                 self.input.pop();
@@ -83,10 +103,15 @@ impl Login {
             (LoginStep::Email, KeyCode::Enter) => {
                 let email = self.input.trim().to_owned();
                 if !email.contains('@') {
-                    return vec![error("enter the e-mail address you are registered with as an operator")];
+                    return vec![error(
+                        "enter the e-mail address you are registered with as an operator",
+                    )];
                 }
                 self.step = LoginStep::Sending;
-                vec![Effect::ClearMessage, Effect::Command(Command::RequestCode(email))]
+                vec![
+                    Effect::ClearMessage,
+                    Effect::Command(Command::RequestCode(email)),
+                ]
             }
             (LoginStep::Code { challenge, .. }, KeyCode::Enter) => {
                 let code = self.input.trim().to_owned();
@@ -97,7 +122,9 @@ impl Login {
                 self.step = LoginStep::Verifying;
                 vec![Effect::Command(Command::Verify { challenge, code })]
             }
-            (LoginStep::Code { .. }, KeyCode::Char(c)) if c.is_ascii_digit() && self.input.len() < 6 => {
+            (LoginStep::Code { .. }, KeyCode::Char(c))
+                if c.is_ascii_digit() && self.input.len() < 6 =>
+            {
                 self.input.push(c);
                 Vec::new()
             }
@@ -110,11 +137,19 @@ impl Login {
     }
 
     /// The code was sent (or not).
-    pub fn on_code(&mut self, reply: Result<OtpReply, ClientError>, now: f64) -> Result<Vec<Effect>, ClientError> {
+    pub fn on_code(
+        &mut self,
+        reply: Result<OtpReply, ClientError>,
+        now: f64,
+    ) -> Result<Vec<Effect>, ClientError> {
         match reply {
             Ok(r) => {
                 let email = self.input.trim().to_owned();
-                self.step = LoginStep::Code { challenge: r.challenge, email, deadline: now + r.expires_in as f64 };
+                self.step = LoginStep::Code {
+                    challenge: r.challenge,
+                    email,
+                    deadline: now + r.expires_in as f64,
+                };
                 self.input.clear();
                 Ok(vec![Effect::ClearMessage])
             }
@@ -130,7 +165,9 @@ impl Login {
         self.input.clear();
         match reply {
             Ok(t) => {
-                self.step = LoginStep::OfferSave { token: t.token.clone() };
+                self.step = LoginStep::OfferSave {
+                    token: t.token.clone(),
+                };
                 vec![Effect::ClearMessage]
             }
             Err(e) => {
@@ -139,7 +176,9 @@ impl Login {
                     ClientError::Unauthorized(m) => m.clone(),
                     other => other.to_string(),
                 };
-                vec![error(format!("{reason}; enter your e-mail to get a new code"))]
+                vec![error(format!(
+                    "{reason}; enter your e-mail to get a new code"
+                ))]
             }
         }
     }
@@ -165,7 +204,10 @@ impl Login {
                 "Logged in. Save the token (0600, in your config directory) so `manager-tui --once` can use it? [y/N]".into(),
             ),
         };
-        let mut lines = vec![Line::from(Span::styled(note, theme.fg(Color::Cyan))), Line::raw("")];
+        let mut lines = vec![
+            Line::from(Span::styled(note, theme.fg(Color::Cyan))),
+            Line::raw(""),
+        ];
         if !prompt.is_empty() {
             lines.push(Line::from(vec![
                 Span::styled(prompt, theme.title()),
@@ -173,6 +215,11 @@ impl Login {
                 Span::styled("█", theme.fg(Color::Gray)),
             ]));
         }
-        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(" Operator login ")), box_area);
+        f.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(block(" Operator login ")),
+            box_area,
+        );
     }
 }

@@ -83,7 +83,11 @@ pub struct TableView {
 impl TableView {
     /// Empties the view for the page of `kind` from `offset` on, and asks for it.
     pub fn load(&mut self, kind: TableKind, offset: u64) -> Command {
-        *self = TableView { loading: true, offset, ..TableView::default() };
+        *self = TableView {
+            loading: true,
+            offset,
+            ..TableView::default()
+        };
         Command::LoadTable(kind, offset)
     }
 
@@ -94,12 +98,20 @@ impl TableView {
             .rows
             .iter()
             .enumerate()
-            .filter(|(_, r)| needle.is_empty() || r.iter().any(|c| c.to_string().to_lowercase().contains(&needle)))
+            .filter(|(_, r)| {
+                needle.is_empty()
+                    || r.iter()
+                        .any(|c| c.to_string().to_lowercase().contains(&needle))
+            })
             .collect();
         if let Some((col, desc)) = self.sort {
             rows.sort_by(|a, b| {
                 let ord = a.1[col].cmp_for_sort(&b.1[col]);
-                if desc { ord.reverse() } else { ord }
+                if desc {
+                    ord.reverse()
+                } else {
+                    ord
+                }
             });
         }
         rows
@@ -120,11 +132,17 @@ impl TableView {
         }
         let visible = self.visible().len();
         match key.code {
-            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Backspace => return vec![Effect::Go(Screen::Dashboard)],
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Backspace => {
+                return vec![Effect::Go(Screen::Dashboard)]
+            }
             KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => self.selected = (self.selected + 1).min(visible.saturating_sub(1)),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected = (self.selected + 1).min(visible.saturating_sub(1))
+            }
             KeyCode::PageUp => self.selected = self.selected.saturating_sub(10),
-            KeyCode::PageDown => self.selected = (self.selected + 10).min(visible.saturating_sub(1)),
+            KeyCode::PageDown => {
+                self.selected = (self.selected + 10).min(visible.saturating_sub(1))
+            }
             KeyCode::Char('/') => self.filtering = true,
             KeyCode::Char('s') => {
                 let cols = self.header.len().max(1);
@@ -178,11 +196,26 @@ impl TableView {
                 self.rows = page
                     .items
                     .into_iter()
-                    .map(|a| vec![Cell::Count(a.id), text(a.username), Cell::Count(a.photos), text(clock(a.created_at as f64))])
+                    .map(|a| {
+                        vec![
+                            Cell::Count(a.id),
+                            text(a.username),
+                            Cell::Count(a.photos),
+                            text(clock(a.created_at as f64)),
+                        ]
+                    })
                     .collect();
             }
             TableData::Photos(page) => {
-                self.header = vec!["id", "owner", "file name", "size", "pixels", "boxes", "found by"];
+                self.header = vec![
+                    "id",
+                    "owner",
+                    "file name",
+                    "size",
+                    "pixels",
+                    "boxes",
+                    "found by",
+                ];
                 self.total = page.total;
                 self.rows = page
                     .items
@@ -204,10 +237,23 @@ impl TableView {
             TableData::Objects(page) => {
                 self.header = vec!["key", "size"];
                 self.total = page.total;
-                self.rows = page.items.into_iter().map(|o| vec![text(o.key), Cell::Bytes(o.size)]).collect();
+                self.rows = page
+                    .items
+                    .into_iter()
+                    .map(|o| vec![text(o.key), Cell::Bytes(o.size)])
+                    .collect();
             }
             TableData::Users(users) => {
-                self.header = vec!["id", "username", "photos", "files", "total", "originals", "annotated", "thumbnails"];
+                self.header = vec![
+                    "id",
+                    "username",
+                    "photos",
+                    "files",
+                    "total",
+                    "originals",
+                    "annotated",
+                    "thumbnails",
+                ];
                 self.total = users.len() as u64;
                 self.ids = users.iter().map(|u| u.id).collect();
                 self.rows = users
@@ -240,15 +286,29 @@ impl TableView {
     pub fn draw(&self, f: &mut Frame, theme: &Theme, area: Rect, kind: TableKind) {
         let t = self;
         let mut title = if t.total > t.rows.len() as u64 {
-            format!(" {} (rows {}–{} of {}", kind.title(), t.offset + 1, t.offset + t.rows.len() as u64, t.total)
+            format!(
+                " {} (rows {}–{} of {}",
+                kind.title(),
+                t.offset + 1,
+                t.offset + t.rows.len() as u64,
+                t.total
+            )
         } else {
             format!(" {} ({} in all", kind.title(), t.total)
         };
         if !t.filter.is_empty() || t.filtering {
-            title.push_str(&format!(", filter “{}”{}", t.filter, if t.filtering { "▏" } else { "" }));
+            title.push_str(&format!(
+                ", filter “{}”{}",
+                t.filter,
+                if t.filtering { "▏" } else { "" }
+            ));
         }
         if let Some((col, desc)) = t.sort {
-            title.push_str(&format!(", by {} {}", t.header.get(col).unwrap_or(&""), if desc { "↓" } else { "↑" }));
+            title.push_str(&format!(
+                ", by {} {}",
+                t.header.get(col).unwrap_or(&""),
+                if desc { "↓" } else { "↑" }
+            ));
         }
         title.push_str(") ");
         if t.loading {
@@ -264,7 +324,11 @@ impl TableView {
             .skip(first)
             .take(height)
             .map(|(i, (_, cells))| {
-                let style = if i == t.selected { Style::default().add_modifier(Modifier::REVERSED) } else { Style::default() };
+                let style = if i == t.selected {
+                    Style::default().add_modifier(Modifier::REVERSED)
+                } else {
+                    Style::default()
+                };
                 Row::new(cells.iter().map(|c| TableCell::from(c.to_string()))).style(style)
             })
             .collect();
@@ -273,13 +337,22 @@ impl TableView {
             .iter()
             .enumerate()
             .map(|(i, _)| {
-                let longest = t.rows.iter().map(|r| r[i].to_string().chars().count()).max().unwrap_or(0).max(t.header[i].len());
+                let longest = t
+                    .rows
+                    .iter()
+                    .map(|r| r[i].to_string().chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .max(t.header[i].len());
                 Constraint::Length(longest.min(40) as u16)
             })
             .collect();
         let header = Row::new(t.header.iter().map(|h| TableCell::from(*h))).style(theme.title());
         let body = if visible.is_empty() {
-            Table::new(vec![Row::new(vec![TableCell::from("nothing to show")])], [Constraint::Min(10)])
+            Table::new(
+                vec![Row::new(vec![TableCell::from("nothing to show")])],
+                [Constraint::Min(10)],
+            )
         } else {
             Table::new(rows, widths).header(header).column_spacing(2)
         };
