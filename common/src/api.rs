@@ -2,6 +2,7 @@
 //! serve`) and its clients (the dashboard, `--once`). Times are Unix seconds.
 use serde::{Deserialize, Serialize};
 
+use crate::autoscale::demand::RateSource;
 use crate::autoscale::{Phase, Policy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +13,11 @@ pub enum WorkerState {
     Unhealthy,
     Draining,
     Stopped,
+    /// Warm standby, booting: it will wait, not serve.
+    Warming,
+    /// Warm standby, ready: booted and passing health checks, out of rotation and not
+    /// processing until it is promoted, which takes no boot.
+    Standby,
 }
 
 impl WorkerState {
@@ -30,7 +36,14 @@ impl WorkerState {
             WorkerState::Unhealthy => "unhealthy",
             WorkerState::Draining => "draining",
             WorkerState::Stopped => "stopped",
+            WorkerState::Warming => "warming",
+            WorkerState::Standby => "standby",
         }
+    }
+
+    /// Warm standby, booting or ready.
+    pub fn is_standby(self) -> bool {
+        matches!(self, WorkerState::Warming | WorkerState::Standby)
     }
 }
 
@@ -95,6 +108,12 @@ pub struct PoolCounts {
     pub healthy: u32,
     pub unhealthy: u32,
     pub draining: u32,
+    /// Warm standby workers, booting or ready; not part of the pool's size.
+    #[serde(default)]
+    pub standby: u32,
+    /// Of those, the ones ready to be promoted.
+    #[serde(default)]
+    pub standby_ready: u32,
 }
 
 impl PoolCounts {
@@ -107,6 +126,8 @@ impl PoolCounts {
             healthy: count(WorkerState::Healthy),
             unhealthy: count(WorkerState::Unhealthy),
             draining: count(WorkerState::Draining),
+            standby: count(WorkerState::Warming) + count(WorkerState::Standby),
+            standby_ready: count(WorkerState::Standby),
         }
     }
 
@@ -147,6 +168,26 @@ pub struct Totals {
     pub bytes: u64,
 }
 
+/// The flow through the backlog as the demand policy reads it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Demand {
+    pub accepted_per_sec: f64,
+    pub processed_per_sec: f64,
+    /// Photos one worker processes per second, and where that figure comes from.
+    pub rate_per_worker: f64,
+    pub rate_source: RateSource,
+    /// Workers the demand policy finds needed now, before its bounds.
+    pub needed: u32,
+}
+
+/// Seconds from upload to processed, of the photos processed in the last minutes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ProcessingTimes {
+    pub photos: u64,
+    pub p50_secs: f64,
+    pub p99_secs: f64,
+}
+
 /// What waits to be processed.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Backlog {
@@ -182,6 +223,11 @@ pub struct Status {
     /// database could not be read.
     #[serde(default)]
     pub backlog: Option<Backlog>,
+    /// `None` before the first count.
+    #[serde(default)]
+    pub demand: Option<Demand>,
+    #[serde(default)]
+    pub processing_times: Option<ProcessingTimes>,
     /// `None` when the database or store could not be read.
     pub totals: Option<Totals>,
     /// Set while launching workers fails (bad AMI, no capacity, missing permission).

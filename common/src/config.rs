@@ -70,6 +70,9 @@ pub struct Config {
     /// Processors taking photos from the backlog; unset, one per `pipeline_workers`. 0 makes
     /// a worker that only accepts uploads (others process them).
     pub processors: Option<usize>,
+    /// Warm standby: load everything and answer health checks, but process nothing until
+    /// SIGUSR1 (the control plane's promotion). Set by the local provider.
+    pub standby: bool,
     /// Photos accepted and not yet processed (queued or processing) beyond which uploads are
     /// answered 503 with Retry-After: the backlog is bounded by what the store can hold.
     pub backlog_limit: u64,
@@ -117,6 +120,7 @@ impl Default for Config {
             pipeline_workers: 0,
             pipeline_queue: 16,
             processors: None,
+            standby: false,
             backlog_limit: 10_000,
             processing_lease_secs: 30,
             processing_attempts: 3,
@@ -450,6 +454,8 @@ pub struct ManagerConfig {
     pub unhealthy_threshold: u32,
     pub healthy_threshold: u32,
     pub sample_interval_secs: f64,
+    /// How often the autoscaler counts the backlog and the flow through it, and decides.
+    pub decide_interval_secs: f64,
     /// How long a draining worker may finish its requests before it is told to stop.
     pub drain_timeout_secs: f64,
     /// A worker not healthy this long after launch is replaced.
@@ -512,6 +518,7 @@ impl Default for ManagerConfig {
             unhealthy_threshold: 2,
             healthy_threshold: 2,
             sample_interval_secs: 5.0,
+            decide_interval_secs: 2.0,
             drain_timeout_secs: 30.0,
             start_timeout_secs: 120.0,
             operators: Vec::new(),
@@ -562,9 +569,12 @@ impl ManagerConfig {
         if config.database_url.trim().is_empty() {
             return bad("database_url", "is missing (set GALLERY_DATABASE_URL)");
         }
-        if config.health_interval_secs <= 0.0 || config.sample_interval_secs <= 0.0 {
+        if config.health_interval_secs <= 0.0
+            || config.sample_interval_secs <= 0.0
+            || config.decide_interval_secs <= 0.0
+        {
             return bad(
-                "health_interval_secs/sample_interval_secs",
+                "health_interval_secs/sample_interval_secs/decide_interval_secs",
                 "must be greater than 0",
             );
         }

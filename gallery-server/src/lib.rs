@@ -209,7 +209,27 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         worker_name(&config),
         &config,
     );
-    let processors = processing.start(config.processors.unwrap_or(config.pipeline_workers()));
+    let processors = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let n = config.processors.unwrap_or(config.pipeline_workers());
+    if config.standby {
+        // Installed before the worker answers a health check, so a promotion never meets
+        // SIGUSR1's default action (exit).
+        let mut promoted =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                .context("listening for the promotion signal")?;
+        let (processing, handles) = (processing.clone(), processors.clone());
+        tracing::info!(
+            "warm standby: processing starts when the control plane promotes this worker (SIGUSR1)"
+        );
+        tokio::spawn(async move {
+            if promoted.recv().await.is_some() {
+                tracing::info!(processors = n, "promoted from standby");
+                handles.lock().unwrap().extend(processing.start(n));
+            }
+        });
+    } else {
+        processors.lock().unwrap().extend(processing.start(n));
+    }
     let state = AppState {
         jobs: JobPool::new(config.pipeline_workers(), config.pipeline_queue),
         processing: processing.clone(),
@@ -224,7 +244,7 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
     };
     let drain = Drain {
         processing,
-        processors: std::sync::Mutex::new(processors),
+        processors,
     };
     Ok(routes::mount(
         rocket::custom(figment)
@@ -238,7 +258,7 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
 /// shutdown grace), and whatever is still held goes back to the backlog for other workers.
 struct Drain {
     processing: Arc<Processing>,
-    processors: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    processors: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 #[rocket::async_trait]

@@ -1,6 +1,6 @@
 //! How the control plane's figures read, the same in the dashboard and in `--once`.
-use common::api::{Backlog, Status};
-use common::autoscale::Phase;
+use common::api::{Backlog, Demand, ProcessingTimes, Status};
+use common::autoscale::{Phase, PolicyKind};
 
 pub use common::units::human_bytes;
 
@@ -41,14 +41,42 @@ pub fn phase_text(status: &Status) -> String {
 
 pub fn policy_text(status: &Status) -> String {
     let p = &status.policy;
+    let sizing = match p.kind {
+        PolicyKind::Cpu => format!(
+            "CPU step policy: grow > {:.0}% ×{} · shrink < {:.0}% ×{}",
+            p.grow_cpu * 100.0,
+            p.expand_ratio,
+            p.shrink_cpu * 100.0,
+            p.shrink_ratio
+        ),
+        PolicyKind::Demand => format!(
+            "demand policy: drain within {:.0} s · {:.1}/s per worker until measured",
+            p.drain_target_secs, p.assumed_rate_per_worker
+        ),
+    };
     format!(
-        "grow > {:.0}% ×{} · shrink < {:.0}% ×{} · {}–{} workers · cooldown {:.0} s",
-        p.grow_cpu * 100.0,
-        p.expand_ratio,
-        p.shrink_cpu * 100.0,
-        p.shrink_ratio,
-        p.min_workers,
-        p.max_workers,
-        p.cooldown_secs
+        "{sizing} · {}–{} workers · {} standby · cooldown {:.0} s",
+        p.min_workers, p.max_workers, p.standby_workers, p.cooldown_secs
+    )
+}
+
+/// The flow through the backlog: "accepted 14.8/s · processed 5.1/s · 2.6/s per worker
+/// (measured) → 4 needed".
+pub fn flow_text(d: &Demand) -> String {
+    format!(
+        "accepted {:.1}/s · processed {:.1}/s · {:.1}/s per worker ({}) → {} needed",
+        d.accepted_per_sec,
+        d.processed_per_sec,
+        d.rate_per_worker,
+        d.rate_source.label(),
+        d.needed
+    )
+}
+
+/// "upload to processed: p50 12 s · p99 35 s (312 photos, last 5 min)".
+pub fn times_text(t: &ProcessingTimes) -> String {
+    format!(
+        "upload to processed: p50 {:.1} s · p99 {:.1} s ({} photos, last 5 min)",
+        t.p50_secs, t.p99_secs, t.photos
     )
 }

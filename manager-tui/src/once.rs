@@ -3,7 +3,9 @@ use std::fmt::Write;
 
 use common::api::Status;
 
-use crate::fmt::{backlog_text, clock, human_bytes, phase_text, policy_text};
+use crate::fmt::{
+    backlog_text, clock, flow_text, human_bytes, phase_text, policy_text, times_text,
+};
 
 pub fn render(status: &Status) -> String {
     let mut out = String::new();
@@ -17,8 +19,8 @@ pub fn render(status: &Status) -> String {
     );
     let _ = writeln!(
         out,
-        "pool: {} desired · {} healthy · {} starting · {} unhealthy · {} draining",
-        p.desired, p.healthy, p.starting, p.unhealthy, p.draining
+        "pool: {} desired · {} healthy · {} starting · {} unhealthy · {} draining · {} standby ({} ready)",
+        p.desired, p.healthy, p.starting, p.unhealthy, p.draining, p.standby, p.standby_ready
     );
     match &status.backlog {
         Some(b) => {
@@ -27,6 +29,12 @@ pub fn render(status: &Status) -> String {
         None => {
             let _ = writeln!(out, "backlog: unavailable");
         }
+    }
+    if let Some(d) = &status.demand {
+        let _ = writeln!(out, "flow: {}", flow_text(d));
+    }
+    if let Some(t) = &status.processing_times {
+        let _ = writeln!(out, "{}", times_text(t));
     }
     let _ = writeln!(
         out,

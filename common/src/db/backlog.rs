@@ -6,7 +6,7 @@
 use mysql_async::prelude::*;
 
 use super::{Db, DbError, Photo};
-pub use crate::api::Backlog;
+pub use crate::api::{Backlog, ProcessingTimes};
 
 /// A photo a processor holds, and which try this is (1 for the first).
 #[derive(Debug, Clone)]
@@ -148,6 +148,57 @@ impl Db {
             failed,
             oldest_secs: oldest.unwrap_or(0.0),
         })
+    }
+}
+
+/// Uploads accepted and photos processed (ready or failed) in the last seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Flow {
+    pub accepted: u64,
+    pub processed: u64,
+}
+
+impl Db {
+    /// What was accepted and processed in the last `secs` seconds, by the database's clock
+    /// (the one that stamped the rows), so workers' clocks do not matter.
+    pub async fn flow(&self, secs: f64) -> Result<Flow, DbError> {
+        let mut conn = self.conn().await?;
+        let micros = (secs * 1e6) as u64;
+        let row: Option<(u64, u64)> = conn
+            .exec_first(
+                "SELECT (SELECT COUNT(*) FROM photos WHERE created_at >= NOW(3) - INTERVAL ? MICROSECOND),
+                        (SELECT COUNT(*) FROM photos WHERE processed_at >= NOW(3) - INTERVAL ? MICROSECOND)",
+                (micros, micros),
+            )
+            .await?;
+        let (accepted, processed) = row.unwrap_or_default();
+        Ok(Flow {
+            accepted,
+            processed,
+        })
+    }
+
+    /// Seconds from upload to processed of the photos processed in the last `secs` seconds
+    /// (at most the latest 10 000).
+    pub async fn processing_times(&self, secs: u64) -> Result<Option<ProcessingTimes>, DbError> {
+        let mut conn = self.conn().await?;
+        let mut waits: Vec<f64> = conn
+            .exec(
+                "SELECT CAST(TIMESTAMPDIFF(MICROSECOND, created_at, processed_at) / 1e6 AS DOUBLE) FROM photos
+                 WHERE processed_at >= NOW(3) - INTERVAL ? SECOND ORDER BY processed_at DESC LIMIT 10000",
+                (secs,),
+            )
+            .await?;
+        if waits.is_empty() {
+            return Ok(None);
+        }
+        waits.sort_by(f64::total_cmp);
+        let at = |q: f64| waits[((waits.len() - 1) as f64 * q).round() as usize];
+        Ok(Some(ProcessingTimes {
+            photos: waits.len() as u64,
+            p50_secs: at(0.5),
+            p99_secs: at(0.99),
+        }))
     }
 }
 

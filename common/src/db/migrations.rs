@@ -97,6 +97,16 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
         ADD KEY photos_backlog (state, created_at)
     ",
     ),
+    (
+        6,
+        // The autoscaler counts uploads accepted and photos processed in the last seconds, every
+        // two seconds: without these, each count would read the whole table.
+        r"
+    ALTER TABLE photos
+        ADD KEY photos_created (created_at),
+        ADD KEY photos_processed (processed_at)
+    ",
+    ),
 ];
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ mod migrations;
 mod photos;
 
 pub use accounts::{Account, Deleted};
-pub use backlog::{Backlog, Claim};
+pub use backlog::{Backlog, Claim, Flow};
 pub use control::{ManagerSettings, TokenKind};
 pub use photos::{Photo, PhotoOwner, PhotoState};
 

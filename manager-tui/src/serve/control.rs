@@ -2,11 +2,13 @@
 //! loops (reconciler that launches and drains to reach it, health rounds, samples for the
 //! autoscaler), and the state that survives restarts (policy, enabled flag, desired size in
 //! MySQL; history and events too). What `/status` shows is assembled by `status`.
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::api::{LaunchProblem, PoolCounts, Status};
-use common::autoscale::{self, Phase, Policy, PoolView, Sample};
+use common::api::{Demand, LaunchProblem, PoolCounts, Status};
+use common::autoscale::demand::{self, MEASURE_WINDOW_SECS};
+use common::autoscale::{self, DemandSample, Phase, Policy, PoolView, Sample, Signals};
 use common::config::ManagerConfig;
 use common::db::{Db, ManagerSettings};
 use common::metrics::Series;
@@ -26,6 +28,12 @@ struct State {
     phase: Phase,
     /// Mean CPU of healthy workers, one point per sample.
     samples: Series,
+    /// The backlog and the flow through it, one point per decision, oldest first.
+    demand: VecDeque<DemandSample>,
+    /// The processing rate per worker the demand policy last measured.
+    learned_rate: Option<f64>,
+    /// The demand policy's reading of the latest demand sample.
+    estimate: Option<Demand>,
     last_history: f64,
     last_recorded: (u32, u32),
     /// Launches failing in a row (a bad image, no capacity): retried with backoff.
@@ -96,6 +104,9 @@ impl ControlPlane {
                 enabled,
                 phase: Phase::Idle,
                 samples: Series::new(SERIES_AGE),
+                demand: VecDeque::new(),
+                learned_rate: None,
+                estimate: None,
                 last_history: 0.0,
                 last_recorded: (u32::MAX, u32::MAX),
                 launch_problem: None,
@@ -208,48 +219,86 @@ impl ControlPlane {
         PoolCounts::of(&self.pool.status().await, self.desired())
     }
 
-    /// Launches or drains until the pool matches the desired size. Starting and draining
-    /// workers are counted, so a slow start never causes a second launch.
+    /// Launches (promoting a ready standby worker first) or drains until the pool matches the
+    /// desired size, then tops the warm standby up to the policy's count. Starting and
+    /// draining workers are counted, so a slow start never causes a second launch.
     pub async fn reconcile(self: &Arc<Self>) {
-        let desired = self.desired();
-        let active = self.counts().await.active();
+        let (desired, standby_wanted) = {
+            let s = self.state.lock().unwrap();
+            (
+                s.desired,
+                if self.pool.has_standby() {
+                    s.policy.standby_workers
+                } else {
+                    0
+                },
+            )
+        };
+        let counts = self.counts().await;
+        let active = counts.active();
         if active < desired {
-            let waiting = self
-                .state
-                .lock()
-                .unwrap()
-                .launch_problem
-                .as_ref()
-                .is_some_and(|p| now() < p.retry_at);
-            if waiting {
-                return;
-            }
             for _ in active..desired {
-                match self.pool.launch().await {
-                    Ok(_) => {
-                        let recovered = self.state.lock().unwrap().launch_problem.take();
-                        if let Some(p) = recovered {
-                            tracing::info!(after = p.failures, "launching works again");
-                        }
-                    }
-                    Err(e) => {
-                        let mut s = self.state.lock().unwrap();
-                        let failures = s.launch_problem.as_ref().map_or(0, |p| p.failures) + 1;
-                        let wait = launch_backoff(failures);
-                        tracing::error!(error = %e, failures, retry_in = wait, "could not launch a worker");
-                        s.launch_problem = Some(LaunchProblem {
-                            error: format!("{e:#}"),
-                            failures,
-                            retry_at: now() + wait,
-                        });
-                        break;
-                    }
+                if self.pool.promote_standby().await.is_some() {
+                    continue;
+                }
+                if !self.try_launch(false).await {
+                    return;
                 }
             }
         } else if active > desired {
             for id in self.pool.mark_draining(active - desired).await {
                 let this = self.clone();
                 tokio::spawn(async move { this.pool.drain_and_stop(&id).await });
+            }
+        }
+        let standby = self.counts().await.standby;
+        if standby < standby_wanted {
+            for _ in standby..standby_wanted {
+                if !self.try_launch(true).await {
+                    return;
+                }
+            }
+        } else if standby > standby_wanted {
+            self.pool.retire_standby(standby - standby_wanted).await;
+        }
+    }
+
+    /// One launch, unless launches are failing and the backoff has not run out; false when
+    /// no launch should follow it now.
+    async fn try_launch(&self, standby: bool) -> bool {
+        let waiting = self
+            .state
+            .lock()
+            .unwrap()
+            .launch_problem
+            .as_ref()
+            .is_some_and(|p| now() < p.retry_at);
+        if waiting {
+            return false;
+        }
+        let launched = if standby {
+            self.pool.launch_standby().await
+        } else {
+            self.pool.launch().await
+        };
+        let mut s = self.state.lock().unwrap();
+        match launched {
+            Ok(_) => {
+                if let Some(p) = s.launch_problem.take() {
+                    tracing::info!(after = p.failures, "launching works again");
+                }
+                true
+            }
+            Err(e) => {
+                let failures = s.launch_problem.as_ref().map_or(0, |p| p.failures) + 1;
+                let wait = launch_backoff(failures);
+                tracing::error!(error = %e, failures, retry_in = wait, standby, "could not launch a worker");
+                s.launch_problem = Some(LaunchProblem {
+                    error: format!("{e:#}"),
+                    failures,
+                    retry_at: now() + wait,
+                });
+                false
             }
         }
     }
@@ -274,43 +323,100 @@ impl ControlPlane {
         }
     }
 
-    /// Samples the workers, then lets the autoscaler decide.
+    /// Samples the workers' CPU for the CPU step policy.
     pub async fn sample_loop(self: Arc<Self>) {
         let every = Duration::from_secs_f64(self.config.sample_interval_secs);
         loop {
             tokio::time::sleep(every).await;
-            let mean = self.pool.sample().await;
-            let t = now();
-            let counts = self.counts().await;
-            let view = PoolView {
-                desired: counts.desired,
-                healthy: counts.healthy,
-                starting: counts.starting,
+            if let Some(cpu) = self.pool.sample().await {
+                self.state.lock().unwrap().samples.push(now(), cpu);
+            }
+        }
+    }
+
+    /// Counts the backlog and the flow through it, then lets the autoscaler decide, every
+    /// `decide_interval_secs`: a load step is met within that, not within a CPU sample.
+    pub async fn autoscale_loop(self: Arc<Self>) {
+        let every = Duration::from_secs_f64(self.config.decide_interval_secs);
+        loop {
+            tokio::time::sleep(every).await;
+            self.decide().await;
+        }
+    }
+
+    async fn demand_sample(&self, healthy: u32) -> Option<DemandSample> {
+        let (backlog, flow) = match tokio::try_join!(
+            self.db.backlog(),
+            self.db.flow(MEASURE_WINDOW_SECS)
+        ) {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not count the backlog; the autoscaler holds still");
+                return None;
+            }
+        };
+        Some(DemandSample {
+            at: now(),
+            queued: backlog.queued,
+            processing: backlog.processing,
+            arrivals_per_sec: flow.accepted as f64 / MEASURE_WINDOW_SECS,
+            processed_per_sec: flow.processed as f64 / MEASURE_WINDOW_SECS,
+            healthy,
+        })
+    }
+
+    /// One autoscaler tick.
+    pub async fn decide(&self) {
+        let counts = self.counts().await;
+        let sample = self.demand_sample(counts.healthy).await;
+        let t = now();
+        let view = PoolView {
+            desired: counts.desired,
+            healthy: counts.healthy,
+            starting: counts.starting,
+        };
+        let decision = {
+            let mut s = self.state.lock().unwrap();
+            if let Some(sample) = sample {
+                s.demand.push_back(sample);
+            }
+            while s.demand.front().is_some_and(|d| t - d.at > SERIES_AGE) {
+                s.demand.pop_front();
+            }
+            let demand: Vec<DemandSample> = s.demand.iter().copied().collect();
+            s.estimate = demand::estimate(&demand, s.learned_rate, &s.policy, t).map(|e| Demand {
+                accepted_per_sec: e.sample.arrivals_per_sec,
+                processed_per_sec: e.sample.processed_per_sec,
+                rate_per_worker: e.rate.per_worker,
+                rate_source: e.rate.source,
+                needed: e.needed,
+            });
+            if !s.enabled {
+                return;
+            }
+            let cpu: Vec<Sample> = s
+                .samples
+                .points()
+                .map(|(at, cpu)| Sample { at, cpu })
+                .collect();
+            let signals = Signals {
+                cpu: &cpu,
+                demand: &demand,
+                learned_rate: s.learned_rate,
             };
-            let decision = {
-                let mut s = self.state.lock().unwrap();
-                if let Some(cpu) = mean {
-                    s.samples.push(t, cpu);
-                }
-                if !s.enabled {
-                    continue;
-                }
-                let samples: Vec<Sample> = s
-                    .samples
-                    .points()
-                    .map(|(at, cpu)| Sample { at, cpu })
-                    .collect();
-                let d = autoscale::step(s.phase, view, &samples, &s.policy, t);
-                s.phase = d.phase;
-                d
-            };
-            if let Some(r) = decision.resize {
-                if let Err(e) = self
-                    .resize(r.to, &format!("autoscaler: {}", r.reason))
-                    .await
-                {
-                    tracing::error!(error = %e, "could not record a resize");
-                }
+            let d = autoscale::step(s.phase, view, &signals, &s.policy, t);
+            s.phase = d.phase;
+            if d.learned_rate.is_some() {
+                s.learned_rate = d.learned_rate;
+            }
+            d
+        };
+        if let Some(r) = decision.resize {
+            if let Err(e) = self
+                .resize(r.to, &format!("autoscaler: {}", r.reason))
+                .await
+            {
+                tracing::error!(error = %e, "could not record a resize");
             }
         }
     }
@@ -350,6 +456,7 @@ impl ControlPlane {
                 phase: s.phase,
                 desired: s.desired,
                 launch_problem: s.launch_problem.clone(),
+                demand: s.estimate,
             }
         };
         status::assemble(
@@ -370,6 +477,7 @@ impl ControlPlane {
             s.enabled = false;
             s.desired = 0;
         }
+        self.pool.retire_standby(u32::MAX).await;
         let ids = self.pool.mark_draining(u32::MAX).await;
         let mut tasks = Vec::new();
         for id in ids {

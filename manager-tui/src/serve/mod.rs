@@ -81,6 +81,7 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
     tokio::spawn(control.clone().reconcile_loop());
     tokio::spawn(control.clone().health_loop());
     tokio::spawn(control.clone().sample_loop());
+    tokio::spawn(control.clone().autoscale_loop());
 
     if config.operators.is_empty() {
         tracing::warn!("no operator e-mail addresses configured (`operators`): nobody can log in");

@@ -4,7 +4,7 @@
 //! dashboard is worth.
 use std::sync::Mutex;
 
-use common::api::{AutoscalerStatus, LaunchProblem, PoolCounts, Status, Totals};
+use common::api::{AutoscalerStatus, Demand, LaunchProblem, PoolCounts, Status, Totals};
 use common::autoscale::{Phase, Policy};
 use common::config::ManagerConfig;
 use common::db::Db;
@@ -14,6 +14,9 @@ use common::store::SharedStore;
 use super::now;
 use super::pool::Provider;
 
+/// The photos whose upload-to-processed times `/status` reports: those of the last 5 minutes.
+const PROCESSING_TIMES_SECS: u64 = 300;
+
 /// The control plane's own state at one moment.
 pub struct Snapshot {
     pub policy: Policy,
@@ -21,6 +24,7 @@ pub struct Snapshot {
     pub phase: Phase,
     pub desired: u32,
     pub launch_problem: Option<LaunchProblem>,
+    pub demand: Option<Demand>,
 }
 
 /// The store's contents as last counted.
@@ -113,6 +117,12 @@ pub async fn assemble(
         events: db.scaling_events(50).await.unwrap_or_default(),
         totals,
         backlog: db.backlog().await.ok(),
+        demand: state.demand,
+        processing_times: db
+            .processing_times(PROCESSING_TIMES_SECS)
+            .await
+            .ok()
+            .flatten(),
         launch_problem: state.launch_problem,
     }
 }

@@ -35,8 +35,9 @@ pub fn dashboard(body: Rect) -> Dashboard {
     let mut constraints = vec![
         Constraint::Length(5),
         Constraint::Min(5),
-        // Totals: two lines of tables to open, one of the backlog.
-        Constraint::Length(5),
+        // Totals: two lines of tables to open, one of the backlog; when roomy, the flow
+        // through it and its times too.
+        Constraint::Length(if roomy { 7 } else { 5 }),
         Constraint::Length(if roomy { SLIDERS.len() as u16 + 2 } else { 6 }),
     ];
     if roomy {

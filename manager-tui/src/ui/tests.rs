@@ -1,11 +1,12 @@
 //! Snapshots of every screen on `TestBackend` (80×24 and 160×48, fixed data), and key
 //! sequences driving the app against a fake API.
 use common::api::{
-    AccountRow, AutoscalerStatus, Backlog, CountPoint, DeleteReply, KindUsage, ObjectRow, OtpReply,
-    Page, PhotoRow, PoolCounts, PoolReply, ScalingEvent, Status, TokenReply, Totals, UserUsage,
-    WorkerState, WorkerStatus,
+    AccountRow, AutoscalerStatus, Backlog, CountPoint, DeleteReply, Demand, KindUsage, ObjectRow,
+    OtpReply, Page, PhotoRow, PoolCounts, PoolReply, ProcessingTimes, ScalingEvent, Status,
+    TokenReply, Totals, UserUsage, WorkerState, WorkerStatus,
 };
-use common::autoscale::{Phase, Policy};
+use common::autoscale::demand::RateSource;
+use common::autoscale::{Phase, Policy, PolicyKind};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -100,6 +101,18 @@ fn status(workers: Vec<WorkerStatus>, phase: Phase) -> Status {
             processing: 2,
             failed: 1,
             oldest_secs: 37.4,
+        }),
+        demand: Some(Demand {
+            accepted_per_sec: 14.8,
+            processed_per_sec: 5.1,
+            rate_per_worker: 2.55,
+            rate_source: RateSource::Measured,
+            needed: 10,
+        }),
+        processing_times: Some(ProcessingTimes {
+            photos: 312,
+            p50_secs: 12.4,
+            p99_secs: 35.2,
         }),
         launch_problem: None,
     }
@@ -581,15 +594,21 @@ fn sliders_edit_a_draft_that_is_validated_before_it_is_sent() {
     let mut app = app();
     let start = app.start();
     api.settle(&mut app, start);
-    // Tab to the autoscaler; the first slider is the grow threshold (60 %).
+    // Tab to the autoscaler; the first slider is the policy (demand): one step left is the
+    // CPU step policy.
     api.keys(
         &mut app,
         &[
             code(KeyCode::Tab),
-            code(KeyCode::Right),
+            code(KeyCode::Left),
             code(KeyCode::Enter),
         ],
     );
+    assert_eq!(app.status.as_ref().unwrap().policy.kind, PolicyKind::Cpu);
+    // Four down is the grow threshold (60 %).
+    let mut keys = vec![code(KeyCode::Down); 4];
+    keys.extend([code(KeyCode::Right), code(KeyCode::Enter)]);
+    api.keys(&mut app, &keys);
     assert_eq!(app.status.as_ref().unwrap().policy.grow_cpu, 0.65);
     assert!(app.dashboard.draft.is_none());
     // Push the shrink threshold above the grow threshold: refused locally, nothing sent.
@@ -751,7 +770,7 @@ fn clicks_on_what_is_drawn_do_what_the_keys_do() {
     let (x, y) = locate(&app, 160, 48, "expand ratio");
     app.on_click(x + 60, y, area);
     assert_eq!(app.dashboard.focus, Focus::Autoscaler);
-    assert_eq!(app.dashboard.slider, 2);
+    assert_eq!(app.dashboard.slider, 6);
     let expand = app.dashboard.draft.as_ref().expect("a draft").expand_ratio;
     assert!(expand > 1.5, "{expand}");
 

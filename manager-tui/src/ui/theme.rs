@@ -21,7 +21,8 @@ impl Theme {
     pub fn state(&self, s: WorkerState) -> Style {
         self.fg(match s {
             WorkerState::Healthy => Color::Green,
-            WorkerState::Starting | WorkerState::Draining => Color::Yellow,
+            WorkerState::Starting | WorkerState::Draining | WorkerState::Warming => Color::Yellow,
+            WorkerState::Standby => Color::Blue,
             WorkerState::Unhealthy | WorkerState::Stopped => Color::Red,
         })
     }

@@ -1,5 +1,7 @@
-//! Autoscaler simulator: the real autoscaler against a modelled pool, the seed's policy and
-//! timing against ours, on the seed's two runs and other traces at 1×, 10× and 100× rate.
+//! Autoscaler simulator: the real autoscaler against modelled pools. Per trace and at 1×, 10×
+//! and 100× its rate: the original system (uploads processed inside the request, CPU step
+//! policy), then ours (accepted into a backlog) under the CPU step policy and under the demand
+//! policy.
 //!
 //!     simulate [--seed N] [--out DIR]
 //!
@@ -8,18 +10,18 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use gallery_tools::sim::{self, Model, Report, Timing, Trace};
+use gallery_tools::sim::{backlog, synchronous, Model, Report, Timing, Trace};
 use plotters::prelude::*;
 
 fn scenarios() -> Vec<(&'static str, Trace)> {
     vec![
-        // The seed's experiments: 1000 photos at 1/s and 500 at 0.5/s (then quiet).
+        // The original system's two experiments: 1000 photos at 1/s and 500 at 0.5/s (then quiet).
         (
-            "seed-run-1",
+            "original-run-1",
             Trace::Steps(vec![(1000.0, 1.0), (900.0, 0.0)]),
         ),
         (
-            "seed-run-2",
+            "original-run-2",
             Trace::Steps(vec![(1000.0, 0.5), (900.0, 0.0)]),
         ),
         (
@@ -63,34 +65,58 @@ fn main() -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(&out)?;
-    let model = Model::default();
+    let base = Model::default();
+    let model = base.clone();
     let max_workers = 1000;
     let mut table = String::new();
-    let mut summary = String::from("scenario,scale,policy,arrived,lost,lost_pct,p99_wait_s,instance_minutes,resizes,peak_workers\n");
-    let mut timeline = String::from("scenario,scale,policy,t,desired,healthy,rate\n");
+    let mut summary = String::from(
+        "scenario,scale,design,policy,arrived,refused,refused_pct,refused_backlog_full,never_processed,p50_s,p99_s,instance_minutes,resizes,peak_workers\n",
+    );
+    let mut timeline = String::from("scenario,scale,design,policy,t,desired,healthy,rate\n");
     writeln!(
         table,
-        "| scenario | rate | policy | uploads | lost | lost % | p99 wait (s) | instance-min | resizes | peak |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| scenario | rate | design · policy | uploads | refused | refused % | never processed | to processed p50 / p99 (s) | instance-min | resizes | peak |\n|---|---|---|---|---|---|---|---|---|---|---|"
     )?;
     for (name, trace) in scenarios() {
         for scale in [1.0, 10.0, 100.0] {
             let trace = trace.scaled(scale);
-            let mut runs: Vec<(Timing, Report)> = Vec::new();
-            for timing in [Timing::seed(max_workers), Timing::ours(max_workers)] {
-                let r = sim::run(&trace, &timing, &model, seed);
-                let lost_pct = 100.0 * r.lost as f64 / r.arrived.max(1) as f64;
+            // The backlog limit guards the store, which grows with the deployment: an operator
+            // running at ×100 sets it ×100 (the same minutes of arrivals).
+            let model = Model {
+                backlog_limit: (base.backlog_limit as f64 * scale) as usize,
+                ..base.clone()
+            };
+            let runs: Vec<(String, Report)> = vec![
+                (
+                    "original · CPU step".into(),
+                    synchronous::run(&trace, &Timing::cpu_step(max_workers), &model, seed),
+                ),
+                (
+                    "backlog · CPU step".into(),
+                    backlog::run(&trace, &Timing::cpu_step(max_workers), &model, seed),
+                ),
+                (
+                    "backlog · demand".into(),
+                    backlog::run(&trace, &Timing::demand(max_workers), &model, seed),
+                ),
+            ];
+            for (label, r) in &runs {
+                let (design, policy) = label.split_once(" · ").expect("labelled");
                 writeln!(
                     table,
-                    "| {name} | ×{scale:.0} | {} | {} | {} | {lost_pct:.2} | {:.1} | {:.0} | {} | {} |",
-                    timing.name, r.arrived, r.lost, r.p99_wait, r.instance_minutes, r.resizes, r.peak_workers
+                    "| {name} | ×{scale:.0} | {label} | {} | {} | {:.2} | {} | {:.1} / {:.1} | {:.0} | {} | {} |",
+                    r.arrived, r.refused, r.refused_pct(), r.never_processed, r.p50, r.p99, r.instance_minutes, r.resizes, r.peak_workers
                 )?;
                 writeln!(
                     summary,
-                    "{name},{scale},{},{},{},{lost_pct:.4},{:.3},{:.2},{},{}",
-                    timing.name,
+                    "{name},{scale},{design},{policy},{},{},{:.4},{},{},{:.3},{:.3},{:.2},{},{}",
                     r.arrived,
-                    r.lost,
-                    r.p99_wait,
+                    r.refused,
+                    r.refused_pct(),
+                    r.refused_backlog_full,
+                    r.never_processed,
+                    r.p50,
+                    r.p99,
                     r.instance_minutes,
                     r.resizes,
                     r.peak_workers
@@ -98,11 +124,9 @@ fn main() -> anyhow::Result<()> {
                 for (t, desired, healthy, rate) in &r.timeline {
                     writeln!(
                         timeline,
-                        "{name},{scale},{},{t:.1},{desired},{healthy},{rate:.3}",
-                        timing.name
+                        "{name},{scale},{design},{policy},{t:.1},{desired},{healthy},{rate:.3}"
                     )?;
                 }
-                runs.push((timing, r));
             }
             if scale == 1.0 {
                 chart(&out.join(format!("sim-{name}.png")), name, &runs, &model)?;
@@ -112,11 +136,12 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(out.join("sim-summary.csv"), summary)?;
     std::fs::write(out.join("sim-timeline.csv"), timeline)?;
     println!(
-        "model: {} uploads/s per worker, boot {} s, queue {} per worker, timeout {} s; seed {seed}",
-        model.capacity, model.boot, model.queue_limit, model.timeout
+        "model: {} photos/s processed per worker, accept {:.0} ms of a worker's CPU, boot {} s (standby {} s), {} waiting per worker, clients wait {} s, backlog limit {}; seed {seed}",
+        model.capacity, model.accept_cost * 1000.0, model.boot, model.warm_boot, model.queue_limit, model.timeout, model.backlog_limit
     );
-    println!("seed timing: 1-min CPU published 60 s late, polled every 10 s, ×1.5/×0.5, 60 s cooldown, 150 s resize timeout");
-    println!("our timing: 5 s CPU samples used at once, 15 s grow window, 60 s scale-in window, same ratios and cooldown\n");
+    println!("CPU step policy, as the original system ran it: 1-min CPU published 60 s late, polled every 10 s, ×1.5/×0.5, 60 s cooldown, 150 s resize timeout, no standby");
+    println!("demand policy: the backlog and 6 s of flow counted every 2 s, drain within 60 s, rate per worker measured, 60 s scale-in window, 1 standby");
+    println!("original: processed inside the request (refused when the worker's queue is full or the client gave up); backlog: accepted, then processed\n");
     print!("{table}");
     println!("\nwrote {}", out.display());
     Ok(())
@@ -125,7 +150,7 @@ fn main() -> anyhow::Result<()> {
 fn chart(
     path: &std::path::Path,
     name: &str,
-    runs: &[(Timing, Report)],
+    runs: &[(String, Report)],
     model: &Model,
 ) -> anyhow::Result<()> {
     gallery_tools::chart_font()?;
@@ -157,14 +182,17 @@ fn chart(
     c.draw_series(LineSeries::new(needed, BLACK.mix(0.35).stroke_width(2)))?
         .label("workers the load needs at 100 % CPU")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.35)));
-    for ((timing, r), colour) in runs.iter().zip([RED, BLUE]) {
+    for ((label, r), colour) in runs.iter().zip([RED, GREEN, BLUE]) {
         let series: Vec<(f64, f64)> = r
             .timeline
             .iter()
             .map(|p| (p.0 / 60.0, p.2 as f64))
             .collect();
         c.draw_series(LineSeries::new(series, colour.stroke_width(2)))?
-            .label(format!("{} (healthy), lost {}", timing.name, r.lost))
+            .label(format!(
+                "{label} (healthy): {} refused, p99 {:.0} s",
+                r.refused, r.p99
+            ))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
     }
     c.configure_series_labels()

@@ -1,6 +1,8 @@
 //! The local provider: `gallery-server` child processes on free loopback ports, actively
 //! health-checked, sampled for CPU (from /proc) and requests (from their /metrics), and
-//! drained before they are stopped.
+//! drained before they are stopped. Warm standby workers are started with `GALLERY_STANDBY`:
+//! they load their models and pass health checks but stay out of the balancer and do not
+//! process until promoted with SIGUSR1, which costs no boot.
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -111,24 +113,8 @@ impl Targets for LocalPool {
 }
 
 impl LocalPool {
-    fn with_worker<T>(&self, id: &str, f: impl FnOnce(&mut Worker) -> T) -> Option<T> {
-        self.workers
-            .lock()
-            .unwrap()
-            .values_mut()
-            .find(|w| w.id == id)
-            .map(f)
-    }
-}
-
-#[async_trait::async_trait]
-impl Provider for LocalPool {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Local
-    }
-
-    /// Starts one worker process; it joins the rotation once it passes health checks.
-    async fn launch(&self) -> anyhow::Result<String> {
+    /// Starts one worker process, in service or as warm standby.
+    fn spawn(&self, standby: bool) -> anyhow::Result<String> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("local-{n}");
         let port = free_port()?;
@@ -153,6 +139,7 @@ impl Provider for LocalPool {
             .env("GALLERY_PORT", port.to_string())
             .env("GALLERY_DATA_DIR", &self.config.data_dir)
             .env("GALLERY_DATABASE_URL", &self.config.database_url)
+            .env("GALLERY_STANDBY", if standby { "true" } else { "false" })
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -173,7 +160,11 @@ impl Provider for LocalPool {
                 id: id.clone(),
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
                 pid,
-                state: WorkerState::Starting,
+                state: if standby {
+                    WorkerState::Warming
+                } else {
+                    WorkerState::Starting
+                },
                 started_at: t,
                 since: t,
                 passes: 0,
@@ -186,8 +177,69 @@ impl Provider for LocalPool {
                 last_requests: None,
             },
         );
-        tracing::info!(worker = %id, %port, pid, "launched worker");
+        tracing::info!(worker = %id, %port, pid, standby, "launched worker");
         Ok(id)
+    }
+
+    fn with_worker<T>(&self, id: &str, f: impl FnOnce(&mut Worker) -> T) -> Option<T> {
+        self.workers
+            .lock()
+            .unwrap()
+            .values_mut()
+            .find(|w| w.id == id)
+            .map(f)
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for LocalPool {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Local
+    }
+
+    /// Starts one worker process; it joins the rotation once it passes health checks.
+    async fn launch(&self) -> anyhow::Result<String> {
+        self.spawn(false)
+    }
+
+    fn has_standby(&self) -> bool {
+        true
+    }
+
+    async fn launch_standby(&self) -> anyhow::Result<String> {
+        self.spawn(true)
+    }
+
+    async fn promote_standby(&self) -> Option<String> {
+        let mut workers = self.workers.lock().unwrap();
+        // The longest-ready standby: its models have been loaded longest.
+        let w = workers
+            .values_mut()
+            .filter(|w| w.state == WorkerState::Standby)
+            .min_by(|a, b| a.since.total_cmp(&b.since))?;
+        // Its processors start on SIGUSR1; it already passes health checks, so it serves now.
+        signal(w.pid, libc::SIGUSR1);
+        w.state = WorkerState::Healthy;
+        w.since = now();
+        tracing::info!(worker = %w.id, "standby worker promoted");
+        Some(w.id.clone())
+    }
+
+    async fn retire_standby(&self, n: u32) {
+        let mut workers = self.workers.lock().unwrap();
+        let mut standby: Vec<(u8, u64)> = workers
+            .iter()
+            .filter(|(_, w)| w.state.is_standby())
+            .map(|(k, w)| (u8::from(w.state == WorkerState::Standby), *k))
+            .collect();
+        standby.sort();
+        for (_, k) in standby.into_iter().take(n as usize) {
+            if let Some(w) = workers.remove(&k) {
+                // It serves nobody and holds no claims: no drain.
+                signal(w.pid, libc::SIGTERM);
+                tracing::info!(worker = %w.id, "standby worker stopped");
+            }
+        }
     }
 
     /// Marks `n` workers as draining (starting ones first, then unhealthy, then the newest
@@ -244,7 +296,7 @@ impl Provider for LocalPool {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, w)| w.state.is_active())
+            .filter(|(_, w)| w.state.is_active() || w.state.is_standby())
             .map(|(k, w)| (*k, w.addr))
             .collect();
         let results = futures_join(checks.iter().map(|(k, addr)| {
@@ -279,6 +331,14 @@ impl Provider for LocalPool {
                 }
                 WorkerState::Healthy if w.fails >= self.config.unhealthy_threshold => {
                     WorkerState::Unhealthy
+                }
+                WorkerState::Warming if w.passes >= self.config.healthy_threshold => {
+                    WorkerState::Standby
+                }
+                // A standby that stops answering is of no use: back to warming, replaced if
+                // it does not recover within the start timeout.
+                WorkerState::Standby if w.fails >= self.config.unhealthy_threshold => {
+                    WorkerState::Warming
                 }
                 s => s,
             };

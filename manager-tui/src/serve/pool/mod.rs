@@ -29,6 +29,21 @@ pub trait Provider: Send + Sync {
     async fn sample(&self) -> Option<f64>;
     /// Every worker the pool knows; counts by state come from `PoolCounts::of` this.
     async fn status(&self) -> Vec<WorkerStatus>;
+    /// Whether this provider keeps warm standby workers ([`Provider::launch_standby`]).
+    fn has_standby(&self) -> bool {
+        false
+    }
+    /// Starts one warm standby worker: booted, then idle out of rotation until promoted.
+    async fn launch_standby(&self) -> anyhow::Result<String> {
+        anyhow::bail!("this provider keeps no warm standby")
+    }
+    /// Puts a ready standby worker into service in place of a launch; `None` when none is
+    /// ready.
+    async fn promote_standby(&self) -> Option<String> {
+        None
+    }
+    /// Stops up to `n` standby workers, booting ones first.
+    async fn retire_standby(&self, _n: u32) {}
     /// Stops every worker at once, without draining (the control plane is going away).
     fn kill_all(&self);
     /// Where users reach the deployment, when the provider knows it better than the
@@ -69,7 +84,10 @@ pub fn drain_order<K>(workers: impl IntoIterator<Item = (K, WorkerState, f64)>, 
 /// Whether a worker that has been `state` since `since` is to be replaced: one that never
 /// came up, or stopped being healthy, for longer than `timeout` seconds.
 pub fn overdue(state: WorkerState, since: f64, now: f64, timeout: f64) -> bool {
-    matches!(state, WorkerState::Starting | WorkerState::Unhealthy) && now - since > timeout
+    matches!(
+        state,
+        WorkerState::Starting | WorkerState::Unhealthy | WorkerState::Warming
+    ) && now - since > timeout
 }
 
 /// The mean CPU (0–1) of the healthy workers whose latest point is at most `max_age` seconds
@@ -107,8 +125,14 @@ mod tests {
             (4, Draining, 40.0),
             (5, Starting, 1.0),
             (6, Healthy, 20.0),
+            (7, Standby, 50.0),
+            (8, Warming, 60.0),
         ];
-        assert_eq!(drain_order(pool, 4), vec![5, 3, 2, 6]);
+        assert_eq!(
+            drain_order(pool, 4),
+            vec![5, 3, 2, 6],
+            "standby workers are not part of the pool's size"
+        );
         assert_eq!(
             drain_order(pool, 10),
             vec![5, 3, 2, 6, 1],
@@ -128,6 +152,11 @@ mod tests {
             !overdue(Draining, 0.0, 1000.0, 120.0),
             "draining has its own deadline"
         );
+        assert!(
+            overdue(Warming, 0.0, 121.0, 120.0),
+            "a standby that never came up is replaced too"
+        );
+        assert!(!overdue(Standby, 0.0, 1000.0, 120.0));
     }
 
     #[test]

@@ -521,6 +521,11 @@ fn draw_pool(f: &mut Frame, theme: &Theme, status: &Status, area: Rect) {
                 format!("{} draining", p.draining),
                 theme.state(WorkerState::Draining),
             ),
+            Span::raw(" · "),
+            Span::styled(
+                format!("{} standby", p.standby),
+                theme.state(WorkerState::Standby),
+            ),
         ])),
         detail,
     );
@@ -598,6 +603,18 @@ fn draw_totals(f: &mut Frame, status: &Status, area: Rect) {
         Some(b) => format!("backlog empty · {} failed", b.failed),
         None => "backlog unavailable".into(),
     });
+    if let Some(d) = &status.demand {
+        text.push_str(&format!(
+            "\nin {:.1}/s · out {:.1}/s · {:.1}/s per worker",
+            d.accepted_per_sec, d.processed_per_sec, d.rate_per_worker
+        ));
+    }
+    if let Some(t) = &status.processing_times {
+        text.push_str(&format!(
+            "\nto processed p50 {:.0} s · p99 {:.0} s",
+            t.p50_secs, t.p99_secs
+        ));
+    }
     f.render_widget(
         Paragraph::new(text).block(block(" Storage & database ")),
         area,

@@ -1,156 +1,13 @@
-//! The autoscaler: a pure function of (phase, pool, CPU samples, policy, now) → decision,
-//! so it can be unit-tested, property-tested and simulated offline.
-//!
-//! The seed's policy: above the grow threshold, size × expand ratio (rounded up); below the
-//! shrink threshold, size × shrink ratio (rounded down); wait for the resize to finish or
-//! time out, then cool down. What production scalers added and we keep: workers still
-//! starting are left out of the average (the caller passes only healthy workers' CPU), a
-//! tolerance band around the thresholds, and scale-in only when every sample of a whole
-//! stabilisation window agrees.
-use serde::{Deserialize, Serialize};
+//! The CPU step policy, as the original system ran it: above the grow threshold, size ×
+//! expand ratio (rounded up); below the shrink threshold, size × shrink ratio (rounded
+//! down); wait for the resize to finish or time out, then cool down. What production
+//! scalers added and we keep: workers still starting are left out of the average (the
+//! caller passes only healthy workers' CPU), a tolerance band around the thresholds, and
+//! scale-in only when every sample of a whole stabilisation window agrees.
+use super::policy::Policy;
+use super::signals::{Decision, Phase, PoolView, Resize, Sample};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Policy {
-    /// Average CPU (0–1) of healthy workers above which the pool grows.
-    pub grow_cpu: f64,
-    /// Average CPU below which the pool shrinks.
-    pub shrink_cpu: f64,
-    pub expand_ratio: f64,
-    pub shrink_ratio: f64,
-    pub min_workers: u32,
-    pub max_workers: u32,
-    /// Give up waiting for a resize to complete after this long.
-    pub resize_timeout_secs: f64,
-    /// After a resize, no decision for this long (fresh samples must reflect the new size).
-    pub cooldown_secs: f64,
-    /// Scale out on the mean CPU of this many seconds of samples (0: the latest sample), so
-    /// one noisy short sample does not launch workers.
-    pub grow_window_secs: f64,
-    /// Scale in only if every sample of this many seconds is below the shrink threshold.
-    pub scale_in_window_secs: f64,
-    /// Thresholds must be exceeded by this much (absolute CPU) before acting.
-    pub tolerance: f64,
-    /// Samples older than this are too stale to act on.
-    pub max_sample_age_secs: f64,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            grow_cpu: 0.6,
-            shrink_cpu: 0.1,
-            expand_ratio: 1.5,
-            shrink_ratio: 0.5,
-            min_workers: 1,
-            max_workers: 10,
-            resize_timeout_secs: 150.0,
-            cooldown_secs: 60.0,
-            grow_window_secs: 15.0,
-            scale_in_window_secs: 60.0,
-            tolerance: 0.02,
-            max_sample_age_secs: 30.0,
-        }
-    }
-}
-
-impl Policy {
-    /// Checks the policy; the message is shown to the operator as is.
-    pub fn validate(&self) -> Result<(), String> {
-        let in_unit = |v: f64| (0.0..=1.0).contains(&v);
-        if !in_unit(self.grow_cpu) || !in_unit(self.shrink_cpu) {
-            return Err("CPU thresholds must be between 0 and 1".into());
-        }
-        if self.grow_cpu <= self.shrink_cpu {
-            return Err(format!(
-                "the grow threshold ({:.2}) must be above the shrink threshold ({:.2})",
-                self.grow_cpu, self.shrink_cpu
-            ));
-        }
-        if !(self.expand_ratio > 1.0 && self.expand_ratio <= 10.0) {
-            return Err(format!(
-                "the expand ratio ({}) must be above 1 (and at most 10)",
-                self.expand_ratio
-            ));
-        }
-        if !(self.shrink_ratio > 0.0 && self.shrink_ratio < 1.0) {
-            return Err(format!(
-                "the shrink ratio ({}) must be between 0 and 1",
-                self.shrink_ratio
-            ));
-        }
-        if self.min_workers < 1 || self.min_workers > self.max_workers {
-            return Err(format!(
-                "worker bounds must satisfy 1 ≤ min ({}) ≤ max ({})",
-                self.min_workers, self.max_workers
-            ));
-        }
-        if self.max_workers > 1000 {
-            return Err("at most 1000 workers".into());
-        }
-        for (name, v) in [
-            ("resize timeout", self.resize_timeout_secs),
-            ("cooldown", self.cooldown_secs),
-            ("scale-in window", self.scale_in_window_secs),
-            ("grow window", self.grow_window_secs),
-            ("sample age", self.max_sample_age_secs),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("the {name} must be zero or more seconds"));
-            }
-        }
-        if !(0.0..0.5).contains(&self.tolerance) {
-            return Err("the tolerance must be between 0 and 0.5".into());
-        }
-        Ok(())
-    }
-
-    pub fn clamp(&self, n: u32) -> u32 {
-        n.clamp(self.min_workers, self.max_workers)
-    }
-}
-
-/// Where the autoscaler is in its cycle. Times are seconds on the caller's clock.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "phase", rename_all = "snake_case")]
-pub enum Phase {
-    Idle,
-    Resizing { target: u32, since: f64 },
-    Cooldown { until: f64 },
-}
-
-/// What the pool looks like now.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct PoolView {
-    /// The size the pool is asked to be.
-    pub desired: u32,
-    /// Workers serving and passing health checks.
-    pub healthy: u32,
-    /// Workers launched but not yet healthy.
-    pub starting: u32,
-}
-
-/// Average CPU (0–1) over the healthy workers at one instant.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
-    pub at: f64,
-    pub cpu: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resize {
-    pub from: u32,
-    pub to: u32,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    pub phase: Phase,
-    pub resize: Option<Resize>,
-}
-
-/// One tick of the autoscaler. `samples` are oldest first.
+/// One tick of the CPU step policy. `samples` are oldest first.
 pub fn step(
     phase: Phase,
     pool: PoolView,
@@ -158,10 +15,7 @@ pub fn step(
     policy: &Policy,
     now: f64,
 ) -> Decision {
-    let stay = |phase| Decision {
-        phase,
-        resize: None,
-    };
+    let stay = Decision::stay;
     match phase {
         Phase::Resizing { target, since } => {
             let done = pool.healthy == target && pool.starting == 0;
@@ -189,6 +43,7 @@ fn decide(pool: PoolView, samples: &[Sample], policy: &Policy, now: f64) -> Deci
             to,
             reason,
         }),
+        learned_rate: None,
     };
     let bounded = policy.clamp(size);
     if bounded != size {
@@ -204,10 +59,7 @@ fn decide(pool: PoolView, samples: &[Sample], policy: &Policy, now: f64) -> Deci
         .last()
         .filter(|s| now - s.at <= policy.max_sample_age_secs)
     else {
-        return Decision {
-            phase: Phase::Idle,
-            resize: None,
-        };
+        return Decision::stay(Phase::Idle);
     };
     let recent: Vec<f64> = samples
         .iter()
@@ -248,10 +100,7 @@ fn decide(pool: PoolView, samples: &[Sample], policy: &Policy, now: f64) -> Deci
             }
         }
     }
-    Decision {
-        phase: Phase::Idle,
-        resize: None,
-    }
+    Decision::stay(Phase::Idle)
 }
 
 #[cfg(test)]
@@ -382,10 +231,7 @@ mod tests {
         };
         assert_eq!(
             step(resizing, partial, &busy, &p, 10.0),
-            Decision {
-                phase: resizing,
-                resize: None
-            }
+            Decision::stay(resizing)
         );
         assert_eq!(
             step(resizing, pool(4), &busy, &p, 10.0).phase,
@@ -547,6 +393,7 @@ mod tests {
                     resize_timeout_secs: 60.0,
                     tolerance: 0.0,
                     max_sample_age_secs: 30.0,
+                    ..Policy::cpu_step()
                 },
             )
             .prop_filter("valid", |p| p.validate().is_ok())

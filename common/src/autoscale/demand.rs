@@ -1,0 +1,618 @@
+//! The demand policy: as many workers as process the arrivals and clear the backlog within
+//! the drain target, `ceil((arrivals + waiting / drain_target) / rate_per_worker)`, bounded
+//! by min/max. It grows in one decision to the size it computes, whatever phase it is in
+//! (a flash crowd does not wait for a cooldown), and shrinks only after a whole window with
+//! no backlog, to the most any sample of that window needed (Knative's stable window). What
+//! is queued for less than a couple of seconds of arrivals is the flow passing through, not a
+//! backlog ([`DemandSample::has_backlog`]): at 1000 uploads/s some are always queued.
+//!
+//! The rate per worker is measured, not configured: photos processed per second per healthy
+//! worker, over samples during which a backlog kept every processor busy (an idle worker's
+//! throughput says how much work there was, not how much it can do), with the same workers
+//! healthy throughout. Until enough such
+//! samples exist the last rate learned stands in, and before any was learned, the policy's
+//! assumed rate.
+use serde::{Deserialize, Serialize};
+
+use super::policy::Policy;
+use super::signals::{Decision, DemandSample, Phase, PoolView, Resize};
+
+/// The seconds over which the database counts arrivals and processed photos for one sample.
+pub const MEASURE_WINDOW_SECS: f64 = 6.0;
+/// Saturated samples this recent make the measured rate.
+pub const RATE_WINDOW_SECS: f64 = 300.0;
+/// How far (as a factor) a measured rate may stray from the assumed one.
+pub const RATE_TRUST: f64 = 4.0;
+/// Saturated samples needed before the measured rate replaces the assumed one.
+const MIN_RATE_SAMPLES: usize = 3;
+
+/// The processing rate the policy sizes with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_worker: f64,
+    pub source: RateSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateSource {
+    /// From the latest samples with a backlog.
+    Measured,
+    /// Measured earlier, and remembered by the caller.
+    Learned,
+    /// The policy's assumed rate: nothing measured yet.
+    Assumed,
+}
+
+impl RateSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            RateSource::Measured => "measured",
+            RateSource::Learned => "measured earlier",
+            RateSource::Assumed => "assumed",
+        }
+    }
+}
+
+/// What the demand policy makes of the latest sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    pub rate: Rate,
+    /// Workers needed, before the policy's bounds.
+    pub needed: u32,
+    pub sample: DemandSample,
+}
+
+/// The measured rate per worker, else the learned one, else the assumed one. `samples` are
+/// oldest first.
+pub fn rate(samples: &[DemandSample], learned: Option<f64>, policy: &Policy, now: f64) -> Rate {
+    let busy_throughout = |i: usize| {
+        let s = &samples[i];
+        let from = s.at - MEASURE_WINDOW_SECS;
+        // A sample counts when a backlog waited at every sample of its counting window with
+        // the same workers healthy (photos processed by fewer workers, divided among more,
+        // would read as slow workers and grow the pool without end), and the window is
+        // covered (some sample is no later than its start).
+        let Some(before) = samples[..i].iter().rev().find(|p| p.at <= from) else {
+            return false;
+        };
+        before.healthy == s.healthy
+            && samples[..=i]
+                .iter()
+                .rev()
+                .take_while(|p| p.at >= from)
+                .all(|p| p.has_backlog() && p.healthy == s.healthy)
+    };
+    let per_worker: Vec<f64> = (0..samples.len())
+        .filter(|&i| {
+            now - samples[i].at <= RATE_WINDOW_SECS && samples[i].healthy > 0 && busy_throughout(i)
+        })
+        .map(|i| samples[i].processed_per_sec / samples[i].healthy as f64)
+        .filter(|r| *r > 0.0)
+        .collect();
+    if per_worker.len() >= MIN_RATE_SAMPLES {
+        let mean = per_worker.iter().sum::<f64>() / per_worker.len() as f64;
+        // A worker swamped by accepts (one worker taking 100 uploads/s) processes almost
+        // nothing, and sizing on that would launch hundreds: a measurement further than
+        // `RATE_TRUST`× from the operator's figure is bounded to it.
+        let a = policy.assumed_rate_per_worker;
+        return Rate {
+            per_worker: mean.clamp(a / RATE_TRUST, a * RATE_TRUST),
+            source: RateSource::Measured,
+        };
+    }
+    match learned.filter(|r| r.is_finite() && *r > 0.0) {
+        Some(per_worker) => Rate {
+            per_worker,
+            source: RateSource::Learned,
+        },
+        None => Rate {
+            per_worker: policy.assumed_rate_per_worker,
+            source: RateSource::Assumed,
+        },
+    }
+}
+
+/// Workers that process `sample`'s arrivals and clear its backlog within the drain target.
+pub fn needed(sample: &DemandSample, rate: Rate, policy: &Policy) -> u32 {
+    let demand = sample.arrivals_per_sec + sample.waiting() as f64 / policy.drain_target_secs;
+    let n = (demand / rate.per_worker - 1e-9).ceil().max(0.0);
+    // Anything waiting needs a worker, however slow the arrivals.
+    let n = if sample.waiting() > 0 { n.max(1.0) } else { n };
+    n.min(u32::MAX as f64) as u32
+}
+
+/// The policy's reading of the latest sample, if it is fresh enough to act on.
+pub fn estimate(
+    samples: &[DemandSample],
+    learned: Option<f64>,
+    policy: &Policy,
+    now: f64,
+) -> Option<Estimate> {
+    let latest = *samples
+        .last()
+        .filter(|s| now - s.at <= policy.max_sample_age_secs)?;
+    let rate = rate(samples, learned, policy, now);
+    Some(Estimate {
+        rate,
+        needed: needed(&latest, rate, policy),
+        sample: latest,
+    })
+}
+
+fn signals(e: &Estimate) -> String {
+    format!(
+        "backlog {}, arrivals {:.1}/s, {:.1}/s per worker ({})",
+        e.sample.waiting(),
+        e.sample.arrivals_per_sec,
+        e.rate.per_worker,
+        e.rate.source.label()
+    )
+}
+
+/// One tick of the demand policy. `samples` are oldest first.
+pub fn step(
+    phase: Phase,
+    pool: PoolView,
+    samples: &[DemandSample],
+    learned: Option<f64>,
+    policy: &Policy,
+    now: f64,
+) -> Decision {
+    let phase = match phase {
+        Phase::Resizing { target, since }
+            if (pool.healthy == target && pool.starting == 0)
+                || now - since >= policy.resize_timeout_secs =>
+        {
+            Phase::Cooldown {
+                until: now + policy.cooldown_secs,
+            }
+        }
+        Phase::Cooldown { until } if now >= until => Phase::Idle,
+        phase => phase,
+    };
+    let size = pool.desired;
+    let bounded = policy.clamp(size);
+    if bounded != size {
+        return Decision {
+            phase: Phase::Resizing {
+                target: bounded,
+                since: now,
+            },
+            resize: Some(Resize {
+                from: size,
+                to: bounded,
+                reason: format!(
+                    "keep within {}–{} workers",
+                    policy.min_workers, policy.max_workers
+                ),
+            }),
+            learned_rate: None,
+        };
+    }
+    let Some(estimate) = estimate(samples, learned, policy, now) else {
+        return Decision::stay(phase);
+    };
+    let learned_rate =
+        (estimate.rate.source == RateSource::Measured).then_some(estimate.rate.per_worker);
+    let resize = |to: u32, reason: String| Decision {
+        phase: Phase::Resizing {
+            target: to,
+            since: now,
+        },
+        resize: Some(Resize {
+            from: size,
+            to,
+            reason,
+        }),
+        learned_rate,
+    };
+    let want = policy.clamp(estimate.needed);
+    if want > size {
+        return resize(want, format!("{} → {want} workers", signals(&estimate)));
+    }
+    if want < size && phase == Phase::Idle {
+        let window_start = now - policy.scale_in_window_secs;
+        let covers_window = samples.first().is_some_and(|s| s.at <= window_start);
+        let window: Vec<&DemandSample> = samples.iter().filter(|s| s.at >= window_start).collect();
+        let no_backlog = window.iter().all(|s| !s.has_backlog());
+        if covers_window && no_backlog {
+            let peak = window
+                .iter()
+                .map(|s| needed(s, estimate.rate, policy))
+                .max()
+                .unwrap_or(0);
+            let to = policy.clamp(peak);
+            if to < size {
+                return resize(
+                    to,
+                    format!(
+                        "no backlog for {:.0} s, {} → {to} workers",
+                        policy.scale_in_window_secs,
+                        signals(&estimate)
+                    ),
+                );
+            }
+        }
+    }
+    Decision {
+        phase,
+        resize: None,
+        learned_rate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pool(n: u32) -> PoolView {
+        PoolView {
+            desired: n,
+            healthy: n,
+            starting: 0,
+        }
+    }
+
+    /// Samples every 2 s from `from` to `to` (inclusive) of the same flow.
+    fn flow(
+        from: f64,
+        to: f64,
+        queued: u64,
+        arrivals: f64,
+        processed: f64,
+        healthy: u32,
+    ) -> Vec<DemandSample> {
+        let mut v = Vec::new();
+        let mut t = from;
+        while t <= to + 1e-9 {
+            v.push(DemandSample {
+                at: t,
+                queued,
+                processing: 0,
+                arrivals_per_sec: arrivals,
+                processed_per_sec: processed,
+                healthy,
+            });
+            t += 2.0;
+        }
+        v
+    }
+
+    #[test]
+    fn sizes_for_arrivals_plus_the_backlog_over_the_drain_target() {
+        let p = Policy {
+            max_workers: 50,
+            ..Policy::default()
+        };
+        let assumed = Rate {
+            per_worker: 2.0,
+            source: RateSource::Assumed,
+        };
+        let s = |queued, arrivals| DemandSample {
+            at: 0.0,
+            queued,
+            processing: 0,
+            arrivals_per_sec: arrivals,
+            processed_per_sec: 0.0,
+            healthy: 1,
+        };
+        // 14.8/s + 420/60 = 21.8/s at 2/s per worker: 11 workers.
+        assert_eq!(needed(&s(420, 14.8), assumed, &p), 11);
+        assert_eq!(
+            needed(&s(0, 4.0), assumed, &p),
+            2,
+            "exactly two workers' worth needs two"
+        );
+        assert_eq!(needed(&s(0, 0.0), assumed, &p), 0);
+        assert_eq!(
+            needed(&s(1, 0.0), assumed, &p),
+            1,
+            "a lone photo still needs a worker"
+        );
+    }
+
+    #[test]
+    fn a_load_step_is_met_in_one_decision_even_while_cooling_down() {
+        let p = Policy {
+            max_workers: 20,
+            ..Policy::default()
+        };
+        let mut samples = flow(0.0, 100.0, 0, 1.0, 1.0, 1);
+        samples.push(DemandSample {
+            at: 102.0,
+            queued: 60,
+            processing: 2,
+            arrivals_per_sec: 15.0,
+            processed_per_sec: 1.0,
+            healthy: 1,
+        });
+        for phase in [
+            Phase::Idle,
+            Phase::Cooldown { until: 500.0 },
+            Phase::Resizing {
+                target: 1,
+                since: 90.0,
+            },
+        ] {
+            let d = step(phase, pool(1), &samples, None, &p, 102.0);
+            let r = d.resize.expect("grows");
+            // (15 + 62/60) / 2 = 8.02: 9 workers at the assumed rate.
+            assert_eq!((r.from, r.to), (1, 9), "{phase:?}");
+            assert!(
+                r.reason.contains("backlog 62")
+                    && r.reason.contains("arrivals 15.0/s")
+                    && r.reason.contains("assumed"),
+                "{}",
+                r.reason
+            );
+            assert_eq!(
+                d.phase,
+                Phase::Resizing {
+                    target: 9,
+                    since: 102.0
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn the_rate_is_measured_only_while_a_backlog_kept_workers_busy() {
+        let p = Policy::default();
+        // Idle workers processing what trickles in say nothing about their capacity.
+        let idle = flow(0.0, 60.0, 0, 0.5, 0.5, 2);
+        assert_eq!(
+            rate(&idle, None, &p, 60.0),
+            Rate {
+                per_worker: 2.0,
+                source: RateSource::Assumed
+            }
+        );
+        assert_eq!(
+            rate(&idle, Some(3.0), &p, 60.0),
+            Rate {
+                per_worker: 3.0,
+                source: RateSource::Learned
+            }
+        );
+        // Two workers with a backlog throughout, 7/s between them.
+        let busy = flow(0.0, 60.0, 100, 10.0, 7.0, 2);
+        assert_eq!(
+            rate(&busy, Some(9.0), &p, 60.0),
+            Rate {
+                per_worker: 3.5,
+                source: RateSource::Measured
+            },
+            "what is measured now wins"
+        );
+        // The first samples of a backlog count once its whole counting window was busy.
+        let mut onset = flow(0.0, 50.0, 0, 0.5, 0.5, 2);
+        onset.extend(flow(52.0, 56.0, 50, 10.0, 1.0, 2));
+        assert_eq!(
+            rate(&onset, None, &p, 56.0).source,
+            RateSource::Assumed,
+            "only 52–56 s are busy: no window covered yet"
+        );
+        onset.extend(flow(58.0, 66.0, 50, 10.0, 6.0, 2));
+        let r = rate(&onset, None, &p, 66.0);
+        assert!(
+            r.source == RateSource::Measured && (r.per_worker - 3.0).abs() < 1e-9,
+            "{r:?}"
+        );
+        // Workers that just joined did not process what the window counted: not a measurement.
+        let mut grown = flow(0.0, 60.0, 100, 10.0, 7.0, 2);
+        for s in grown.iter_mut().rev().take(3) {
+            s.healthy = 4;
+        }
+        assert_eq!(
+            rate(&grown, None, &p, 60.0).source,
+            RateSource::Measured,
+            "the samples before the growth still count"
+        );
+        assert_eq!(rate(&grown, None, &p, 60.0).per_worker, 3.5);
+        // A swamped worker's near-zero rate is bounded to a quarter of the assumed one.
+        let swamped = flow(0.0, 60.0, 2000, 100.0, 0.1, 1);
+        assert_eq!(rate(&swamped, None, &p, 60.0).per_worker, 0.5);
+        // Long ago is no measurement now: the caller's learned rate stands in.
+        assert_eq!(
+            rate(&busy, None, &p, 60.0 + RATE_WINDOW_SECS + 61.0).source,
+            RateSource::Assumed
+        );
+        let d = step(Phase::Idle, pool(2), &busy, None, &p, 60.0);
+        assert_eq!(
+            d.learned_rate,
+            Some(3.5),
+            "a measurement is handed back to be kept"
+        );
+    }
+
+    #[test]
+    fn never_shrinks_while_a_backlog_remains_or_before_a_quiet_window() {
+        let p = Policy::default();
+        // Arrivals need one worker but photos still wait: hold all four.
+        let backlog = flow(0.0, 100.0, 5, 0.5, 8.0, 4);
+        assert_eq!(
+            step(Phase::Idle, pool(4), &backlog, None, &p, 100.0).resize,
+            None
+        );
+        // Quiet, but only for 40 s of the 60 s window.
+        let mut recent = flow(0.0, 58.0, 30, 6.0, 8.0, 4);
+        recent.extend(flow(60.0, 100.0, 0, 0.5, 0.5, 4));
+        assert_eq!(
+            step(Phase::Idle, pool(4), &recent, None, &p, 100.0).resize,
+            None
+        );
+        // Quiet for the whole window: down to what the busiest sample of it needed.
+        let mut quiet = flow(0.0, 100.0, 0, 0.5, 0.5, 4);
+        quiet[45].arrivals_per_sec = 5.5;
+        let r = step(Phase::Idle, pool(4), &quiet, None, &p, 100.0)
+            .resize
+            .expect("shrinks");
+        assert_eq!(r.to, 3, "{}", r.reason);
+        assert!(r.reason.starts_with("no backlog for 60 s"), "{}", r.reason);
+        // Not during a cooldown.
+        assert_eq!(
+            step(
+                Phase::Cooldown { until: 120.0 },
+                pool(4),
+                &quiet,
+                None,
+                &p,
+                100.0
+            )
+            .resize,
+            None
+        );
+    }
+
+    #[test]
+    fn stale_or_missing_samples_hold_still_and_bounds_hold() {
+        let p = Policy {
+            max_workers: 5,
+            ..Policy::default()
+        };
+        assert_eq!(step(Phase::Idle, pool(2), &[], None, &p, 0.0).resize, None);
+        assert_eq!(
+            step(
+                Phase::Idle,
+                pool(2),
+                &flow(0.0, 10.0, 900, 50.0, 1.0, 2),
+                None,
+                &p,
+                100.0
+            )
+            .resize,
+            None,
+            "stale"
+        );
+        assert_eq!(
+            step(
+                Phase::Idle,
+                pool(2),
+                &flow(0.0, 100.0, 900, 50.0, 1.0, 2),
+                None,
+                &p,
+                100.0
+            )
+            .resize
+            .unwrap()
+            .to,
+            5
+        );
+        assert_eq!(
+            step(
+                Phase::Idle,
+                pool(5),
+                &flow(0.0, 100.0, 900, 50.0, 1.0, 5),
+                None,
+                &p,
+                100.0
+            )
+            .resize,
+            None
+        );
+        let floor = Policy {
+            min_workers: 2,
+            ..p
+        };
+        assert_eq!(
+            step(Phase::Idle, pool(1), &[], None, &floor, 0.0)
+                .resize
+                .unwrap()
+                .to,
+            2
+        );
+    }
+
+    /// A modelled pool for the properties: arrivals join a shared backlog, each healthy worker
+    /// processes `capacity`/s, launched workers serve after `boot` s; samples every 2 s.
+    fn run(
+        policy: &Policy,
+        loads: &[f64],
+        capacity: f64,
+        boot: f64,
+    ) -> Vec<(f64, Phase, Option<Resize>, u64)> {
+        let mut phase = Phase::Idle;
+        let mut learned = None;
+        let (mut desired, mut healthy) = (policy.min_workers, policy.min_workers);
+        let mut booting: Vec<f64> = Vec::new();
+        let mut backlog = 0.0f64;
+        let mut samples = Vec::new();
+        let mut out = Vec::new();
+        for (i, load) in loads.iter().enumerate() {
+            let now = i as f64 * 2.0;
+            let up = booting.iter().filter(|t| now - **t >= boot).count() as u32;
+            booting.retain(|t| now - *t < boot);
+            healthy = (healthy + up).min(desired);
+            let done = (backlog + load * 2.0).min(healthy as f64 * capacity * 2.0);
+            backlog = backlog + load * 2.0 - done;
+            samples.push(DemandSample {
+                at: now,
+                queued: backlog.round() as u64,
+                processing: 0,
+                arrivals_per_sec: *load,
+                processed_per_sec: done / 2.0,
+                healthy,
+            });
+            let view = PoolView {
+                desired,
+                healthy,
+                starting: booting.len() as u32,
+            };
+            // Like the control plane, keep a few minutes of samples and what was learned.
+            samples.retain(|s| now - s.at <= 600.0);
+            let d = step(phase, view, &samples, learned, policy, now);
+            learned = d.learned_rate.or(learned);
+            if let Some(r) = &d.resize {
+                if r.to > desired {
+                    booting.extend(std::iter::repeat_n(now, (r.to - desired) as usize));
+                } else {
+                    healthy = healthy.min(r.to);
+                    booting.truncate((r.to.saturating_sub(healthy)) as usize);
+                }
+                desired = r.to;
+            }
+            out.push((now, phase, d.resize.clone(), backlog.round() as u64));
+            phase = d.phase;
+        }
+        out
+    }
+
+    proptest! {
+        // Each case runs a modelled hour; fewer cases keep the suite quick.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn never_outside_bounds_and_never_shrinks_with_a_backlog(
+            max in 2u32..30,
+            drain in 10.0f64..300.0,
+            loads in prop::collection::vec(0.0f64..40.0, 1..300),
+            capacity in 0.5f64..5.0,
+            boot in 0.0f64..90.0,
+        ) {
+            let policy = Policy { max_workers: max, drain_target_secs: drain, ..Policy::default() };
+            for (_, _, resize, backlog) in run(&policy, &loads, capacity, boot) {
+                if let Some(r) = resize {
+                    prop_assert!(r.to >= policy.min_workers && r.to <= policy.max_workers, "{r:?}");
+                    prop_assert!(r.to > r.from || backlog == 0, "shrank with {backlog} waiting: {r:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn a_steady_load_within_bounds_is_processed_and_the_pool_settles(
+            load in 0.1f64..30.0,
+            capacity in 0.5f64..5.0,
+            boot in 0.0f64..90.0,
+        ) {
+            let policy = Policy { max_workers: 1000, ..Policy::default() };
+            let steps = run(&policy, &vec![load; 1500], capacity, boot);
+            let late = &steps[1000..];
+            prop_assert!(late.iter().all(|s| s.2.is_none()), "still resizing late: {:?}",
+                late.iter().filter_map(|s| s.2.clone()).collect::<Vec<_>>());
+            // Once settled, the backlog stays within a few seconds of arrivals.
+            prop_assert!(late.iter().all(|s| (s.3 as f64) <= load * 10.0 + 2.0), "backlog kept growing: {}", late.last().unwrap().3);
+        }
+    }
+}
