@@ -275,3 +275,15 @@ browser_walk() {
   node "$ROOT/tests/browser/walk.mjs" "http://127.0.0.1:$port" "$GALLERY_TESTDATA/photo000.jpg" \
     || { tail -20 "$dir/worker.log" >&2; return 1; }
 }
+
+# operator_token API EMAIL OUTBOX_DIR: logs in to the control API with a one-time code from
+# the outbox (the local mail transport) and prints the session token.
+operator_token() {
+  local api=$1 email=$2 outbox=$3 challenge code
+  challenge=$(curl -sf -H 'content-type: application/json' -d "{\"email\":\"$email\"}" "$api/auth/otp" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["challenge"])')
+  wait_for 10 "the code mail" bash -c "ls $outbox/*.eml"
+  code=$(grep -ho 'control plane is [0-9]*' "$outbox"/*.eml | tail -1 | grep -o '[0-9]*$')
+  curl -sf -H 'content-type: application/json' -d "{\"challenge\":\"$challenge\",\"code\":\"$code\"}" "$api/auth/verify" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+}

@@ -246,7 +246,7 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
     let dir = tempfile::tempdir().unwrap();
     let toml = deployment.manager_toml(
         "ami-12c6146b",
-        "[policy]\nmin_workers = 1\nmax_workers = 3\ngrow_cpu = 0.6\nshrink_cpu = 0.05\ncooldown_secs = 5\ngrow_window_secs = 5\n",
+        "[policy]\nkind = \"cpu\"\nmin_workers = 1\nmax_workers = 3\ngrow_cpu = 0.6\nshrink_cpu = 0.05\ncooldown_secs = 5\ngrow_window_secs = 5\n",
     );
     let mut cp = start(&db, dir.path(), &toml, &moto, gallery_tests::free_port());
     let http = reqwest::Client::new();

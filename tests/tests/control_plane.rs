@@ -405,10 +405,17 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
     let http = http();
     cp.wait_api(&http).await;
     let token = cp.login(&http, OPERATOR).await;
-    wait_until("one healthy worker", Duration::from_secs(60), || {
-        let s = cp.status(&http, &token);
-        async move { (s.await.pool.healthy == 1).then_some(()) }
-    })
+    wait_until(
+        "one healthy worker and its warm standby",
+        Duration::from_secs(60),
+        || {
+            let s = cp.status(&http, &token);
+            async move {
+                let s = s.await;
+                (s.pool.healthy == 1 && s.pool.standby_ready == 1).then_some(())
+            }
+        },
+    )
     .await;
 
     let res = http
@@ -477,6 +484,28 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
             .any(|e| e.reason.starts_with("autoscaler:") && e.to > e.from),
         "{:?}",
         grown.events
+    );
+    // The second worker was the warm standby, started before the pool grew: promoted, not
+    // launched.
+    let grew_at = grown
+        .events
+        .iter()
+        .filter(|e| e.to > e.from)
+        .map(|e| e.at)
+        .min()
+        .unwrap() as f64;
+    assert!(
+        grown
+            .workers
+            .iter()
+            .filter(|w| w.state == WorkerState::Healthy)
+            .all(|w| w.started_at < grew_at + 1.0),
+        "the standby serves: {:?}",
+        grown
+            .workers
+            .iter()
+            .map(|w| (&w.id, w.state, w.started_at))
+            .collect::<Vec<_>>()
     );
     assert!(
         failures.lock().unwrap().is_empty(),
@@ -557,7 +586,8 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
             let s = cp.status(&http, &token);
             async move {
                 let s = s.await;
-                (s.pool.desired == 1 && s.workers.len() == 1 && s.pool.healthy == 1).then_some(s)
+                let serving = s.workers.iter().filter(|w| !w.state.is_standby()).count();
+                (s.pool.desired == 1 && serving == 1 && s.pool.healthy == 1).then_some(s)
             }
         },
     )
@@ -613,7 +643,22 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
     assert_eq!(s.policy, policy, "policy kept");
     assert!(!s.autoscaler.enabled, "stopped autoscaler stays stopped");
     assert!(s.events.len() >= events_before, "events kept");
-    assert!(s.workers.len() as u32 <= policy.max_workers);
+    assert!(
+        s.workers.iter().filter(|w| !w.state.is_standby()).count() as u32 <= policy.max_workers
+    );
+    // The warm standby is kept beside the pool, out of its size.
+    let standby = wait_until("the warm standby", Duration::from_secs(60), || {
+        let s = cp.status(&http, &token);
+        async move {
+            s.await
+                .workers
+                .into_iter()
+                .find(|w| w.state == WorkerState::Standby)
+        }
+    })
+    .await;
+    assert_eq!(s.policy.standby_workers, 1);
+    assert!(s.pool.desired == 1 && standby.in_flight == 0);
     // The gallery is still served through the balancer, with the photos uploaded before.
     let res = http.get(cp.lb("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);

@@ -8,6 +8,9 @@ mod accounts;
 mod backlog;
 mod control;
 mod migrations;
+
+/// How many schema migrations this build knows; a database brought up to date has them all.
+pub const MIGRATION_COUNT: u32 = migrations::MIGRATIONS.len() as u32;
 mod photos;
 
 pub use accounts::{Account, Deleted};

@@ -55,6 +55,8 @@ pub struct ControlPlane {
     state: Mutex<State>,
     /// Wakes the reconciler after a change of desired size.
     wake: Notify,
+    /// Held while a resize records its event and applies it.
+    resizing: tokio::sync::Mutex<()>,
     pub shutdown: Notify,
 }
 
@@ -112,6 +114,7 @@ impl ControlPlane {
                 launch_problem: None,
             }),
             wake: Notify::new(),
+            resizing: tokio::sync::Mutex::new(()),
             shutdown: Notify::new(),
         }))
     }
@@ -129,18 +132,19 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Sets the desired size (bounded by the policy) and records why.
+    /// Sets the desired size (bounded by the policy) and records why. The event is written
+    /// before the size changes: a promoted standby serves within a second, and nobody should
+    /// see the pool grown without the reason for it.
     pub async fn resize(&self, to: u32, reason: &str) -> Result<u32, ControlError> {
+        let _one_at_a_time = self.resizing.lock().await;
         let (from, to) = {
-            let mut s = self.state.lock().unwrap();
-            let from = s.desired;
-            let to = s.policy.clamp(to);
-            s.desired = to;
-            (from, to)
+            let s = self.state.lock().unwrap();
+            (s.desired, s.policy.clamp(to))
         };
         if from != to {
             tracing::info!(from, to, reason, "resizing pool");
             self.db.record_scaling_event(from, to, reason).await?;
+            self.state.lock().unwrap().desired = to;
             self.persist().await?;
             self.wake.notify_one();
         }

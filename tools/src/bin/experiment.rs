@@ -1,6 +1,7 @@
 //! One elasticity experiment on a running deployment: drives a load schedule with
-//! `loadgen`, samples the control API's status every second, and when the pool has settled
-//! writes NAME.csv and NAME.png and prints the headline numbers.
+//! `loadgen`, samples the control API's status every second, and when the backlog is
+//! processed and the pool has settled writes NAME.csv and NAME.png and prints the headline
+//! numbers.
 //!
 //!     experiment --api URL --token TOKEN --upload URL --images DIR --schedule SPEC
 //!                --count N --name NAME [--out DIR] [--settle SECS]
@@ -19,6 +20,8 @@ struct Row {
     workers: u32,
     cpu: f64,
     rate: f64,
+    /// Accepted and not yet processed.
+    backlog: u64,
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -80,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         .spawn()?;
     let mut rows = Vec::new();
     let mut load_done_at: Option<f64> = None;
+    let mut cleared_at: Option<f64> = None;
     let mut last = first;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -103,14 +107,24 @@ async fn main() -> anyhow::Result<()> {
                 workers: s.workers.len() as u32,
                 cpu,
                 rate: s.workers.iter().filter_map(|w| w.request_rate).sum(),
+                backlog: s.backlog.map_or(0, |b| b.waiting()),
             });
             last = s;
         }
         if load_done_at.is_none() && child.try_wait()?.is_some() {
             load_done_at = Some(t);
         }
+        let backlog = last.backlog.map_or(0, |b| b.waiting());
+        if load_done_at.is_some() && backlog == 0 && cleared_at.is_none() {
+            cleared_at = Some(t);
+        }
         if let Some(done) = load_done_at {
-            let settled = last.pool.desired == min && last.workers.len() as u32 == min;
+            let serving = last
+                .workers
+                .iter()
+                .filter(|w| !w.state.is_standby())
+                .count() as u32;
+            let settled = backlog == 0 && last.pool.desired == min && serving == min;
             if settled || t - done > settle {
                 break;
             }
@@ -128,13 +142,34 @@ async fn main() -> anyhow::Result<()> {
         .find(|r| r.healthy > initial_healthy)
         .map(|r| r.t);
     let worker_seconds: f64 = rows.iter().map(|r| r.workers as f64).sum();
+    let peak_backlog = rows.iter().map(|r| r.backlog).max().unwrap_or(0);
+    let failed = last.backlog.map_or(0, |b| b.failed);
+    let times = last.processing_times.map_or_else(
+        || "no photo processed in the last 5 min".to_string(),
+        |t| {
+            format!(
+                "upload to processed p50 {:.1} s, p99 {:.1} s",
+                t.p50_secs, t.p99_secs
+            )
+        },
+    );
+    let clear = match (load_done_at, cleared_at) {
+        (Some(done), Some(cleared)) => format!(
+            "backlog peak {peak_backlog}, empty {:.0} s after the load ended",
+            cleared - done
+        ),
+        _ => format!(
+            "backlog peak {peak_backlog}, still {} waiting at the end",
+            last.backlog.map_or(0, |b| b.waiting())
+        ),
+    };
     let peak = rows.iter().map(|r| r.healthy).max().unwrap_or(0);
-    let mut csv = String::from("t,desired,healthy,starting,workers,cpu,request_rate\n");
+    let mut csv = String::from("t,desired,healthy,starting,workers,cpu,request_rate,backlog\n");
     for r in &rows {
         writeln!(
             csv,
-            "{:.1},{},{},{},{},{:.3},{:.3}",
-            r.t, r.desired, r.healthy, r.starting, r.workers, r.cpu, r.rate
+            "{:.1},{},{},{},{},{:.3},{:.3},{}",
+            r.t, r.desired, r.healthy, r.starting, r.workers, r.cpu, r.rate, r.backlog
         )?;
     }
     std::fs::write(out.join(format!("{name}.csv")), csv)?;
@@ -144,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| "never".into())
     };
     let headline = format!(
-        "{name}: schedule {schedule}, {} sent, {} ok, {} failed (lost); first scale-out decision after {}; first new worker healthy after {}; peak {peak} healthy; {worker_seconds:.0} worker-seconds; latency p50 {} ms, p99 {} ms",
+        "{name}: schedule {schedule}, {} sent, {} accepted, {} refused; {clear}; {failed} failed processing; {times}; first scale-out decision after {}; first new worker healthy after {}; peak {peak} healthy; {worker_seconds:.0} worker-seconds (standby processes included); reply p50 {} ms, p99 {} ms",
         lg["sent"], lg["ok"], lg["failed"], fmt(Some(first_out)), fmt(first_healthy), lg["latency_ms"]["p50"], lg["latency_ms"]["p99"]
     );
     std::fs::write(out.join(format!("{name}.txt")), format!("{headline}\n"))?;
