@@ -134,3 +134,13 @@ async fn photos_described_before_the_runtime_had_its_column_get_it_from_the_desc
         .unwrap();
     assert_eq!(undescribed.runtime, "");
 }
+
+#[tokio::test]
+async fn the_control_planes_records_keep_any_text_whatever_the_servers_default_charset() {
+    // The test server runs without configuration: its default character set is latin1.
+    let app = TestApp::new().await;
+    let reason = "autoscaler: backlog 420, arrivals 14.8/s → 4 workers · Zoë’s upload";
+    app.db.record_scaling_event(1, 4, reason).await.unwrap();
+    let events = app.db.scaling_events(1).await.unwrap();
+    assert_eq!(events[0].reason, reason);
+}

@@ -107,6 +107,18 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
         ADD KEY photos_processed (processed_at)
     ",
     ),
+    (
+        7,
+        // The control plane's tables took the database's default character set: latin1 on a
+        // MariaDB server without configuration (and with RDS MariaDB's default parameters),
+        // where a scaling event's reason ("… → 4 workers") could not be stored.
+        r"
+    ALTER TABLE manager_settings CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+    ALTER TABLE worker_count_history CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+    ALTER TABLE scaling_events CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+    ALTER TABLE operator_tokens CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin
+    ",
+    ),
 ];
 
 #[cfg(test)]
