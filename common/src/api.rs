@@ -329,6 +329,46 @@ pub struct PhotoRow {
     /// What ran the detector's model ("OpenVINO", "rten", …); empty where `detector` is.
     #[serde(default)]
     pub runtime: String,
+    #[serde(default)]
+    pub state: PhotoState,
+}
+
+/// Where a photo is between its upload and its owner seeing the text found in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhotoState {
+    /// Accepted (the original is stored), waiting for a processor.
+    Queued,
+    /// A processor holds a claim on it.
+    Processing,
+    /// Its annotated copy and thumbnail are stored (and what every photo from before the
+    /// backlog is).
+    #[default]
+    Ready,
+    /// Processing gave up (see `failure`).
+    Failed,
+}
+
+impl PhotoState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhotoState::Queued => "queued",
+            PhotoState::Processing => "processing",
+            PhotoState::Ready => "ready",
+            PhotoState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PhotoState> {
+        [
+            PhotoState::Queued,
+            PhotoState::Processing,
+            PhotoState::Ready,
+            PhotoState::Failed,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -755,6 +755,7 @@ async fn tables_usage_and_deletes() {
             .is_some_and(|d| d.starts_with("text (PP-OCRv4 DBNet) on ")),
         "{photos}"
     );
+    assert_eq!(photos["items"][0]["state"], "ready", "{photos}");
     let objects: serde_json::Value = get("/objects?prefix=photos/")
         .await
         .unwrap()

@@ -5,6 +5,7 @@ use mysql_async::{FromRowError, Row};
 
 use super::{Db, DbError};
 use crate::api::PhotoRow;
+pub use crate::api::PhotoState;
 use crate::store::keys;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,41 +29,6 @@ pub struct Photo {
     pub state: PhotoState,
     /// Why processing gave up, for a `failed` photo.
     pub failure: String,
-}
-
-/// Where a photo is between its upload and its owner seeing the text found in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhotoState {
-    /// Accepted (the original is stored), waiting for a processor.
-    Queued,
-    /// A processor holds a claim on it.
-    Processing,
-    /// Its annotated copy and thumbnail are stored.
-    Ready,
-    /// Processing gave up (see `failure`).
-    Failed,
-}
-
-impl PhotoState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PhotoState::Queued => "queued",
-            PhotoState::Processing => "processing",
-            PhotoState::Ready => "ready",
-            PhotoState::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Option<PhotoState> {
-        [
-            PhotoState::Queued,
-            PhotoState::Processing,
-            PhotoState::Ready,
-            PhotoState::Failed,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-    }
 }
 
 impl Photo {
@@ -119,34 +85,26 @@ impl FromRow for Photo {
 /// A photo as the operator lists it, with its owner's name.
 impl FromRow for PhotoRow {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
-        let (
-            id,
-            owner_id,
-            owner,
-            file_name,
-            content_type,
-            width,
-            height,
-            bytes,
-            boxes,
-            created_at,
-            detector,
-            runtime,
-        ) = mysql_async::from_row_opt(row)?;
-        Ok(PhotoRow {
-            id,
-            owner_id,
-            owner,
-            file_name,
-            content_type,
-            width,
-            height,
-            bytes,
-            boxes,
-            created_at,
-            detector,
-            runtime,
-        })
+        // More columns than mysql_async's tuples take: read them one by one.
+        let mut r = row.clone();
+        let photo = (|| {
+            Some(PhotoRow {
+                id: r.take_opt(0)?.ok()?,
+                owner_id: r.take_opt(1)?.ok()?,
+                owner: r.take_opt(2)?.ok()?,
+                file_name: r.take_opt(3)?.ok()?,
+                content_type: r.take_opt(4)?.ok()?,
+                width: r.take_opt(5)?.ok()?,
+                height: r.take_opt(6)?.ok()?,
+                bytes: r.take_opt(7)?.ok()?,
+                boxes: r.take_opt(8)?.ok()?,
+                created_at: r.take_opt(9)?.ok()?,
+                detector: r.take_opt(10)?.ok()?,
+                runtime: r.take_opt(11)?.ok()?,
+                state: PhotoState::parse(&r.take_opt::<String, _>(12)?.ok()?)?,
+            })
+        })();
+        photo.ok_or(FromRowError(row))
     }
 }
 
@@ -265,7 +223,7 @@ impl Db {
         Ok(conn
             .exec(
                 "SELECT p.id, p.owner_id, a.username, p.file_name, p.content_type, p.width, p.height, p.bytes, p.boxes,
-                        CAST(FLOOR(UNIX_TIMESTAMP(p.created_at)) AS SIGNED), p.detector, p.runtime
+                        CAST(FLOOR(UNIX_TIMESTAMP(p.created_at)) AS SIGNED), p.detector, p.runtime, p.state
                  FROM photos p JOIN accounts a ON a.id = p.owner_id
                  ORDER BY p.created_at DESC, p.id DESC LIMIT ? OFFSET ?",
                 (limit, offset),

@@ -2,8 +2,8 @@
 //! sequences driving the app against a fake API.
 use common::api::{
     AccountRow, AutoscalerStatus, Backlog, CountPoint, DeleteReply, Demand, KindUsage, ObjectRow,
-    OtpReply, Page, PhotoRow, PoolCounts, PoolReply, ProcessingTimes, ScalingEvent, Status,
-    TokenReply, Totals, UserUsage, WorkerState, WorkerStatus,
+    OtpReply, Page, PhotoRow, PhotoState, PoolCounts, PoolReply, ProcessingTimes, ScalingEvent,
+    Status, TokenReply, Totals, UserUsage, WorkerState, WorkerStatus,
 };
 use common::autoscale::demand::RateSource;
 use common::autoscale::{Phase, Policy, PolicyKind};
@@ -332,6 +332,12 @@ fn screens() -> Vec<(&'static str, App)> {
             .rsplit_once(" on ")
             .map_or("", |(_, runtime)| runtime)
             .into(),
+        // The newest are still waiting for a processor.
+        state: match i {
+            1 => PhotoState::Queued,
+            2 => PhotoState::Processing,
+            _ => PhotoState::Ready,
+        },
     };
     let rows = vec![
         photo(1, ""),

@@ -214,6 +214,7 @@ impl TableView {
                     "size",
                     "pixels",
                     "boxes",
+                    "state",
                     "found by",
                 ];
                 self.total = page.total;
@@ -228,6 +229,7 @@ impl TableView {
                             Cell::Bytes(p.bytes),
                             text(format!("{}×{}", p.width, p.height)),
                             Cell::Count(p.boxes as u64),
+                            text(p.state.as_str()),
                             // The runtime is what differs between photos of one deployment.
                             text(p.runtime),
                         ]
