@@ -16,10 +16,10 @@
 use std::collections::VecDeque;
 
 use common::autoscale::demand::MEASURE_WINDOW_SECS;
-use common::autoscale::{self, DemandSample, Phase, PoolView, Signals};
+use common::autoscale::{self, DemandSample, Phase, Signals};
 use rand::SeedableRng;
 
-use super::{drain_newest, poisson, Busy, CpuMetric, Model, Report, Timing, Trace};
+use super::{drain_newest, poisson, pool_view, CpuMetric, Model, Modelled, Report, Timing, Trace};
 
 /// How long after the trace the backlog may take to clear.
 pub const DRAIN_HORIZON: f64 = 3600.0;
@@ -45,6 +45,18 @@ impl Worker {
             photo: None,
             busy_in_period: 0.0,
         }
+    }
+}
+
+impl Modelled for Worker {
+    fn ready_at(&self) -> f64 {
+        self.ready_at
+    }
+    fn draining(&self) -> bool {
+        self.draining
+    }
+    fn busy_in_period(&mut self) -> &mut f64 {
+        &mut self.busy_in_period
     }
 }
 
@@ -79,7 +91,7 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
             break;
         }
         let serving: Vec<usize> = (0..workers.len())
-            .filter(|&i| !workers[i].draining && workers[i].ready_at <= t)
+            .filter(|&i| workers[i].serves(t))
             .collect();
         let rate = if t < end { trace.rate(t) } else { 0.0 };
         for _ in 0..poisson(&mut rng, rate * model.dt) {
@@ -159,25 +171,10 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
         standby_booting.retain(|at| *at > t);
         standby_ready += booted as u32;
 
-        cpu_metric.tick(
-            t,
-            timing,
-            workers.iter_mut().map(|w| Busy {
-                busy_in_period: &mut w.busy_in_period,
-                draining: w.draining,
-                ready_at: w.ready_at,
-            }),
-        );
+        cpu_metric.tick(t, timing, &mut workers);
         if t >= next_poll {
             next_poll += timing.poll;
-            let healthy = workers
-                .iter()
-                .filter(|w| !w.draining && w.ready_at <= t)
-                .count() as u32;
-            let starting = workers
-                .iter()
-                .filter(|w| !w.draining && w.ready_at > t)
-                .count() as u32;
+            let view = pool_view(&workers, desired, t);
             while accepted_at
                 .front()
                 .is_some_and(|at| t - at > MEASURE_WINDOW_SECS)
@@ -196,24 +193,14 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
                 processing: workers.iter().filter(|w| w.photo.is_some()).count() as u64,
                 arrivals_per_sec: accepted_at.len() as f64 / MEASURE_WINDOW_SECS,
                 processed_per_sec: processed_at.len() as f64 / MEASURE_WINDOW_SECS,
-                healthy,
+                healthy: view.healthy,
             });
             let signals = Signals {
                 cpu: &cpu_metric.samples,
                 demand: &demand,
                 learned_rate,
             };
-            let d = autoscale::step(
-                phase,
-                PoolView {
-                    desired,
-                    healthy,
-                    starting,
-                },
-                &signals,
-                policy,
-                t,
-            );
+            let d = autoscale::step(phase, view, &signals, policy, t);
             phase = d.phase;
             learned_rate = d.learned_rate.or(learned_rate);
             if let Some(r) = d.resize {
@@ -241,10 +228,7 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
         }
         if t >= next_second {
             next_second += 1.0;
-            let healthy = workers
-                .iter()
-                .filter(|w| !w.draining && w.ready_at <= t)
-                .count() as u32;
+            let healthy = pool_view(&workers, desired, t).healthy;
             report.timeline.push((t, desired, healthy, rate));
         }
     }

@@ -11,7 +11,7 @@ pub mod synchronous;
 
 use std::collections::VecDeque;
 
-use common::autoscale::{Policy, Sample};
+use common::autoscale::{Policy, PoolView, Sample};
 use rand::Rng;
 
 #[derive(Debug, Clone)]
@@ -226,11 +226,28 @@ struct CpuMetric {
     samples: Vec<Sample>,
 }
 
-/// One worker as the CPU metric reads it.
-struct Busy<'a> {
-    busy_in_period: &'a mut f64,
-    draining: bool,
-    ready_at: f64,
+/// What the control plane sees of a modelled worker, in either design.
+trait Modelled {
+    /// When it serves from (booted).
+    fn ready_at(&self) -> f64;
+    fn draining(&self) -> bool;
+    /// Seconds of this metric period it was busy.
+    fn busy_in_period(&mut self) -> &mut f64;
+
+    /// In rotation at `t`: booted and not leaving.
+    fn serves(&self, t: f64) -> bool {
+        !self.draining() && self.ready_at() <= t
+    }
+}
+
+/// The pool as the autoscaler sees it at `t`.
+fn pool_view<W: Modelled>(workers: &[W], desired: u32, t: f64) -> PoolView {
+    let staying = || workers.iter().filter(|w| !w.draining());
+    PoolView {
+        desired,
+        healthy: staying().filter(|w| w.ready_at() <= t).count() as u32,
+        starting: staying().filter(|w| w.ready_at() > t).count() as u32,
+    }
 }
 
 impl CpuMetric {
@@ -244,15 +261,15 @@ impl CpuMetric {
 
     /// At `t`: ends the period if it is due (and starts the workers' next one), and
     /// publishes the points whose delay has passed.
-    fn tick<'a>(&mut self, t: f64, timing: &Timing, workers: impl Iterator<Item = Busy<'a>>) {
+    fn tick<W: Modelled>(&mut self, t: f64, timing: &Timing, workers: &mut [W]) {
         if t - self.period_start >= timing.metric_period - 1e-9 {
             let span = t - self.period_start;
             let mut busy = Vec::new();
-            for w in workers {
-                if !w.draining && w.ready_at <= self.period_start {
-                    busy.push(*w.busy_in_period / span);
+            for w in workers.iter_mut() {
+                if w.serves(self.period_start) {
+                    busy.push(*w.busy_in_period() / span);
                 }
-                *w.busy_in_period = 0.0;
+                *w.busy_in_period() = 0.0;
             }
             if !busy.is_empty() {
                 self.measured

@@ -7,10 +7,10 @@
 //! finish their queue (drain) and then stop.
 use std::collections::VecDeque;
 
-use common::autoscale::{self, Phase, PoolView, Signals};
+use common::autoscale::{self, Phase, Signals};
 use rand::SeedableRng;
 
-use super::{drain_newest, poisson, Busy, CpuMetric, Model, Report, Timing, Trace};
+use super::{drain_newest, poisson, pool_view, CpuMetric, Model, Modelled, Report, Timing, Trace};
 
 struct Worker {
     ready_at: f64,
@@ -19,6 +19,18 @@ struct Worker {
     /// Service time left for the request at the head of the queue.
     left: f64,
     busy_in_period: f64,
+}
+
+impl Modelled for Worker {
+    fn ready_at(&self) -> f64 {
+        self.ready_at
+    }
+    fn draining(&self) -> bool {
+        self.draining
+    }
+    fn busy_in_period(&mut self) -> &mut f64 {
+        &mut self.busy_in_period
+    }
 }
 
 pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
@@ -46,7 +58,7 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
     let mut t = 0.0;
     while t < end {
         let serving: Vec<usize> = (0..workers.len())
-            .filter(|&i| !workers[i].draining && workers[i].ready_at <= t)
+            .filter(|&i| workers[i].serves(t))
             .collect();
         for _ in 0..poisson(&mut rng, trace.rate(t) * model.dt) {
             report.arrived += 1;
@@ -91,40 +103,15 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
         report.peak_workers = report.peak_workers.max(workers.len() as u32);
         t += model.dt;
 
-        cpu_metric.tick(
-            t,
-            timing,
-            workers.iter_mut().map(|w| Busy {
-                busy_in_period: &mut w.busy_in_period,
-                draining: w.draining,
-                ready_at: w.ready_at,
-            }),
-        );
+        cpu_metric.tick(t, timing, &mut workers);
         if t >= next_poll {
             next_poll += timing.poll;
-            let healthy = workers
-                .iter()
-                .filter(|w| !w.draining && w.ready_at <= t)
-                .count() as u32;
-            let starting = workers
-                .iter()
-                .filter(|w| !w.draining && w.ready_at > t)
-                .count() as u32;
+            let view = pool_view(&workers, desired, t);
             let signals = Signals {
                 cpu: &cpu_metric.samples,
                 ..Signals::default()
             };
-            let d = autoscale::step(
-                phase,
-                PoolView {
-                    desired,
-                    healthy,
-                    starting,
-                },
-                &signals,
-                policy,
-                t,
-            );
+            let d = autoscale::step(phase, view, &signals, policy, t);
             phase = d.phase;
             if let Some(r) = d.resize {
                 report.resizes += 1;
@@ -146,10 +133,7 @@ pub fn run(trace: &Trace, timing: &Timing, model: &Model, seed: u64) -> Report {
         }
         if t >= next_second {
             next_second += 1.0;
-            let healthy = workers
-                .iter()
-                .filter(|w| !w.draining && w.ready_at <= t)
-                .count() as u32;
+            let healthy = pool_view(&workers, desired, t).healthy;
             report.timeline.push((t, desired, healthy, trace.rate(t)));
         }
     }
