@@ -233,6 +233,24 @@ pub struct Status {
     /// Set while launching workers fails (bad AMI, no capacity, missing permission).
     #[serde(default)]
     pub launch_problem: Option<LaunchProblem>,
+    /// The local balancer's connections; `None` behind a cloud load balancer.
+    #[serde(default)]
+    pub front_door: Option<FrontDoor>,
+}
+
+/// What the local balancer holds and has turned away since the control plane started.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FrontDoor {
+    pub open_connections: u64,
+    pub max_connections: u64,
+    /// Connections answered 503 because `max_connections` were open.
+    pub refused_connections: u64,
+    /// Connections closed for sending no request head in time, or moving no byte.
+    pub timed_out_connections: u64,
+    /// Uploads whose body stopped arriving (408) or was malformed (400).
+    pub bad_bodies: u64,
+    /// Requests a worker did not answer within the worker timeout (504).
+    pub worker_timeouts: u64,
 }
 
 /// Launch failures in a row: the reconciler backs off rather than retrying every second.

@@ -448,6 +448,18 @@ pub struct ManagerConfig {
     pub control_port: u16,
     pub balancer_address: IpAddr,
     pub balancer_port: u16,
+    /// Client connections the local balancer holds open at once; one more is answered 503
+    /// and closed. Clamped at start to what the process's file limit allows.
+    pub balancer_max_connections: usize,
+    /// A client must send a whole request head within this time (also how long an idle
+    /// keep-alive connection stays open), and an upload's body may make no progress for
+    /// `balancer_body_timeout_secs` (408). A connection that moves no byte for
+    /// `balancer_idle_timeout_secs` while nothing waits on a worker is closed.
+    pub balancer_header_timeout_secs: f64,
+    pub balancer_body_timeout_secs: f64,
+    pub balancer_idle_timeout_secs: f64,
+    /// A worker that has not answered a request within this time gets it cancelled (504).
+    pub balancer_worker_timeout_secs: f64,
     /// The `gallery-server` binary; by default the one beside `manager-tui`.
     pub worker_bin: Option<PathBuf>,
     pub health_interval_secs: f64,
@@ -513,6 +525,11 @@ impl Default for ManagerConfig {
             control_port: 5000,
             balancer_address: IpAddr::from([127, 0, 0, 1]),
             balancer_port: 8080,
+            balancer_max_connections: 4096,
+            balancer_header_timeout_secs: 10.0,
+            balancer_body_timeout_secs: 30.0,
+            balancer_idle_timeout_secs: 30.0,
+            balancer_worker_timeout_secs: 300.0,
             worker_bin: None,
             health_interval_secs: 2.0,
             unhealthy_threshold: 2,
@@ -576,6 +593,21 @@ impl ManagerConfig {
             return bad(
                 "health_interval_secs/sample_interval_secs/decide_interval_secs",
                 "must be greater than 0",
+            );
+        }
+        if [
+            config.balancer_header_timeout_secs,
+            config.balancer_body_timeout_secs,
+            config.balancer_idle_timeout_secs,
+            config.balancer_worker_timeout_secs,
+        ]
+        .iter()
+        .any(|t| !(*t > 0.0))
+            || config.balancer_max_connections == 0
+        {
+            return bad(
+                "balancer_*",
+                "timeouts and the connection limit must be greater than 0",
             );
         }
         if config.unhealthy_threshold == 0 || config.healthy_threshold == 0 {

@@ -1,5 +1,5 @@
 //! How the control plane's figures read, the same in the dashboard and in `--once`.
-use common::api::{Backlog, Demand, ProcessingTimes, Status};
+use common::api::{Backlog, Demand, FrontDoor, ProcessingTimes, Status};
 use common::autoscale::{Phase, PolicyKind};
 
 pub use common::units::human_bytes;
@@ -74,6 +74,19 @@ pub fn flow_text(d: &Demand) -> String {
 }
 
 /// "upload to processed: p50 12 s · p99 35 s (312 photos, last 5 min)".
+/// The local balancer's connections and what it turned away.
+pub fn front_door_text(f: &FrontDoor) -> String {
+    format!(
+        "{} of {} connections open · refused {} · timed out {} · bad bodies {} · worker timeouts {}",
+        f.open_connections,
+        f.max_connections,
+        f.refused_connections,
+        f.timed_out_connections,
+        f.bad_bodies,
+        f.worker_timeouts
+    )
+}
+
 pub fn times_text(t: &ProcessingTimes) -> String {
     format!(
         "upload to processed: p50 {:.1} s · p99 {:.1} s ({} photos, last 5 min)",

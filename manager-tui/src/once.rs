@@ -4,7 +4,8 @@ use std::fmt::Write;
 use common::api::Status;
 
 use crate::fmt::{
-    backlog_text, clock, flow_text, human_bytes, phase_text, policy_text, times_text,
+    backlog_text, clock, flow_text, front_door_text, human_bytes, phase_text, policy_text,
+    times_text,
 };
 
 pub fn render(status: &Status) -> String {
@@ -35,6 +36,9 @@ pub fn render(status: &Status) -> String {
     }
     if let Some(t) = &status.processing_times {
         let _ = writeln!(out, "{}", times_text(t));
+    }
+    if let Some(f) = &status.front_door {
+        let _ = writeln!(out, "balancer: {}", front_door_text(f));
     }
     let _ = writeln!(
         out,

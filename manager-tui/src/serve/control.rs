@@ -48,6 +48,8 @@ pub fn launch_backoff(failures: u32) -> f64 {
 pub struct ControlPlane {
     pub config: Arc<ManagerConfig>,
     pub pool: Arc<dyn Provider>,
+    /// The local balancer's counts; `None` behind a cloud load balancer.
+    front_door: Option<Arc<super::balancer::limits::Counters>>,
     pub db: Db,
     pub store: Option<SharedStore>,
     /// The store's objects and bytes, as last counted.
@@ -73,6 +75,7 @@ impl ControlPlane {
     pub async fn new(
         config: Arc<ManagerConfig>,
         pool: Arc<dyn Provider>,
+        front_door: Option<Arc<super::balancer::limits::Counters>>,
         db: Db,
         store: Option<SharedStore>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -97,6 +100,7 @@ impl ControlPlane {
         Ok(Arc::new(ControlPlane {
             config,
             pool,
+            front_door,
             db,
             store,
             stored: status::StoreTotals::default(),
@@ -461,6 +465,7 @@ impl ControlPlane {
                 desired: s.desired,
                 launch_problem: s.launch_problem.clone(),
                 demand: s.estimate,
+                front_door: self.front_door.as_ref().map(|c| c.snapshot()),
             }
         };
         status::assemble(

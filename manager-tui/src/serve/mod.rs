@@ -41,43 +41,47 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
             dir: config.data_dir.join("outbox"),
         }) as Box<dyn MailTransport>
     };
-    let (pool, mail): (Arc<dyn Provider>, Box<dyn MailTransport>) = match config.provider {
-        ProviderKind::Local => {
-            let pool = Arc::new(pool::local::LocalPool::new(config.clone())?);
-            let balancer_addr = (config.balancer_address, config.balancer_port);
-            let listener = tokio::net::TcpListener::bind(balancer_addr)
-                .await
-                .with_context(|| {
-                    format!(
-                        "binding the balancer to {}:{}",
-                        balancer_addr.0, balancer_addr.1
-                    )
-                })?;
-            tokio::spawn(Arc::new(balancer::Balancer::new(pool.clone())).serve(listener));
-            tracing::info!(
-                "balancer on http://{}:{}",
-                config.balancer_address,
-                config.balancer_port
-            );
-            (pool, outbox())
-        }
-        #[cfg(feature = "aws")]
-        ProviderKind::Aws => {
-            let pool = pool::aws::AwsPool::new(config.clone())
-                .await
-                .context("setting up the aws pool")?;
-            let mail: Box<dyn MailTransport> = match &config.mail_from {
-                Some(from) => Box::new(mail::Ses::new(from).await),
-                None => outbox(),
-            };
-            (Arc::new(pool), mail)
-        }
-        #[cfg(not(feature = "aws"))]
-        ProviderKind::Aws => anyhow::bail!(
+    let (pool, mail, front_door): (Arc<dyn Provider>, Box<dyn MailTransport>, _) =
+        match config.provider {
+            ProviderKind::Local => {
+                let pool = Arc::new(pool::local::LocalPool::new(config.clone())?);
+                let balancer_addr = (config.balancer_address, config.balancer_port);
+                let listener = tokio::net::TcpListener::bind(balancer_addr)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "binding the balancer to {}:{}",
+                            balancer_addr.0, balancer_addr.1
+                        )
+                    })?;
+                let limits = balancer::limits::Limits::of(&config).fitted_to_file_limit();
+                let balancer = Arc::new(balancer::Balancer::new(pool.clone(), limits));
+                let counters = balancer.counters.clone();
+                tokio::spawn(balancer.serve(listener));
+                tracing::info!(
+                    "balancer on http://{}:{}",
+                    config.balancer_address,
+                    config.balancer_port
+                );
+                (pool, outbox(), Some(counters))
+            }
+            #[cfg(feature = "aws")]
+            ProviderKind::Aws => {
+                let pool = pool::aws::AwsPool::new(config.clone())
+                    .await
+                    .context("setting up the aws pool")?;
+                let mail: Box<dyn MailTransport> = match &config.mail_from {
+                    Some(from) => Box::new(mail::Ses::new(from).await),
+                    None => outbox(),
+                };
+                (Arc::new(pool), mail, None)
+            }
+            #[cfg(not(feature = "aws"))]
+            ProviderKind::Aws => anyhow::bail!(
             "the aws provider is not built into this manager-tui (build it with the `aws` feature)"
         ),
-    };
-    let control = ControlPlane::new(config.clone(), pool.clone(), db, store).await?;
+        };
+    let control = ControlPlane::new(config.clone(), pool.clone(), front_door, db, store).await?;
     tokio::spawn(control.clone().reconcile_loop());
     tokio::spawn(control.clone().health_loop());
     tokio::spawn(control.clone().sample_loop());

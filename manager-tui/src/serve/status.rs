@@ -4,7 +4,7 @@
 //! dashboard is worth.
 use std::sync::Mutex;
 
-use common::api::{AutoscalerStatus, Demand, LaunchProblem, PoolCounts, Status, Totals};
+use common::api::{AutoscalerStatus, Demand, FrontDoor, LaunchProblem, PoolCounts, Status, Totals};
 use common::autoscale::{Phase, Policy};
 use common::config::ManagerConfig;
 use common::db::Db;
@@ -25,6 +25,7 @@ pub struct Snapshot {
     pub desired: u32,
     pub launch_problem: Option<LaunchProblem>,
     pub demand: Option<Demand>,
+    pub front_door: Option<FrontDoor>,
 }
 
 /// The store's contents as last counted.
@@ -124,5 +125,6 @@ pub async fn assemble(
             .ok()
             .flatten(),
         launch_problem: state.launch_problem,
+        front_door: state.front_door,
     }
 }

@@ -115,6 +115,7 @@ fn status(workers: Vec<WorkerStatus>, phase: Phase) -> Status {
             p99_secs: 35.2,
         }),
         launch_problem: None,
+        front_door: None,
     }
 }
 
