@@ -93,6 +93,17 @@ pub struct Config {
     /// This worker's EC2 instance id, the metrics' `InstanceId` dimension; by default asked
     /// of the instance metadata service.
     pub instance_id: Option<String>,
+    /// Peers whose `X-Forwarded-For` names the client (the deployment's balancer: the local
+    /// one on loopback, an ALB inside the VPC). From anyone else the header is ignored, so
+    /// a client cannot pick the address its sign-in failures are counted against.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Password hashes computed at once (19 MiB and ~30 ms of CPU each); 0 means one per
+    /// core. `password_queue` more may wait; beyond, sign-ins are answered 503.
+    pub password_checks: usize,
+    pub password_queue: usize,
+    /// Mark cookies `Secure` (browsers then send them over HTTPS only): for a deployment
+    /// whose users reach it over HTTPS, as behind an ALB with a certificate.
+    pub secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -129,6 +140,13 @@ impl Default for Config {
             metrics_namespace: None,
             metrics_interval_secs: 10,
             instance_id: None,
+            trusted_proxies: vec![
+                "127.0.0.0/8".parse().expect("valid network"),
+                "::1/128".parse().expect("valid network"),
+            ],
+            password_checks: 0,
+            password_queue: 32,
+            secure_cookies: false,
         }
     }
 }
@@ -602,7 +620,7 @@ impl ManagerConfig {
             config.balancer_worker_timeout_secs,
         ]
         .iter()
-        .any(|t| !(*t > 0.0))
+        .any(|t| t.is_nan() || *t <= 0.0)
             || config.balancer_max_connections == 0
         {
             return bad(

@@ -49,6 +49,29 @@ impl Error {
             )
         }
     }
+    /// Every password check slot is taken and its queue is full.
+    pub fn busy_signing_in() -> Self {
+        Error {
+            retry_after: Some(2),
+            ..Self::new(
+                Status::ServiceUnavailable,
+                "too many people are signing in at once; try again in a few seconds",
+            )
+        }
+    }
+    /// Too many wrong passwords from this client or for this account, for now.
+    pub fn too_many_attempts(retry_after_secs: u64) -> Self {
+        Error {
+            retry_after: Some(retry_after_secs.clamp(1, u32::MAX as u64) as u32),
+            ..Self::new(
+                Status::TooManyRequests,
+                format!(
+                    "too many wrong passwords; try again in {}",
+                    common::units::human_duration(retry_after_secs)
+                ),
+            )
+        }
+    }
     /// The backlog is at its limit: the store and the processors need time to catch up.
     pub fn backlog_full(waiting: u64) -> Self {
         tracing::warn!(waiting, "backlog full; refusing uploads");

@@ -1,16 +1,19 @@
 //! The gallery worker: accounts, uploads with text detection, pages, media, health, metrics.
 pub mod accounts;
 pub mod allocator;
+pub mod client;
 pub mod detect;
 pub mod error;
 pub mod image;
 pub mod jobs;
+pub mod kdf;
 pub mod metrics;
 pub mod photos;
 pub mod pipeline;
 pub mod processing;
 pub mod routes;
 pub mod session;
+pub mod throttle;
 pub mod views;
 
 use std::path::Path;
@@ -43,6 +46,10 @@ pub struct AppState {
     pub processing: Arc<Processing>,
     /// API credentials verified in the last minute (see `VerifiedCredentials`).
     pub verified: common::auth::VerifiedCredentials,
+    /// Password hashing, bounded (see `kdf`).
+    pub hashing: kdf::PasswordHashing,
+    /// Wrong passwords, counted (see `throttle`).
+    pub throttle: Arc<throttle::Throttle>,
     pub metrics: Arc<Metrics>,
     /// The backlog as last read, and when (uploads check it against `backlog_limit`).
     backlog: tokio::sync::Mutex<Option<(std::time::Instant, common::db::Backlog)>>,
@@ -172,6 +179,9 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         .merge(("secret_key", hex::encode(&secret)))
         .merge(("limits", limits))
         .merge(("ident", "gallery"))
+        // The client's address is taken from X-Forwarded-For only from trusted proxies
+        // (`client::ClientAddr`); Rocket would believe X-Real-IP from anyone.
+        .merge(("ip_header", false))
         .merge(("log_level", "critical"))
         .merge(("cli_colors", false))
         // In-flight uploads get time to finish when the worker is told to stop.
@@ -234,6 +244,14 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         jobs: JobPool::new(config.pipeline_workers(), config.pipeline_queue),
         processing: processing.clone(),
         verified: common::auth::VerifiedCredentials::new(Duration::from_secs(60)),
+        hashing: kdf::PasswordHashing::new(
+            match config.password_checks {
+                0 => config.pipeline_workers(),
+                n => n,
+            },
+            config.password_queue,
+        ),
+        throttle: throttle::Throttle::new(throttle::Rules::default()),
         backlog: tokio::sync::Mutex::new(None),
         signer: UrlSigner::new(&secret),
         config,

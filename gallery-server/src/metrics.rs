@@ -16,6 +16,8 @@ pub struct Metrics {
     pub accepted: IntCounter,
     pub processed: IntCounter,
     pub failed: IntCounter,
+    /// Password checks refused by the throttle (429).
+    pub throttled: IntCounter,
     /// By state: queued, processing, failed.
     pub backlog: IntGaugeVec,
     pub time_to_processed: Histogram,
@@ -56,6 +58,10 @@ impl Metrics {
             "photos_failed_total",
             "Photos this worker's processors gave up on",
         );
+        let throttled = counter(
+            "sign_ins_throttled_total",
+            "Password checks refused for too many recent wrong passwords",
+        );
         let backlog = IntGaugeVec::new(
             Opts::new(
                 "backlog_photos",
@@ -80,7 +86,7 @@ impl Metrics {
         registry
             .register(Box::new(stages.clone()))
             .expect("unique metric");
-        for c in [&accepted, &processed, &failed] {
+        for c in [&accepted, &processed, &failed, &throttled] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
@@ -104,6 +110,7 @@ impl Metrics {
             accepted,
             processed,
             failed,
+            throttled,
             backlog,
             time_to_processed,
         }

@@ -1,5 +1,10 @@
-//! Browser sessions (Rocket private cookies, encrypted and authenticated with the
-//! deployment's secret key) and CSRF tokens for the forms.
+//! Browser sessions and CSRF tokens for the forms. The session cookie (a Rocket private
+//! cookie, encrypted and authenticated with the deployment's secret key) holds a random
+//! token; the session itself is a row, so that logging out, changing the password and
+//! deleting the account end it on every worker at once.
+use std::time::Duration;
+
+use common::db::SessionToken;
 use rocket::http::{Cookie, CookieJar, SameSite};
 use rocket::outcome::{try_outcome, IntoOutcome};
 use rocket::request::{FromRequest, Outcome, Request};
@@ -11,11 +16,22 @@ use crate::AppState;
 const SESSION: &str = "session";
 const CSRF: &str = "csrf";
 
+/// A session ends this long after it began, whatever happens.
+pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// The logged-in user; routes that take it are for members only.
 #[derive(Debug, Clone)]
 pub struct User {
     pub id: u64,
     pub username: String,
+    /// The session this request came with.
+    pub session: SessionToken,
+}
+
+fn session_token(cookies: &CookieJar<'_>) -> Option<SessionToken> {
+    cookies
+        .get_private(SESSION)
+        .and_then(|c| SessionToken::from_hex(c.value()))
 }
 
 #[rocket::async_trait]
@@ -27,28 +43,25 @@ impl<'r> FromRequest<'r> for User {
             .guard::<&State<AppState>>()
             .await
             .map_error(|(s, _)| (s, Error::internal("no state"))));
-        let id = req
-            .cookies()
-            .get_private(SESSION)
-            .and_then(|c| c.value().parse::<u64>().ok());
-        let Some(id) = id else {
-            return Outcome::Error((
+        let please_log_in = || {
+            Outcome::Error((
                 rocket::http::Status::Unauthorized,
                 Error::unauthorized("please log in"),
-            ));
+            ))
         };
-        match state.db.account_by_id(id).await {
+        let Some(token) = session_token(req.cookies()) else {
+            return please_log_in();
+        };
+        match state.db.session_account(&token).await {
             Ok(Some(a)) => Outcome::Success(User {
-                id: a.id,
+                id: a.account_id,
                 username: a.username,
+                session: token,
             }),
             Ok(None) => {
-                // The account was deleted by the operator: the session ends with it.
+                // Logged out elsewhere, password changed, account deleted, or expired.
                 req.cookies().remove_private(SESSION);
-                Outcome::Error((
-                    rocket::http::Status::Unauthorized,
-                    Error::unauthorized("please log in"),
-                ))
+                please_log_in()
             }
             Err(e) => Outcome::Error((
                 rocket::http::Status::InternalServerError,
@@ -58,17 +71,31 @@ impl<'r> FromRequest<'r> for User {
     }
 }
 
-pub fn log_in(cookies: &CookieJar<'_>, account_id: u64) {
-    let cookie = Cookie::build((SESSION, account_id.to_string()))
+pub async fn log_in(
+    state: &AppState,
+    cookies: &CookieJar<'_>,
+    account_id: u64,
+) -> Result<(), Error> {
+    let token = state.db.create_session(account_id, SESSION_TTL).await?;
+    let cookie = Cookie::build((SESSION, token.to_hex()))
         .same_site(SameSite::Lax)
         .http_only(true)
+        .secure(state.config.secure_cookies)
+        .max_age(rocket::time::Duration::seconds(SESSION_TTL.as_secs() as i64))
         .path("/");
     cookies.add_private(cookie);
     // A fresh CSRF token for the new session.
     cookies.remove_private(CSRF);
+    Ok(())
 }
 
-pub fn log_out(cookies: &CookieJar<'_>) {
+/// Ends this browser's session, on the server too.
+pub async fn log_out(state: &AppState, cookies: &CookieJar<'_>) {
+    if let Some(token) = session_token(cookies) {
+        if let Err(e) = state.db.end_session(&token).await {
+            tracing::warn!(error = %e, "could not end a session");
+        }
+    }
     cookies.remove_private(SESSION);
     cookies.remove_private(CSRF);
 }
@@ -86,10 +113,15 @@ impl<'r> FromRequest<'r> for CsrfToken {
             Some(c) => c.value().to_string(),
             None => {
                 let token = hex::encode(rand::random::<[u8; 32]>());
+                let secure = req
+                    .rocket()
+                    .state::<AppState>()
+                    .is_some_and(|s| s.config.secure_cookies);
                 cookies.add_private(
                     Cookie::build((CSRF, token.clone()))
                         .same_site(SameSite::Lax)
                         .http_only(true)
+                        .secure(secure)
                         .path("/"),
                 );
                 token

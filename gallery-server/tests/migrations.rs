@@ -4,10 +4,22 @@ mod support;
 
 use common::db::Db;
 use mysql_async::prelude::Queryable;
-use support::TestApp;
+use rocket::http::{ContentType, Status};
+use support::{Part, TestApp};
 
-/// Undoes migrations 6 and 5 (the flow's indexes, the backlog's columns) on a fresh database.
+/// Undoes migrations 9 and 8 (sessions, case-insensitive usernames) on a fresh database.
+async fn before_case_insensitive_names(conn: &mut mysql_async::Conn) {
+    conn.query_drop("DROP TABLE sessions").await.unwrap();
+    conn.query_drop(
+        "ALTER TABLE accounts DROP KEY accounts_username_key, DROP COLUMN username_key",
+    )
+    .await
+    .unwrap();
+}
+
+/// Undoes migrations 9 to 5 (… the flow's indexes, the backlog's columns) on a fresh database.
 async fn before_the_backlog(conn: &mut mysql_async::Conn) {
+    before_case_insensitive_names(conn).await;
     conn.query_drop(
         "ALTER TABLE photos DROP KEY photos_created, DROP KEY photos_processed, DROP KEY photos_backlog, DROP COLUMN state, DROP COLUMN attempts, DROP COLUMN claimed_by,
          DROP COLUMN lease_until, DROP COLUMN not_before, DROP COLUMN failure, DROP COLUMN processed_at",
@@ -143,4 +155,49 @@ async fn the_control_planes_records_keep_any_text_whatever_the_servers_default_c
     app.db.record_scaling_event(1, 4, reason).await.unwrap();
     let events = app.db.scaling_events(1).await.unwrap();
     assert_eq!(events[0].reason, reason);
+}
+
+#[tokio::test]
+async fn accounts_whose_names_clash_by_case_keep_logging_in_and_no_new_clash_is_made() {
+    let app = TestApp::new().await;
+    let mut conn = app.db.conn().await.unwrap();
+    before_case_insensitive_names(&mut conn).await;
+    conn.query_drop("DELETE FROM schema_migrations WHERE version >= 8")
+        .await
+        .unwrap();
+    // Two accounts the old rules let apart: each with its own password.
+    for (name, password) in [("Alice", "first-alice-pw"), ("alice", "second-alice-pw")] {
+        conn.exec_drop(
+            "INSERT INTO accounts (username, password_hash) VALUES (?, ?)",
+            (name, common::auth::hash_password(password)),
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    // The next worker to start brings the database up to date.
+    let worker = app.second_worker(|_| {}).await;
+    let png = support::images::png16();
+
+    for (typed, password) in [("Alice", "first-alice-pw"), ("alice", "second-alice-pw")] {
+        let (ct, body) = support::multipart(&[
+            Part::Text("username", typed),
+            Part::Text("password", password),
+            Part::File("file", "a.png", &png),
+        ]);
+        let res = worker
+            .post("/api/upload")
+            .header(ct)
+            .body(body)
+            .dispatch()
+            .await;
+        assert_eq!(res.status(), Status::Ok, "{typed} logs in as before");
+    }
+    let res = worker
+        .post("/api/register")
+        .header(ContentType::Form)
+        .body("username=ALICE&password=third-secret-pw")
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Conflict, "a third spelling is taken");
 }

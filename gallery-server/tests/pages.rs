@@ -4,13 +4,12 @@ mod support;
 
 use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::Client;
-use support::{body, hidden_value, image_sources, images, multipart, testdata, Part, TestApp};
+use support::{
+    body, csrf, hidden_value, image_sources, images, log_in, log_out, multipart, testdata, Part,
+    TestApp,
+};
 
 const PW: &str = "pass-word-1";
-
-async fn csrf(client: &Client, page: &str) -> String {
-    hidden_value(&body(client.get(page).dispatch().await).await, "csrf")
-}
 
 async fn register(client: &Client, user: &str) {
     let token = csrf(client, "/register").await;
@@ -144,14 +143,7 @@ async fn login_logout_and_wrong_password() {
     let app = TestApp::new().await;
     let c = &app.client;
     register(c, "nora").await;
-    let token = csrf(c, "/").await;
-    let res = c
-        .post("/logout")
-        .header(ContentType::Form)
-        .body(format!("csrf={token}"))
-        .dispatch()
-        .await;
-    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(log_out(c).await, Status::SeeOther);
     let res = c.get("/upload").dispatch().await;
     assert_eq!(
         (res.status(), res.headers().get_one("Location")),
@@ -172,13 +164,7 @@ async fn login_logout_and_wrong_password() {
         "{page}"
     );
 
-    let res = c
-        .post("/login")
-        .header(ContentType::Form)
-        .body(format!("csrf={token}&username=nora&password={PW}"))
-        .dispatch()
-        .await;
-    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(log_in(c, "nora", PW).await, Status::SeeOther);
     assert_eq!(c.get("/upload").dispatch().await.status(), Status::Ok);
 }
 

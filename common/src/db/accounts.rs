@@ -45,8 +45,8 @@ impl Db {
         let mut conn = self.conn().await?;
         let res = conn
             .exec_drop(
-                "INSERT INTO accounts (username, password_hash) VALUES (?, ?)",
-                (username, password_hash),
+                "INSERT INTO accounts (username, username_key, password_hash) VALUES (?, ?, ?)",
+                (username, username_key(username), password_hash),
             )
             .await;
         match res {
@@ -56,14 +56,46 @@ impl Db {
         }
     }
 
+    /// The account a person typing `username` means: the one of that name in any case, or,
+    /// among accounts that clashed before names were compared without case, the one
+    /// registered exactly so.
     pub async fn account_by_name(&self, username: &str) -> Result<Option<Account>, DbError> {
         let mut conn = self.conn().await?;
         Ok(conn
             .exec_first(
-                "SELECT id, username, password_hash FROM accounts WHERE username = ?",
-                (username,),
+                "SELECT id, username, password_hash FROM accounts
+                 WHERE username = ? OR username_key = ?
+                 ORDER BY username = ? DESC LIMIT 1",
+                (username, username_key(username), username),
             )
             .await?)
+    }
+
+    /// Replaces the password hash and ends every session of the account but `keep` (the
+    /// one that made the change), in one transaction.
+    pub async fn change_password(
+        &self,
+        id: u64,
+        password_hash: &str,
+        keep: Option<&super::SessionToken>,
+    ) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await?;
+        tx.exec_drop(
+            "UPDATE accounts SET password_hash = ? WHERE id = ?",
+            (password_hash, id),
+        )
+        .await?;
+        let keep = keep.map(|t| t.hash().to_vec()).unwrap_or_default();
+        tx.exec_drop(
+            "DELETE FROM sessions WHERE account_id = ? AND token_hash <> ?",
+            (id, keep),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn account_by_id(&self, id: u64) -> Result<Option<Account>, DbError> {
@@ -133,11 +165,18 @@ impl Db {
             .query(format!("SELECT {} FROM photos FOR UPDATE", Photo::COLUMNS))
             .await?;
         tx.query_drop("DELETE FROM photos").await?;
+        tx.query_drop("DELETE FROM sessions").await?;
         tx.query_drop("DELETE FROM accounts").await?;
         let accounts = tx.affected_rows();
         tx.commit().await?;
         Ok(Deleted { photos, accounts })
     }
+}
+
+/// The form of a username its uniqueness is decided on: names are ASCII (see
+/// `auth::validate_username`), so lower case is the whole normalisation.
+pub fn username_key(username: &str) -> String {
+    username.to_ascii_lowercase()
 }
 
 /// What deleting everything took: the photo rows (whose objects go next) and how many accounts.

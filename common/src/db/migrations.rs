@@ -119,6 +119,40 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
     ALTER TABLE operator_tokens CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin
     ",
     ),
+    (
+        8,
+        // Names differing only by case are one account from now on: `username_key` is the
+        // name in lower case, unique. Accounts that already clash keep their names: the oldest
+        // gets the plain key, each later one its key with `#id` (a character no username can
+        // hold), and still logs in with its name exactly as registered.
+        r"
+    ALTER TABLE accounts ADD COLUMN username_key VARCHAR(96) NULL;
+    UPDATE accounts a
+        JOIN (SELECT LOWER(username) AS k, MIN(id) AS first_id FROM accounts GROUP BY LOWER(username)) f
+            ON f.k = LOWER(a.username)
+        SET a.username_key = IF(a.id = f.first_id, LOWER(a.username), CONCAT(LOWER(a.username), '#', a.id));
+    ALTER TABLE accounts
+        MODIFY username_key VARCHAR(96) NOT NULL,
+        ADD UNIQUE KEY accounts_username_key (username_key)
+    ",
+    ),
+    (
+        9,
+        // Browser sessions on the server, so that logging out, a password change and deleting
+        // the account end them (a cookie that held only the account id could not be revoked).
+        // The cookie holds a random token; only its SHA-256 is stored.
+        r"
+    CREATE TABLE sessions (
+        token_hash BINARY(32) NOT NULL PRIMARY KEY,
+        account_id BIGINT UNSIGNED NOT NULL,
+        created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+        expires_at TIMESTAMP(3) NOT NULL,
+        KEY sessions_account (account_id),
+        KEY sessions_expires (expires_at),
+        CONSTRAINT sessions_account FOREIGN KEY (account_id) REFERENCES accounts (id) ON DELETE CASCADE
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+    ",
+    ),
 ];
 
 #[cfg(test)]

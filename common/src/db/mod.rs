@@ -12,11 +12,13 @@ mod migrations;
 /// How many schema migrations this build knows; a database brought up to date has them all.
 pub const MIGRATION_COUNT: u32 = migrations::MIGRATIONS.len() as u32;
 mod photos;
+mod sessions;
 
-pub use accounts::{Account, Deleted};
+pub use accounts::{username_key, Account, Deleted};
 pub use backlog::{Backlog, Claim, Flow};
 pub use control::{ManagerSettings, TokenKind};
 pub use photos::{Photo, PhotoOwner, PhotoState};
+pub use sessions::{SessionAccount, SessionToken};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

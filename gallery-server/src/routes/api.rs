@@ -8,6 +8,7 @@ use rocket::{post, routes, FromForm, Route, State};
 use serde_json::json;
 
 use super::forms::form_error;
+use crate::client::ClientAddr;
 use crate::error::{wants_json, Result};
 use crate::{accounts, photos, AppState};
 
@@ -60,10 +61,11 @@ async fn register(
 #[post("/upload", data = "<form>")]
 async fn upload(
     state: &State<AppState>,
+    client: ClientAddr,
     form: Result<Form<Upload<'_>>, Errors<'_>>,
 ) -> Result<Reply> {
     let mut form = form.map_err(|e| form_error(e, state.config.max_upload_bytes))?;
-    let owner = accounts::authenticate(state, form.username, form.password).await?;
+    let owner = accounts::authenticate(state, form.username, form.password, client).await?;
     let photo = photos::accept(state, owner, &mut form.file).await?;
     Ok(Reply {
         text: "/api/upload successful!",

@@ -11,6 +11,7 @@ use super::media_url;
 use common::db::PhotoState;
 
 use crate::accounts;
+use crate::client::ClientAddr;
 use crate::detect::Finds;
 use crate::error::Error;
 use crate::photos;
@@ -32,6 +33,7 @@ pub fn routes() -> Vec<Route> {
         photo,
         delete_photo,
         account_page,
+        change_password,
         delete_account
     ]
 }
@@ -170,7 +172,9 @@ async fn register(
     let id = accounts::create(state, form.username, form.password)
         .await
         .map_err(|e| fail(e, form.username))?;
-    log_in(cookies, id);
+    log_in(state, cookies, id)
+        .await
+        .map_err(|e| fail(e, form.username))?;
     Ok(Redirect::to("/"))
 }
 
@@ -188,6 +192,7 @@ fn login_page(csrf: CsrfToken) -> Markup {
 async fn login(
     state: &State<AppState>,
     cookies: &CookieJar<'_>,
+    client: ClientAddr,
     csrf: CsrfToken,
     form: Result<Form<CredentialsForm<'_>>, Errors<'_>>,
 ) -> Page {
@@ -204,10 +209,12 @@ async fn login(
     };
     let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT), ""))?;
     csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
-    let id = accounts::authenticate(state, form.username, form.password)
+    let id = accounts::authenticate(state, form.username, form.password, client)
         .await
         .map_err(|e| fail(e, form.username))?;
-    log_in(cookies, id);
+    log_in(state, cookies, id)
+        .await
+        .map_err(|e| fail(e, form.username))?;
     Ok(Redirect::to("/"))
 }
 
@@ -217,13 +224,14 @@ struct CsrfForm<'r> {
 }
 
 #[post("/logout", data = "<form>")]
-fn logout(
+async fn logout(
+    state: &State<AppState>,
     cookies: &CookieJar<'_>,
     csrf: CsrfToken,
     form: Form<CsrfForm<'_>>,
 ) -> Result<Redirect, Error> {
     csrf.check(form.csrf)?;
-    log_out(cookies);
+    log_out(state, cookies).await;
     Ok(Redirect::to("/"))
 }
 
@@ -359,13 +367,34 @@ async fn photo(
     ))
 }
 
-fn account_form(user: &User, photos: u64, csrf: &CsrfToken, error: Option<&str>) -> Markup {
+/// What the account page says after a form on it was sent.
+enum AccountNote<'a> {
+    None,
+    PasswordChanged,
+    PasswordError(&'a str),
+    DeleteError(&'a str),
+}
+
+fn account_form(user: &User, photos: u64, csrf: &CsrfToken, note: AccountNote<'_>) -> Markup {
     html! {
         h1 { "Your account" }
         p { "Signed in as " strong { (user.username) } ", with " (photos) @if photos == 1 { " photo" } @else { " photos" } "." }
+        h2 { "Change your password" }
+        p { "Every other browser signed in to your account is signed out." }
+        @match note {
+            AccountNote::PasswordChanged => { p.notice role="status" { "Your password was changed." } }
+            AccountNote::PasswordError(e) => { p.error role="alert" { (e) } }
+            _ => {}
+        }
+        form.card method="post" action="/account/password" {
+            input type="hidden" name="csrf" value=(csrf.0);
+            label { "Current password" input name="current" type="password" required autocomplete="current-password"; }
+            label { "New password" input name="new" type="password" required autocomplete="new-password"; }
+            button.primary type="submit" { "Change password" }
+        }
         h2 { "Delete your account" }
         p { "Your account and every photo in it — originals, annotated copies and thumbnails — are removed for good." }
-        @if let Some(e) = error { p.error role="alert" { (e) } }
+        @if let AccountNote::DeleteError(e) = note { p.error role="alert" { (e) } }
         form.card method="post" action="/account/delete" onsubmit="return confirm('Delete your account and all your photos? This cannot be undone.')" {
             input type="hidden" name="csrf" value=(csrf.0);
             label { "Your password, to confirm" input name="password" type="password" required autocomplete="current-password"; }
@@ -385,8 +414,48 @@ async fn account_page(
         "Your account",
         Some(&user),
         &csrf,
-        account_form(&user, photos, &csrf, None),
+        account_form(&user, photos, &csrf, AccountNote::None),
     ))
+}
+
+#[derive(FromForm)]
+struct PasswordForm<'r> {
+    csrf: &'r str,
+    current: &'r str,
+    new: &'r str,
+}
+
+#[post("/account/password", data = "<form>")]
+async fn change_password(
+    state: &State<AppState>,
+    user: User,
+    client: ClientAddr,
+    csrf: CsrfToken,
+    form: Result<Form<PasswordForm<'_>>, Errors<'_>>,
+) -> (Status, Markup) {
+    let photos = state.db.count_photos_of(user.id).await.unwrap_or(0);
+    let page = |status: Status, note: AccountNote<'_>| {
+        (
+            status,
+            layout(
+                "Your account",
+                Some(&user),
+                &csrf,
+                account_form(&user, photos, &csrf, note),
+            ),
+        )
+    };
+    let result = match form {
+        Err(e) => Err(form_error(e, FORM_LIMIT)),
+        Ok(form) => match csrf.check(form.csrf) {
+            Err(e) => Err(e),
+            Ok(()) => accounts::change_password(state, &user, form.current, form.new, client).await,
+        },
+    };
+    match result {
+        Ok(()) => page(Status::Ok, AccountNote::PasswordChanged),
+        Err(e) => page(e.status, AccountNote::PasswordError(&e.message)),
+    }
 }
 
 #[derive(FromForm)]
@@ -400,6 +469,7 @@ struct DeleteAccountForm<'r> {
 async fn delete_account(
     state: &State<AppState>,
     cookies: &CookieJar<'_>,
+    client: ClientAddr,
     user: User,
     csrf: CsrfToken,
     form: Result<Form<DeleteAccountForm<'_>>, Errors<'_>>,
@@ -412,16 +482,16 @@ async fn delete_account(
                 "Your account",
                 Some(&user),
                 &csrf,
-                account_form(&user, photos, &csrf, Some(&e.message)),
+                account_form(&user, photos, &csrf, AccountNote::DeleteError(&e.message)),
             ),
         )
     };
     let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT)))?;
     csrf.check(form.csrf).map_err(fail)?;
-    accounts::delete(state, &user, form.password)
+    accounts::delete(state, &user, form.password, client)
         .await
         .map_err(fail)?;
-    log_out(cookies);
+    log_out(state, cookies).await;
     Ok(Redirect::to("/"))
 }
 

@@ -223,6 +223,43 @@ pub async fn body(res: LocalResponse<'_>) -> String {
     res.into_string().await.unwrap_or_default()
 }
 
+/// The CSRF token a page's forms carry for this browser.
+pub async fn csrf(client: &Client, page: &str) -> String {
+    hidden_value(&body(client.get(page).dispatch().await).await, "csrf")
+}
+
+/// Posts a form of the browser's pages with its CSRF token (taken from `page`).
+pub async fn post_page_form<'c>(
+    client: &'c Client,
+    page: &str,
+    action: &str,
+    fields: &str,
+) -> LocalResponse<'c> {
+    let token = csrf(client, page).await;
+    let sep = if fields.is_empty() { "" } else { "&" };
+    client
+        .post(action.to_owned())
+        .header(ContentType::Form)
+        .body(format!("csrf={token}{sep}{fields}"))
+        .dispatch()
+        .await
+}
+
+pub async fn log_in(client: &Client, user: &str, password: &str) -> Status {
+    post_page_form(
+        client,
+        "/login",
+        "/login",
+        &format!("username={user}&password={password}"),
+    )
+    .await
+    .status()
+}
+
+pub async fn log_out(client: &Client) -> Status {
+    post_page_form(client, "/", "/logout", "").await.status()
+}
+
 /// The value of `name="…" value="…"` in a page, e.g. the CSRF token.
 pub fn hidden_value(html: &str, name: &str) -> String {
     let at = html
