@@ -388,6 +388,16 @@ mod tests {
                 (c.database_url.as_str(), c.port),
                 ("mysql://u:p@h/db", 9000)
             );
+            jail.set_env("GALLERY_TRUSTED_PROXIES", r#"["172.31.0.0/16"]"#);
+            let c = Config::from_figment(
+                Figment::from(Serialized::defaults(Config::default())).merge(Config::env()),
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.trusted_proxies,
+                vec!["172.31.0.0/16".parse::<ipnet::IpNet>().unwrap()],
+                "the AWS kit's setting (the VPC) replaces loopback"
+            );
             jail.set_env("GALLERY_PORT", "nine");
             let err = Config::from_figment(
                 Figment::from(Serialized::defaults(Config::default())).merge(Config::env()),
