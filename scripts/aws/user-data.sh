@@ -14,6 +14,7 @@ NAMESPACE=@NAMESPACE@
 RELEASE=@RELEASE@
 PORT=@PORT@
 VPC_CIDR=@VPC_CIDR@
+SECURE_COOKIES=@SECURE_COOKIES@
 
 id gallery >/dev/null 2>&1 || useradd --system --home-dir /var/lib/gallery --create-home gallery
 mkdir -p /opt/gallery /etc/gallery
@@ -48,6 +49,7 @@ GALLERY_S3_REGION=$REGION
 GALLERY_ADDRESS=0.0.0.0
 GALLERY_PORT=$PORT
 GALLERY_TRUSTED_PROXIES=["$VPC_CIDR"]
+GALLERY_SECURE_COOKIES=$SECURE_COOKIES
 GALLERY_DATA_DIR=/var/lib/gallery
 GALLERY_MODEL_PATH=/opt/gallery/models/ch_PP-OCRv4_det_infer.onnx
 $DETECTOR_LIBRARY

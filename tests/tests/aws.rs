@@ -444,15 +444,23 @@ async fn a_failing_launch_is_reported_and_retried_with_backoff() {
     );
 }
 
-/// Runs one of the deployment kit's scripts against the emulator.
-fn kit(moto: &Moto, script: &str, args: &[&str]) -> String {
+/// Runs one of the deployment kit's scripts against the emulator: whether it succeeded, and
+/// what it printed.
+fn kit_result(moto: &Moto, script: &str, args: &[&str]) -> (bool, String) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap();
-    let out = std::process::Command::new(root.join("scripts/aws").join(script))
-        .args(args)
+    run(
+        std::process::Command::new(root.join("scripts/aws").join(script)).args(args),
+        moto,
+    )
+}
+
+fn run(command: &mut std::process::Command, moto: &Moto) -> (bool, String) {
+    let out = command
         .envs(moto.client_env())
         .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_PAGER", "")
         .output()
         .unwrap();
     let text = format!(
@@ -460,7 +468,19 @@ fn kit(moto: &Moto, script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "scripts/aws/{script} failed:\n{text}");
+    (out.status.success(), text)
+}
+
+fn kit(moto: &Moto, script: &str, args: &[&str]) -> String {
+    let (ok, text) = kit_result(moto, script, args);
+    assert!(ok, "scripts/aws/{script} failed:\n{text}");
+    text
+}
+
+/// The AWS CLI against the emulator, for what the SDK clients here do not cover.
+fn aws_cli(moto: &Moto, args: &[&str]) -> String {
+    let (ok, text) = run(std::process::Command::new("aws").args(args), moto);
+    assert!(ok, "aws {args:?} failed:\n{text}");
     text
 }
 
@@ -470,26 +490,42 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
     let out = tempfile::tempdir().unwrap();
     let release = out.path().join("release.tar.gz");
     std::fs::write(&release, b"not a real release; the emulator boots nothing").unwrap();
-    let printed = kit(
+    let certificate = aws_cli(
         &moto,
-        "bootstrap",
         &[
-            "--region",
-            "us-east-1",
-            "--deployment",
-            "kit",
-            "--database-url",
-            "mysql://gallery:secret@db.example:3306/gallery",
-            "--mail-from",
-            "gallery@example.com",
-            "--operator",
-            OPERATOR,
-            "--release",
-            release.to_str().unwrap(),
-            "--out",
-            out.path().to_str().unwrap(),
+            "acm",
+            "request-certificate",
+            "--domain-name",
+            "gallery.example.com",
+            "--query",
+            "CertificateArn",
+            "--output",
+            "text",
         ],
     );
+    let mut args = vec![
+        "--region",
+        "us-east-1",
+        "--deployment",
+        "kit",
+        "--database-url",
+        "mysql://gallery:secret@db.example:3306/gallery",
+        "--mail-from",
+        "gallery@example.com",
+        "--operator",
+        OPERATOR,
+        "--release",
+        release.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    let (ok, text) = kit_result(&moto, "bootstrap", &args);
+    assert!(
+        !ok && text.contains("--certificate-arn") && text.contains("--http-only"),
+        "plain HTTP only when asked for:\n{text}"
+    );
+    args.extend(["--certificate-arn", certificate.trim()]);
+    let printed = kit(&moto, "bootstrap", &args);
     for made in [
         "BUCKET",
         "TARGET_GROUP",
@@ -504,6 +540,57 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
             "{made} missing from:\n{printed}"
         );
     }
+    // HTTPS with the certificate, plain HTTP redirected to it, the workers' internals not
+    // routed from the Internet.
+    let elb = moto.elb();
+    let albs = elb.describe_load_balancers().send().await.unwrap();
+    let alb = albs.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_owned();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(&alb)
+        .send()
+        .await
+        .unwrap();
+    let https = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(443))
+        .expect("an HTTPS listener");
+    assert_eq!(https.protocol().map(|p| p.as_str()), Some("HTTPS"));
+    assert_eq!(
+        https.certificates()[0].certificate_arn(),
+        Some(certificate.trim())
+    );
+    let http = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(80))
+        .expect("an HTTP listener");
+    assert_eq!(
+        http.default_actions()[0].r#type().map(|t| t.as_str()),
+        Some("redirect")
+    );
+    let rules = elb
+        .describe_rules()
+        .listener_arn(https.listener_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    for internal in ["/metrics", "/readyz"] {
+        assert!(
+            rules.rules().iter().any(|r| {
+                r.conditions()
+                    .iter()
+                    .any(|c| c.values().contains(&internal.to_owned()))
+                    && r.actions()[0].r#type().map(|t| t.as_str()) == Some("fixed-response")
+            }),
+            "{internal} is answered by the ALB, not a worker: {rules:?}"
+        );
+    }
+
     let toml = std::fs::read_to_string(out.path().join("manager.toml")).unwrap();
     assert!(
         !toml.contains("secret"),
@@ -574,7 +661,6 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
         "{:?}",
         moto.instances("kit").await
     );
-    let elb = moto.elb();
     assert!(elb
         .describe_load_balancers()
         .send()

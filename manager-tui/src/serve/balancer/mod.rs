@@ -123,6 +123,10 @@ fn worker_gone(e: &io::Error) -> bool {
     )
 }
 
+/// A worker's metrics and readiness (with the reason it is not ready) are the control
+/// plane's, which asks the worker directly; users get the cheap `/healthz` only.
+const INTERNAL_PATHS: [&str; 2] = ["/metrics", "/readyz"];
+
 enum Connect {
     Connected(Target, TcpStream),
     NoWorker,
@@ -181,6 +185,9 @@ impl Balancer {
         client: SocketAddr,
         activity: &Arc<Activity>,
     ) -> Response<ProxyBody> {
+        if INTERNAL_PATHS.contains(&req.uri().path()) {
+            return text(StatusCode::NOT_FOUND, "there is nothing here\n");
+        }
         let (target, stream) = match self.connect().await {
             Connect::Connected(target, stream) => (target, stream),
             Connect::NoWorker => {
@@ -673,6 +680,19 @@ mod tests {
             "a worker that is up is never benched"
         );
         assert_eq!(fixed.targets().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_workers_internals_are_not_routed() {
+        let a = backend("a").await;
+        let (url, _) = balancer(vec![target("a", a)]).await;
+        for path in ["/metrics", "/readyz", "/readyz?x=1"] {
+            let res = reqwest::get(format!("{url}{path}")).await.unwrap();
+            assert_eq!(res.status(), 404, "{path}");
+        }
+        let res = reqwest::get(format!("{url}/healthz")).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.text().await.unwrap().starts_with("a "));
     }
 
     #[tokio::test]
