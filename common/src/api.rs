@@ -289,6 +289,9 @@ pub struct TokenReply {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiKeyRequest {
     pub name: String,
+    /// Days until the key stops working: 90 unless given, at most 365.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
 }
 
 /// An API key as listed: never the key itself.
@@ -301,6 +304,9 @@ pub struct ApiKeyRow {
     pub email: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds; the key is refused from then on.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

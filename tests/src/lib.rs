@@ -142,6 +142,15 @@ impl Drop for Worker {
     }
 }
 
+/// The token in a successful `/auth/verify` or `/api-keys` reply.
+async fn token_in(res: reqwest::Response) -> String {
+    assert_eq!(res.status(), 200);
+    res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// A `manager-tui serve` process (control plane, balancer, workers); killed when dropped.
 pub struct ControlPlane {
     pub child: Child,
@@ -274,6 +283,42 @@ impl ControlPlane {
     }
 
     /// Logs in as `email` (which must be an operator) and returns the bearer token.
+    /// `GET path` with the operator's token.
+    pub async fn get(&self, http: &reqwest::Client, token: &str, path: &str) -> reqwest::Response {
+        http.get(self.api(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET path` with the operator's token, read as JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        path: &str,
+    ) -> T {
+        self.get(http, token, path).await.json().await.unwrap()
+    }
+
+    /// A new API key made with `token`: the key itself.
+    pub async fn make_api_key(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        request: serde_json::Value,
+    ) -> String {
+        let res = http
+            .post(self.api("/api-keys"))
+            .bearer_auth(token)
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        token_in(res).await
+    }
+
     pub async fn login(&self, http: &reqwest::Client, email: &str) -> String {
         let (_, challenge, code) = self.request_code(http, email).await;
         let res = http
@@ -282,22 +327,11 @@ impl ControlPlane {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 200);
-        res.json::<serde_json::Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        token_in(res).await
     }
 
     pub async fn status(&self, http: &reqwest::Client, token: &str) -> common::api::Status {
-        http.get(self.api("/status"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(http, token, "/status").await
     }
 
     pub async fn terminate(mut self) -> std::process::ExitStatus {

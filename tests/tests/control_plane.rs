@@ -197,26 +197,10 @@ async fn operator_login_rules_and_token_required() {
     );
 
     // Keys are listed without the key, and a revoked one stops working at once.
-    let res = http
-        .post(cp.api("/api-keys"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "leaked"}))
-        .send()
-        .await
-        .unwrap();
-    let leaked = res.json::<serde_json::Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let keys: Vec<common::api::ApiKeyRow> = http
-        .get(cp.api("/api-keys"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let leaked = cp
+        .make_api_key(&http, &token, serde_json::json!({"name": "leaked"}))
+        .await;
+    let keys: Vec<common::api::ApiKeyRow> = cp.get_json(&http, &key, "/api-keys").await;
     let names: Vec<(&str, &str)> = keys
         .iter()
         .map(|k| (k.name.as_str(), k.email.as_str()))
@@ -372,6 +356,85 @@ async fn operator_login_rules_and_token_required() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_removed_operator_loses_access_and_api_keys_expire() {
+    let db = fresh_database("operators").await;
+    let dir = tempfile::tempdir().unwrap();
+    let both = FAST_POLICY.replace(
+        r#"operators = ["ops@example.com"]"#,
+        r#"operators = ["ops@example.com", "leaver@example.com"]"#,
+    );
+    let http = http();
+    let mut cp = ControlPlane::spawn(&db, dir.path(), &both);
+    cp.wait_api(&http).await;
+    let leaver = cp.login(&http, "leaver@example.com").await;
+    let key = |token: String, body: serde_json::Value| {
+        http.post(cp.api("/api-keys"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let res = key(leaver.clone(), serde_json::json!({"name": "leaver's"}))
+        .await
+        .unwrap();
+    let reply: serde_json::Value = res.json().await.unwrap();
+    let leavers_key = reply["token"].as_str().unwrap().to_owned();
+    let expires = reply["expires_at"].as_i64().expect("keys expire");
+    let in_days = (expires as f64 - common::clock::now()) / 86400.0;
+    assert!(
+        (89.9..=90.1).contains(&in_days),
+        "90 days by default: {in_days}"
+    );
+    let res = key(
+        leaver.clone(),
+        serde_json::json!({"name": "forever", "expires_in_days": 4000}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let keys: Vec<common::api::ApiKeyRow> = cp.get_json(&http, &leaver, "/api-keys").await;
+    let listed = keys[0].expires_at.expect("the list shows the expiry");
+    assert!((listed - expires).abs() <= 2, "{listed} vs {expires}");
+    assert!(cp.terminate().await.success());
+
+    // The leaver is taken off the allow-list: their session and key stop working.
+    let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
+    cp.wait_api(&http).await;
+    for token in [&leaver, &leavers_key] {
+        let res = cp.get(&http, token, "/status").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(res.text().await.unwrap().contains("no longer allowed"));
+    }
+    let ops = cp.login(&http, OPERATOR).await;
+    let short = cp
+        .make_api_key(
+            &http,
+            &ops,
+            serde_json::json!({"name": "short", "expires_in_days": 1}),
+        )
+        .await;
+    // A day later (moved on in the database, where expiry is decided):
+    let mut conn = common::db::Db::connect(&db)
+        .await
+        .unwrap()
+        .conn()
+        .await
+        .unwrap();
+    use mysql_async::prelude::Queryable;
+    conn.query_drop(
+        "UPDATE operator_tokens SET expires_at = NOW(3) - INTERVAL 1 SECOND WHERE kind = 'api_key'",
+    )
+    .await
+    .unwrap();
+    let res = cp.get(&http, &short, "/status").await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "an expired key is refused"
+    );
+    assert!(cp.terminate().await.success());
 }
 
 async fn upload(http: &reqwest::Client, url: &str, photo: &[u8]) -> Result<(), String> {

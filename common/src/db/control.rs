@@ -71,12 +71,13 @@ impl FromRow for ScalingEvent {
 
 impl FromRow for ApiKeyRow {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
-        let (id, name, email, created_at) = mysql_async::from_row_opt(row)?;
+        let (id, name, email, created_at, expires_at) = mysql_async::from_row_opt(row)?;
         Ok(ApiKeyRow {
             id,
             name,
             email,
             created_at,
+            expires_at,
         })
     }
 }
@@ -176,7 +177,8 @@ impl Db {
         let mut conn = self.conn().await?;
         Ok(conn
             .exec(
-                "SELECT LEFT(token_hash, 16), name, email, CAST(UNIX_TIMESTAMP(created_at) AS SIGNED)
+                "SELECT LEFT(token_hash, 16), name, email, CAST(UNIX_TIMESTAMP(created_at) AS SIGNED),
+                        CAST(UNIX_TIMESTAMP(expires_at) AS SIGNED)
                  FROM operator_tokens WHERE kind = ? ORDER BY created_at, token_hash",
                 (TokenKind::ApiKey.as_str(),),
             )

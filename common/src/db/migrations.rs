@@ -153,6 +153,12 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
     ",
     ),
+    (
+        10,
+        // API keys expire (90 days unless asked otherwise); keys made before without an
+        // expiry get 90 days from the upgrade, so no script stops at once.
+        "UPDATE operator_tokens SET expires_at = NOW(3) + INTERVAL 90 DAY WHERE kind = 'api_key' AND expires_at IS NULL",
+    ),
 ];
 
 #[cfg(test)]

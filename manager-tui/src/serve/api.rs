@@ -43,6 +43,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         let status = match e {
             AuthError::TooMany => Http::TooManyRequests,
+            AuthError::BadAddress => Http::BadRequest,
             AuthError::BadCode => Http::Unauthorized,
             AuthError::Mail(_) | AuthError::Db(_) => return internal(e),
         };
@@ -71,6 +72,9 @@ type Result<T> = std::result::Result<Json<T>, ApiError>;
 
 const PAGE_MAX: u32 = 1000;
 
+/// Why the operator guard refused a call, for the catcher's reply.
+struct RefusedBecause(String);
+
 /// An authenticated operator (session token or API key).
 pub struct Operator {
     pub email: String,
@@ -83,8 +87,11 @@ impl<'r> FromRequest<'r> for Operator {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ApiError> {
-        let unauthorized =
-            |m: &str| Outcome::Error((Http::Unauthorized, ApiError(Http::Unauthorized, m.into())));
+        let unauthorized = |m: &str| {
+            // Rocket answers a failed guard with the catcher: it reads the reason from here.
+            req.local_cache(|| RefusedBecause(m.to_owned()));
+            Outcome::Error((Http::Unauthorized, ApiError(Http::Unauthorized, m.into())))
+        };
         let Some(token) = req
             .headers()
             .get_one("Authorization")
@@ -94,8 +101,15 @@ impl<'r> FromRequest<'r> for Operator {
         };
         let control = req.rocket().state::<Arc<ControlPlane>>().expect("managed");
         let token_hash = hash_token(token.trim());
+        let auth = req.rocket().state::<Auth>().expect("managed");
         match control.db.operator_for_token(&token_hash).await {
-            Ok(Some(email)) => Outcome::Success(Operator { email, token_hash }),
+            Ok(Some(email)) if auth.is_operator(&email) => {
+                Outcome::Success(Operator { email, token_hash })
+            }
+            Ok(Some(email)) => {
+                tracing::warn!(%email, "refused a token of an address no longer on the allow-list");
+                unauthorized("this operator is no longer allowed (not in `operators`)")
+            }
             Ok(None) => unauthorized("the token is unknown or has expired; log in again"),
             Err(e) => Outcome::Error((Http::InternalServerError, internal(e))),
         }
@@ -128,7 +142,11 @@ async fn verify(
     }))
 }
 
-/// A long-lived key for scripts (`manager-tui --once`), shown once.
+/// How long an API key lasts unless asked otherwise, and at most.
+const API_KEY_DAYS: u32 = 90;
+const API_KEY_DAYS_MAX: u32 = 365;
+
+/// A long-lived key for scripts (`manager-tui --once`), shown once; it expires.
 #[post("/api-keys", data = "<req>")]
 async fn api_key(
     op: Operator,
@@ -142,6 +160,14 @@ async fn api_key(
             "give the key a name of 1 to 128 characters".into(),
         ));
     }
+    let days = req.expires_in_days.unwrap_or(API_KEY_DAYS);
+    if !(1..=API_KEY_DAYS_MAX).contains(&days) {
+        return Err(ApiError(
+            Http::BadRequest,
+            format!("a key lasts 1 to {API_KEY_DAYS_MAX} days"),
+        ));
+    }
+    let ttl = u64::from(days) * 24 * 3600;
     let token = format!("gk_{}", hex::encode(rand::random::<[u8; 32]>()));
     control
         .db
@@ -150,13 +176,13 @@ async fn api_key(
             &op.email,
             TokenKind::ApiKey,
             name,
-            None,
+            Some(ttl),
         )
         .await
         .map_err(internal)?;
     Ok(Json(TokenReply {
         token,
-        expires_at: None,
+        expires_at: Some(common::clock::now() as i64 + ttl as i64),
     }))
 }
 
@@ -371,10 +397,14 @@ fn stop(op: Operator, control: &State<Arc<ControlPlane>>) -> Json<PoolReply> {
 #[catch(default)]
 fn default_catcher(status: Http, req: &Request<'_>) -> ApiError {
     let message = match status.code {
-        401 if req.headers().contains("Authorization") => {
-            "the token is unknown or has expired; log in again".into()
+        401 => {
+            let because = &req.local_cache(|| RefusedBecause(String::new())).0;
+            if because.is_empty() {
+                "log in first: this call needs an operator token".into()
+            } else {
+                because.clone()
+            }
         }
-        401 => "log in first: this call needs an operator token".into(),
         404 => format!("no such endpoint: {} {}", req.method(), req.uri().path()),
         400 | 422 => "the request body is not valid JSON of the expected shape".to_string(),
         _ => status.reason().unwrap_or("error").to_lowercase(),

@@ -1,8 +1,14 @@
 //! Operator login: a 6-digit one-time code e-mailed to an allow-listed address, exchanged
 //! for a bearer token. Codes are single-use, bound to their challenge, short-lived, killed
-//! by one wrong guess, compared in constant time; requests are rate-limited per address and
-//! per client. Tokens are stored hashed.
-use std::collections::{HashMap, VecDeque};
+//! by one wrong guess, compared in constant time. Tokens are stored hashed, and honoured
+//! only while their operator is still on the allow-list.
+//!
+//! Code requests are limited per client network (an IPv4 /24, an IPv6 /64: stepping through
+//! one's own addresses does not help) and per address *from that network*, so a flood from
+//! elsewhere spends only its own quota and the operator's request still gets a code. An
+//! address's delivered codes are capped too (a mailbox is not to be flooded), except from
+//! networks the operator has logged in from. Every map here is bounded.
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -13,22 +19,100 @@ use sha2::{Digest, Sha256};
 use super::mail::MailTransport;
 use super::now;
 
+/// The longest e-mail address (RFC 5321's path limit).
+pub const EMAIL_MAX: usize = 254;
+/// Keys the rate limiter and the known networks hold at most.
+const KEYS_MAX: usize = 10_000;
+/// An address's delivered codes per window, over all networks, as a multiple of the
+/// per-network limit.
+const DELIVERED_FACTOR: u32 = 4;
+
+/// The network a client is limited as.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4([127, 0, 0, 0].into()),
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4([a, b, c, 0].into())
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => network(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Limited {
+    Network(IpAddr),
+    AddressFrom(String, IpAddr),
+    Delivered(String),
+}
+
+/// Requests in a sliding window, per key, with a bounded number of keys.
+struct Window {
+    recent: HashMap<Limited, VecDeque<f64>>,
+    width: f64,
+}
+
+impl Window {
+    fn count(&mut self, key: &Limited, t: f64) -> u32 {
+        let width = self.width;
+        match self.recent.get_mut(key) {
+            Some(q) => {
+                while q.front().is_some_and(|at| t - at > width) {
+                    q.pop_front();
+                }
+                q.len() as u32
+            }
+            None => 0,
+        }
+    }
+
+    fn record(&mut self, key: Limited, t: f64) {
+        if self.recent.len() >= KEYS_MAX && !self.recent.contains_key(&key) {
+            let width = self.width;
+            self.recent
+                .retain(|_, q| q.back().is_some_and(|at| t - at <= width));
+            if self.recent.len() >= KEYS_MAX {
+                // Still full of live keys: the oldest half goes (a flood from that many
+                // networks is stopped by each network's own limit as it comes back).
+                let mut lasts: Vec<f64> = self
+                    .recent
+                    .values()
+                    .filter_map(|q| q.back().copied())
+                    .collect();
+                lasts.sort_by(f64::total_cmp);
+                let cut = lasts[lasts.len() / 2];
+                self.recent
+                    .retain(|_, q| q.back().is_some_and(|at| *at > cut));
+            }
+        }
+        self.recent.entry(key).or_default().push_back(t);
+    }
+}
+
 struct Challenge {
     email: String,
     /// `None` for addresses not on the allow-list: the reply looks the same, but no code
     /// can ever match.
     code: Option<String>,
     expires: f64,
+    network: IpAddr,
 }
 
 pub struct Auth {
     challenges: Mutex<HashMap<String, Challenge>>,
-    recent: Mutex<HashMap<String, VecDeque<f64>>>,
+    window: Mutex<Window>,
+    /// (address, network) pairs that logged in: the delivered-codes cap does not stop them.
+    known: Mutex<HashSet<(String, IpAddr)>>,
     operators: Vec<String>,
     validity: u64,
     token_ttl: u64,
     max_requests: u32,
-    window: f64,
     mail: Box<dyn MailTransport>,
 }
 
@@ -36,6 +120,8 @@ pub struct Auth {
 pub enum AuthError {
     #[error("too many code requests; wait a few minutes and try again")]
     TooMany,
+    #[error("that is not an e-mail address")]
+    BadAddress,
     #[error("the code is wrong or has expired; ask for a new one")]
     BadCode,
     #[error("could not send the code: {0}")]
@@ -52,7 +138,11 @@ impl Auth {
     pub fn new(config: &ManagerConfig, mail: Box<dyn MailTransport>) -> Self {
         Auth {
             challenges: Mutex::new(HashMap::new()),
-            recent: Mutex::new(HashMap::new()),
+            window: Mutex::new(Window {
+                recent: HashMap::new(),
+                width: config.otp_window_secs as f64,
+            }),
+            known: Mutex::new(HashSet::new()),
             operators: config
                 .operators
                 .iter()
@@ -61,21 +151,43 @@ impl Auth {
             validity: config.otp_validity_secs,
             token_ttl: config.token_ttl_secs,
             max_requests: config.otp_max_requests,
-            window: config.otp_window_secs as f64,
             mail,
         }
     }
 
-    fn allow(&self, key: String, t: f64) -> bool {
-        let mut recent = self.recent.lock().unwrap();
-        let q = recent.entry(key).or_default();
-        while q.front().is_some_and(|at| t - at > self.window) {
-            q.pop_front();
-        }
-        if q.len() as u32 >= self.max_requests {
+    /// Whether the operator may be e-mailed: on the allow-list, checked again on every call
+    /// (a removed operator's tokens stop working with the next request).
+    pub fn is_operator(&self, email: &str) -> bool {
+        self.operators.contains(&email.trim().to_lowercase())
+    }
+
+    /// Counts a code request against its limits, or refuses it.
+    fn admit(&self, email: &str, client: IpAddr, deliver: bool, t: f64) -> bool {
+        let net = network(client);
+        let keys = [
+            Limited::Network(net),
+            Limited::AddressFrom(email.to_owned(), net),
+        ];
+        let known = self
+            .known
+            .lock()
+            .unwrap()
+            .contains(&(email.to_owned(), net));
+        let mut window = self.window.lock().unwrap();
+        if keys.iter().any(|k| window.count(k, t) >= self.max_requests) {
             return false;
         }
-        q.push_back(t);
+        let delivered = Limited::Delivered(email.to_owned());
+        if deliver && !known && window.count(&delivered, t) >= self.max_requests * DELIVERED_FACTOR
+        {
+            return false;
+        }
+        for k in keys {
+            window.record(k, t);
+        }
+        if deliver {
+            window.record(delivered, t);
+        }
         true
     }
 
@@ -86,12 +198,16 @@ impl Auth {
         client: IpAddr,
     ) -> Result<(String, u64), AuthError> {
         let email = email.trim().to_lowercase();
+        if email.len() > EMAIL_MAX || !email.contains('@') || email.chars().any(char::is_control) {
+            return Err(AuthError::BadAddress);
+        }
         let t = now();
-        if !self.allow(format!("client:{client}"), t) || !self.allow(format!("email:{email}"), t) {
+        let allowed = self.operators.contains(&email);
+        if !self.admit(&email, client, allowed, t) {
             return Err(AuthError::TooMany);
         }
         let challenge = hex::encode(rand::random::<[u8; 16]>());
-        let code = if self.operators.contains(&email) {
+        let code = if allowed {
             let secret: [u8; 20] = rand::random();
             let code = totp_lite::totp_custom::<totp_lite::Sha1>(
                 self.validity.max(1),
@@ -121,6 +237,7 @@ impl Auth {
                 email,
                 code,
                 expires: t + self.validity as f64,
+                network: network(client),
             },
         );
         Ok((challenge, self.validity))
@@ -144,6 +261,13 @@ impl Auth {
         if !good {
             return Err(AuthError::BadCode);
         }
+        {
+            let mut known = self.known.lock().unwrap();
+            if known.len() >= KEYS_MAX {
+                known.clear();
+            }
+            known.insert((entry.email.clone(), entry.network));
+        }
         let token = hex::encode(rand::random::<[u8; 32]>());
         db.insert_operator_token(
             &hash_token(&token),
@@ -154,5 +278,95 @@ impl Auth {
         )
         .await?;
         Ok((token, now() as i64 + self.token_ttl as i64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Default)]
+    struct Counted(Arc<AtomicUsize>);
+
+    #[async_trait::async_trait]
+    impl MailTransport for Counted {
+        async fn send(&self, _to: &str, _subject: &str, _body: &str) -> Result<(), String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn auth() -> (Auth, Arc<AtomicUsize>) {
+        let config = ManagerConfig {
+            operators: vec!["ops@example.com".into()],
+            ..ManagerConfig::default()
+        };
+        let sent = Arc::new(AtomicUsize::new(0));
+        (Auth::new(&config, Box::new(Counted(sent.clone()))), sent)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_flood_from_elsewhere_does_not_stop_the_operators_code() {
+        let (auth, sent) = auth();
+        // Another network asks for the operator's codes from every address it has.
+        let mut refused = 0;
+        for i in 1..=200 {
+            let from = ip(&format!("198.51.100.{}", i % 250 + 1));
+            if auth.request_code("ops@example.com", from).await.is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 195, "one network, one quota");
+        // Loopback addresses are one network as well.
+        for i in 1..=10 {
+            let _ = auth
+                .request_code("ops@example.com", ip(&format!("127.0.0.{i}")))
+                .await;
+        }
+        let before = sent.load(Ordering::SeqCst);
+        auth.request_code("ops@example.com", ip("203.0.113.7"))
+            .await
+            .expect("the operator's own request is answered");
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            before + 1,
+            "and its code is sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn many_networks_cannot_flood_the_operators_mailbox_without_end() {
+        let (auth, sent) = auth();
+        for n in 0..50 {
+            let _ = auth
+                .request_code("ops@example.com", ip(&format!("10.{n}.0.1")))
+                .await;
+        }
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            20,
+            "codes delivered per window are capped"
+        );
+    }
+
+    #[tokio::test]
+    async fn addresses_are_bounded_and_the_limiter_forgets() {
+        let (auth, _) = auth();
+        let long = format!("{}@example.com", "a".repeat(1 << 20));
+        assert!(matches!(
+            auth.request_code(&long, ip("192.0.2.1")).await,
+            Err(AuthError::BadAddress)
+        ));
+        for n in 0..(KEYS_MAX as u32 + 100) {
+            let from = IpAddr::V4((n << 8).into());
+            let _ = auth.request_code("nobody@example.com", from).await;
+        }
+        assert!(auth.window.lock().unwrap().recent.len() <= KEYS_MAX + 2);
     }
 }
