@@ -14,6 +14,7 @@ pub mod processing;
 pub mod routes;
 pub mod session;
 pub mod throttle;
+pub mod upload;
 pub mod views;
 
 use std::path::Path;

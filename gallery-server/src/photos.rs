@@ -5,30 +5,26 @@
 use bytes::Bytes;
 use common::db::{Db, Photo, PhotoState};
 use common::store::SharedStore;
-use rocket::fs::TempFile;
-use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, Result};
-use crate::routes::forms::file_name;
+use crate::upload::UploadedFile;
 use crate::AppState;
 
-pub async fn accept(state: &AppState, owner_id: u64, file: &mut TempFile<'_>) -> Result<Photo> {
-    let file_name = file_name(file)?;
-    if file.len() == 0 {
-        return Err(Error::bad_request("the file is empty"));
-    }
+/// Whether the backlog has room for one more upload (checked before its body is read).
+pub async fn check_room(state: &AppState) -> Result<()> {
     let waiting = state.backlog().await.map(|b| b.waiting()).unwrap_or(0);
     if waiting >= state.config.backlog_limit {
         return Err(Error::backlog_full(waiting));
     }
-    let mut data = Vec::with_capacity(file.len() as usize);
-    file.open()
-        .await
-        .map_err(Error::internal)?
-        .read_to_end(&mut data)
-        .await
-        .map_err(Error::internal)?;
-    let data = Bytes::from(data);
+    Ok(())
+}
+
+pub async fn accept(state: &AppState, owner_id: u64, file: UploadedFile) -> Result<Photo> {
+    let UploadedFile { file_name, data } = file;
+    if data.is_empty() {
+        return Err(Error::bad_request("the file is empty"));
+    }
+    check_room(state).await?;
 
     let limits = state.decode_limits();
     let input = data.clone();

@@ -384,3 +384,30 @@ async fn a_failed_row_insert_removes_the_objects_already_written() {
         .unwrap();
     app.assert_nothing_stored().await;
 }
+
+#[tokio::test]
+async fn a_form_with_the_file_before_the_credentials_is_still_accepted() {
+    let app = TestApp::new().await;
+    app.api_register("ivo", PW).await;
+    let jpeg = images::rgb_jpeg(64, 48);
+    let (status, text) = app
+        .api_upload(&[
+            Part::File("file", "first.jpg", &jpeg),
+            Part::Text("username", "ivo"),
+            Part::Text("password", PW),
+        ])
+        .await;
+    assert_eq!(
+        (status, text.as_str()),
+        (Status::Ok, "/api/upload successful!")
+    );
+    let (status, _) = app
+        .api_upload(&[
+            Part::File("file", "first.jpg", &jpeg),
+            Part::Text("username", "ivo"),
+            Part::Text("password", "not-his-password"),
+        ])
+        .await;
+    assert_eq!(status, Status::Unauthorized);
+    assert_eq!(app.db.count_rows().await.unwrap().photos, 1);
+}

@@ -611,3 +611,56 @@ fn onnx_runtime_and_openvino_find_the_same_text_as_rten() {
         }
     }
 }
+
+/// Sends an upload's head and its first bytes, then stops sending; what the worker answers.
+async fn stalled_upload(worker: &Worker, username: &str, password: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let boundary = "stalled-upload-boundary";
+    let fields = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\n{username}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n{password}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\n\r\n"
+    );
+    let head = format!(
+        "POST /api/upload HTTP/1.1\r\nHost: gallery\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\n\r\n",
+        fields.len() + 15 * 1024 * 1024
+    );
+    let address = worker
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(fields.as_bytes()).await.unwrap();
+    stream.write_all(&[0xFF, 0xD8, 0xFF]).await.unwrap();
+    let mut reply = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut reply))
+        .await
+        .expect("an answer before the file is sent")
+        .unwrap();
+    String::from_utf8_lossy(&reply[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_before_the_file_is_sent() {
+    let db = fresh_database("early").await;
+    let data = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let mut worker = Worker::spawn(&db, data.path());
+    worker.wait_healthy(&http).await;
+    let res = http
+        .post(worker.url("/api/register"))
+        .multipart(credentials("wren"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let reply = stalled_upload(&worker, "wren", "not-the-password").await;
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    assert!(reply.contains("wrong username or password"), "{reply}");
+    let reply = stalled_upload(&worker, "nobody-at-all", "whatever-pw").await;
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+}

@@ -1,6 +1,7 @@
 //! The API the existing load generators speak: form fields in, one line (or JSON) out.
+use rocket::data::Data;
 use rocket::form::{Errors, Form};
-use rocket::fs::TempFile;
+use rocket::http::ContentType;
 use rocket::request::Request;
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
@@ -10,6 +11,7 @@ use serde_json::json;
 use super::forms::form_error;
 use crate::client::ClientAddr;
 use crate::error::{wants_json, Result};
+use crate::upload::read as read_upload;
 use crate::{accounts, photos, AppState};
 
 pub fn routes() -> Vec<Route> {
@@ -20,13 +22,6 @@ pub fn routes() -> Vec<Route> {
 struct Credentials<'r> {
     username: &'r str,
     password: &'r str,
-}
-
-#[derive(FromForm)]
-struct Upload<'r> {
-    username: &'r str,
-    password: &'r str,
-    file: TempFile<'r>,
 }
 
 /// `text` for the load generators, `json` for clients that ask with `Accept`.
@@ -58,15 +53,28 @@ async fn register(
     })
 }
 
-#[post("/upload", data = "<form>")]
+/// Read as it streams in (see `upload`): the sender and the backlog's room are checked
+/// before the file is.
+#[post("/upload", data = "<data>")]
 async fn upload(
     state: &State<AppState>,
     client: ClientAddr,
-    form: Result<Form<Upload<'_>>, Errors<'_>>,
+    content_type: Option<&ContentType>,
+    data: Data<'_>,
 ) -> Result<Reply> {
-    let mut form = form.map_err(|e| form_error(e, state.config.max_upload_bytes))?;
-    let owner = accounts::authenticate(state, form.username, form.password, client).await?;
-    let photo = photos::accept(state, owner, &mut form.file).await?;
+    let content_type = content_type.cloned().unwrap_or(ContentType::Any);
+    let (owner, file) = read_upload(
+        &content_type,
+        data,
+        state.config.max_upload_bytes,
+        |username, password| async move {
+            let owner = accounts::authenticate(state, &username, &password, client).await?;
+            photos::check_room(state).await?;
+            Ok(owner)
+        },
+    )
+    .await?;
+    let photo = photos::accept(state, owner, file).await?;
     Ok(Reply {
         text: "/api/upload successful!",
         // Stored durably, processing queued.

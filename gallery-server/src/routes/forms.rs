@@ -1,6 +1,9 @@
 //! Form handling shared by the pages and the API: the limits, the uploaded file's name, and
 //! Rocket's form errors as one sentence a person understands.
 use rocket::fs::TempFile;
+use tokio::io::AsyncReadExt;
+
+use crate::upload::UploadedFile;
 
 use crate::error::{Error, Result};
 use common::units::human_bytes;
@@ -12,11 +15,7 @@ pub const FORM_LIMIT: u64 = 64 * 1024;
 const FILE_NAME_MAX: usize = 255;
 
 /// The name as the browser sent it, kept as data only (it never becomes a path).
-pub fn file_name(file: &TempFile<'_>) -> Result<String> {
-    let raw = file
-        .raw_name()
-        .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_owned())
-        .unwrap_or_default();
+pub fn clean_file_name(raw: &str) -> Result<String> {
     if raw.chars().any(char::is_control) {
         return Err(Error::bad_request(
             "the file name contains control characters",
@@ -27,6 +26,28 @@ pub fn file_name(file: &TempFile<'_>) -> Result<String> {
         "upload".into()
     } else {
         name
+    })
+}
+
+/// A file Rocket spooled for a page's form, read whole.
+pub async fn read_temp_file(file: &mut TempFile<'_>) -> Result<UploadedFile> {
+    let raw = file
+        .raw_name()
+        .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_owned())
+        .unwrap_or_default();
+    let file_name = clean_file_name(&raw)?;
+    let mut data = Vec::with_capacity(file.len() as usize);
+    if file.len() > 0 {
+        file.open()
+            .await
+            .map_err(Error::internal)?
+            .read_to_end(&mut data)
+            .await
+            .map_err(Error::internal)?;
+    }
+    Ok(UploadedFile {
+        file_name,
+        data: data.into(),
     })
 }
 

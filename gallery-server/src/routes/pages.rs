@@ -285,9 +285,10 @@ async fn upload(
     };
     let mut form = form.map_err(|e| fail(form_error(e, max)))?;
     csrf.check(form.csrf).map_err(fail)?;
-    let photo = photos::accept(state, user.id, &mut form.file)
+    let file = super::forms::read_temp_file(&mut form.file)
         .await
         .map_err(fail)?;
+    let photo = photos::accept(state, user.id, file).await.map_err(fail)?;
     Ok(Redirect::to(format!("/photos/{}", photo.id)))
 }
 

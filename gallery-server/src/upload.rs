@@ -1,0 +1,133 @@
+//! The API's upload form read as it arrives. The fields come in the order the client sent
+//! them; when the name and password come before the file (as every load generator and
+//! browser form sends them), the sender is checked before a byte of the file is taken, so
+//! a wrong password, a throttled client or a full backlog costs neither a spooled 20 MiB
+//! nor its memory. A file sent first is still accepted (read within the limit, then the
+//! fields after it).
+use std::future::Future;
+
+use bytes::{Bytes, BytesMut};
+use rocket::data::{Data, ToByteUnit};
+use rocket::http::{ContentType, Status};
+
+use crate::error::{Error, Result};
+use crate::routes::forms::clean_file_name;
+use common::units::human_bytes;
+
+/// A text field's limit (a username, a password).
+const TEXT_MAX: u64 = 8 * 1024;
+/// Room for the fields and the multipart framing around the file.
+const FRAMING: u64 = 64 * 1024;
+
+/// The file of an upload, read whole.
+pub struct UploadedFile {
+    pub file_name: String,
+    pub data: Bytes,
+}
+
+fn multipart_error(e: multer::Error, max: u64) -> Error {
+    match e {
+        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
+            too_large(max)
+        }
+        other => Error::bad_request(format!("malformed form: {other}")),
+    }
+}
+
+fn too_large(max: u64) -> Error {
+    Error::new(
+        Status::PayloadTooLarge,
+        format!("the upload is larger than the {} limit", human_bytes(max)),
+    )
+}
+
+async fn read_file(field: &mut multer::Field<'_>, max: u64) -> Result<UploadedFile> {
+    let file_name = clean_file_name(field.file_name().unwrap_or_default())?;
+    let mut data = BytesMut::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, max))? {
+        if data.len() as u64 + chunk.len() as u64 > max {
+            return Err(too_large(max));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(UploadedFile {
+        file_name,
+        data: data.freeze(),
+    })
+}
+
+/// Reads `username`, `password` and `file` from a multipart body; `admit(username, password)`
+/// runs as soon as both are known and, when they came first, before the file is read. Its
+/// refusal ends the request with the body unread.
+pub async fn read<T, F, Fut>(
+    content_type: &ContentType,
+    data: Data<'_>,
+    max: u64,
+    admit: F,
+) -> Result<(T, UploadedFile)>
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let boundary = content_type
+        .is_form_data()
+        .then(|| content_type.params().find(|(k, _)| *k == "boundary"))
+        .flatten()
+        .map(|(_, v)| v.to_owned())
+        .ok_or_else(|| {
+            Error::bad_request(
+                "send the upload as multipart/form-data with username, password and file",
+            )
+        })?;
+    // Rocket's own limit lies beyond multer's, so that an oversized body is reported as one
+    // (Rocket would end the stream silently, which reads as a truncated form).
+    let stream = tokio_util::io::ReaderStream::new(data.open((max + 2 * FRAMING).bytes()));
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(max + FRAMING)
+            .for_field("username", TEXT_MAX)
+            .for_field("password", TEXT_MAX),
+    );
+    let mut form = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let (mut username, mut password, mut file) = (None, None, None);
+    let mut admit = Some(admit);
+    let mut admitted = None;
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, max))?
+    {
+        match field.name() {
+            Some("username") => {
+                username = Some(field.text().await.map_err(|e| multipart_error(e, max))?)
+            }
+            Some("password") => {
+                password = Some(field.text().await.map_err(|e| multipart_error(e, max))?)
+            }
+            Some("file") if file.is_none() => {
+                if let (Some(u), Some(p)) = (&username, &password) {
+                    if let Some(f) = admit.take() {
+                        admitted = Some(f(u.clone(), p.clone()).await?);
+                    }
+                }
+                file = Some(read_file(&mut field, max).await?);
+            }
+            // Other fields are skipped unread (up to the whole-body limit).
+            _ => {}
+        }
+    }
+    let missing = |name: &str| Error::bad_request(format!("missing field `{name}`"));
+    let username = username.ok_or_else(|| missing("username"))?;
+    let password = password.ok_or_else(|| missing("password"))?;
+    let file = file.ok_or_else(|| missing("file"))?;
+    let admitted = match (admitted, admit) {
+        (Some(a), _) => a,
+        (None, Some(f)) => f(username, password).await?,
+        (None, None) => {
+            return Err(Error::internal(
+                "the upload's sender was checked but not kept",
+            ))
+        }
+    };
+    Ok((admitted, file))
+}
