@@ -13,6 +13,8 @@ pub struct Error {
     pub status: Status,
     pub message: String,
     retry_after: Option<u32>,
+    /// The object's size, for a 416's `Content-Range: bytes */size`.
+    content_range: Option<u64>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -23,6 +25,7 @@ impl Error {
             status,
             message: message.into(),
             retry_after: None,
+            content_range: None,
         }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
@@ -69,6 +72,16 @@ impl Error {
                     "too many wrong passwords; try again in {}",
                     common::units::human_duration(retry_after_secs)
                 ),
+            )
+        }
+    }
+    /// A `Range` outside the object.
+    pub fn range_not_satisfiable(size: u64) -> Self {
+        Error {
+            content_range: Some(size),
+            ..Self::new(
+                Status::RangeNotSatisfiable,
+                "the requested range is outside the file",
             )
         }
     }
@@ -153,6 +166,9 @@ impl<'r> Responder<'r, 'static> for Error {
         res.set_status(self.status);
         if let Some(secs) = self.retry_after {
             res.set_header(Header::new("Retry-After", secs.to_string()));
+        }
+        if let Some(size) = self.content_range {
+            res.set_header(Header::new("Content-Range", format!("bytes */{size}")));
         }
         Ok(Response::build_from(res).finalize())
     }

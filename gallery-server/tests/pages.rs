@@ -2,7 +2,7 @@
 //! page and its signed media URLs, CSRF, and privacy between users.
 mod support;
 
-use rocket::http::{ContentType, Status};
+use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use support::{
     body, csrf, hidden_value, image_sources, images, log_in, log_out, multipart, testdata, Part,
@@ -244,6 +244,60 @@ async fn other_users_photos_do_not_exist_for_you_and_media_links_expire() {
     let res = other.get(location.clone()).dispatch().await;
     assert_eq!(res.status(), Status::NotFound);
     assert!(body(res).await.contains("no such photo"));
+}
+
+#[tokio::test]
+async fn media_is_served_in_ranges_as_asked() {
+    let app = TestApp::new().await;
+    let c = &app.client;
+    register(c, "tess").await;
+    let photo = std::fs::read(testdata("photo000.jpg")).unwrap();
+    let (_, location, _) = upload(c, "photo000.jpg", &photo).await;
+    let page = body(c.get(location.unwrap()).dispatch().await).await;
+    let src = image_sources(&page)[0].clone();
+
+    let whole = c.get(src.clone()).dispatch().await;
+    assert_eq!(whole.status(), Status::Ok);
+    assert_eq!(whole.headers().get_one("Accept-Ranges"), Some("bytes"));
+    assert_eq!(
+        whole.into_bytes().await.unwrap(),
+        photo,
+        "the original, byte for byte"
+    );
+
+    let size = photo.len();
+    for (range, first, last) in [
+        ("bytes=0-99".to_owned(), 0, 99),
+        (format!("bytes={}-", size - 10), size - 10, size - 1),
+        ("bytes=-20".to_owned(), size - 20, size - 1),
+        (format!("bytes=100-{}", size * 2), 100, size - 1),
+    ] {
+        let res = c
+            .get(src.clone())
+            .header(Header::new("Range", range.clone()))
+            .dispatch()
+            .await;
+        assert_eq!(res.status(), Status::PartialContent, "{range}");
+        assert_eq!(
+            res.headers().get_one("Content-Range"),
+            Some(format!("bytes {first}-{last}/{size}").as_str())
+        );
+        assert_eq!(
+            res.into_bytes().await.unwrap(),
+            &photo[first..=last],
+            "{range}"
+        );
+    }
+    let res = c
+        .get(src)
+        .header(Header::new("Range", format!("bytes={size}-")))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::RangeNotSatisfiable);
+    assert_eq!(
+        res.headers().get_one("Content-Range"),
+        Some(format!("bytes */{size}").as_str())
+    );
 }
 
 #[tokio::test]

@@ -60,6 +60,21 @@ impl ObjectStore for DirStore {
         }
     }
 
+    /// The file itself, streamed: a photo page never holds a whole original in memory.
+    async fn open(&self, key: &str) -> Result<Option<super::ObjectReader>, StoreError> {
+        match tokio::fs::File::open(self.path(key)?).await {
+            Ok(file) => {
+                let size = file.metadata().await?.len();
+                Ok(Some(super::ObjectReader {
+                    size,
+                    body: Box::new(file),
+                }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match tokio::fs::remove_file(self.path(key)?).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),

@@ -41,11 +41,28 @@ pub enum MediaUrl {
     ServedByWorker,
 }
 
+/// An object's bytes as a reader that can seek (for `Range` requests).
+pub trait ObjectRead: tokio::io::AsyncRead + tokio::io::AsyncSeek + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncSeek + Send + Unpin> ObjectRead for T {}
+
+/// An object opened for reading, without holding it in memory where the store allows.
+pub struct ObjectReader {
+    pub size: u64,
+    pub body: Box<dyn ObjectRead>,
+}
+
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, data: Bytes, content_type: &str) -> Result<(), StoreError>;
     /// `Ok(None)` when the object does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+    /// The object as a reader; `Ok(None)` when it does not exist. By default read whole.
+    async fn open(&self, key: &str) -> Result<Option<ObjectReader>, StoreError> {
+        Ok(self.get(key).await?.map(|data| ObjectReader {
+            size: data.len() as u64,
+            body: Box::new(std::io::Cursor::new(data)),
+        }))
+    }
     /// Deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Every object under `prefix`, with sizes, in key order.

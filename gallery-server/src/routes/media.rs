@@ -1,20 +1,133 @@
-//! Photo files for the local store, behind expiring signed URLs (S3 serves its own).
-use rocket::http::{ContentType, Header};
-use rocket::response::Responder;
+//! Photo files for the local store, behind expiring signed URLs (S3 serves its own),
+//! streamed from the store with `Range` support (a video-style seek, a resumed download),
+//! never read whole into memory.
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use rocket::http::{ContentType, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::{self, Responder, Response};
 use rocket::{get, routes, Route, State};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, ReadBuf};
 
 use crate::error::{Error, Result};
 use crate::AppState;
+use common::store::ObjectRead;
 
 pub fn routes() -> Vec<Route> {
     routes![object]
 }
 
-#[derive(Responder)]
-struct Media {
-    body: Vec<u8>,
+/// The byte range a request asks for: `bytes=a-b`, `bytes=a-` or `bytes=-n`. Several
+/// ranges at once are answered with the whole object, as RFC 9110 allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    From(u64, Option<u64>),
+    Last(u64),
+}
+
+impl RangeRequest {
+    pub fn parse(header: &str) -> Option<RangeRequest> {
+        let spec = header.trim().strip_prefix("bytes=")?;
+        if spec.contains(',') {
+            return None;
+        }
+        let (start, end) = spec.split_once('-')?;
+        let (start, end) = (start.trim(), end.trim());
+        if start.is_empty() {
+            return end.parse().ok().map(RangeRequest::Last);
+        }
+        let start = start.parse().ok()?;
+        let end = if end.is_empty() {
+            None
+        } else {
+            Some(end.parse().ok()?)
+        };
+        Some(RangeRequest::From(start, end))
+    }
+
+    /// The first and last byte to send of an object of `size` bytes; `None` when none of
+    /// it lies inside (416).
+    pub fn resolve(self, size: u64) -> Option<(u64, u64)> {
+        match self {
+            RangeRequest::From(start, end) if start < size => {
+                Some((start, end.unwrap_or(u64::MAX).min(size - 1)))
+            }
+            RangeRequest::Last(n) if n > 0 && size > 0 => Some((size.saturating_sub(n), size - 1)),
+            _ => None,
+        }
+        .filter(|(a, b)| a <= b)
+    }
+}
+
+/// The `Range` header, when there is one the server understands.
+pub struct Ranged(Option<RangeRequest>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Ranged {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(Ranged(
+            req.headers().get_one("Range").and_then(RangeRequest::parse),
+        ))
+    }
+}
+
+/// `len` bytes of a reader; the size is told to Rocket, which never seeks it.
+struct Window {
+    inner: tokio::io::Take<Box<dyn ObjectRead>>,
+    len: u64,
+}
+
+impl AsyncRead for Window {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncSeek for Window {
+    fn start_seek(self: Pin<&mut Self>, _: io::SeekFrom) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a window does not seek",
+        ))
+    }
+    fn poll_complete(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        Poll::Ready(Ok(0))
+    }
+}
+
+pub struct Media {
+    body: Window,
+    /// `Some((first, last, size))` for a 206.
+    range: Option<(u64, u64, u64)>,
     content_type: ContentType,
-    cache: Header<'static>,
+    max_age: u64,
+}
+
+impl<'r> Responder<'r, 'static> for Media {
+    fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
+        let mut res = Response::build();
+        res.header(self.content_type)
+            .raw_header("Accept-Ranges", "bytes")
+            .raw_header(
+                "Cache-Control",
+                format!("private, max-age={}", self.max_age),
+            );
+        if let Some((first, last, size)) = self.range {
+            res.status(Status::PartialContent)
+                .raw_header("Content-Range", format!("bytes {first}-{last}/{size}"));
+        }
+        let len = self.body.len as usize;
+        res.sized_body(len, self.body);
+        res.ok()
+    }
 }
 
 #[get("/<kind>/<file>?<exp>&<sig>")]
@@ -24,6 +137,7 @@ async fn object(
     file: &str,
     exp: u64,
     sig: &str,
+    ranged: Ranged,
 ) -> Result<Media> {
     let key = format!("{kind}/{file}");
     let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
@@ -32,9 +146,9 @@ async fn object(
             "this link has expired or is not valid; reload the page",
         ));
     }
-    let body = state
+    let object = state
         .store
-        .get(&key)
+        .open(&key)
         .await
         .map_err(Error::internal)?
         .ok_or_else(|| Error::not_found("no such photo"))?;
@@ -42,10 +156,52 @@ async fn object(
         .rsplit_once('.')
         .and_then(|(_, ext)| ContentType::from_extension(ext))
         .unwrap_or(ContentType::Binary);
-    let max_age = exp.saturating_sub(now);
+    let size = object.size;
+    let mut body = object.body;
+    let range = match ranged.0 {
+        None => None,
+        Some(r) => match r.resolve(size) {
+            Some((first, last)) => Some((first, last, size)),
+            None => return Err(Error::range_not_satisfiable(size)),
+        },
+    };
+    let (start, len) = match range {
+        Some((first, last, _)) => (first, last - first + 1),
+        None => (0, size),
+    };
+    if start > 0 {
+        body.seek(io::SeekFrom::Start(start))
+            .await
+            .map_err(Error::internal)?;
+    }
     Ok(Media {
-        body: body.to_vec(),
+        body: Window {
+            inner: body.take(len),
+            len,
+        },
+        range,
         content_type,
-        cache: Header::new("Cache-Control", format!("private, max-age={max_age}")),
+        max_age: exp.saturating_sub(now),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RangeRequest::{self, *};
+
+    #[test]
+    fn ranges() {
+        let r = |s: &str| RangeRequest::parse(s);
+        assert_eq!(r("bytes=0-99"), Some(From(0, Some(99))));
+        assert_eq!(r("bytes=100-"), Some(From(100, None)));
+        assert_eq!(r("bytes=-50"), Some(Last(50)));
+        assert_eq!(r("bytes=0-1,5-9"), None, "several ranges: the whole object");
+        assert_eq!(r("items=0-1"), None);
+        assert_eq!(From(0, Some(99)).resolve(50), Some((0, 49)));
+        assert_eq!(From(10, None).resolve(50), Some((10, 49)));
+        assert_eq!(Last(80).resolve(50), Some((0, 49)));
+        assert_eq!(From(50, None).resolve(50), None, "416");
+        assert_eq!(From(9, Some(3)).resolve(50), None);
+        assert_eq!(Last(0).resolve(50), None);
+    }
 }
