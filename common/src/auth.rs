@@ -117,6 +117,8 @@ mod tests {
     }
 }
 
+use std::sync::Arc;
+
 /// Credentials verified in the last minute, so that a stream of uploads from one account
 /// (a load generator, a phone syncing its camera roll) pays the 19 MiB KDF once a minute
 /// instead of per photo, and is still accepted while the database blinks. Keyed by an HMAC
@@ -126,6 +128,29 @@ pub struct VerifiedCredentials {
     key: [u8; 32],
     ttl: std::time::Duration,
     entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, std::time::Instant)>>,
+    /// Checks of the same credentials under way: the next one waits for the first, so a
+    /// load generator's 48 parallel first uploads cost one KDF (and one throttle slot).
+    checking: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while these credentials are being checked; see [`VerifiedCredentials::check_alone`].
+pub struct Checking<'a> {
+    owner: &'a VerifiedCredentials,
+    id: [u8; 32],
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        let mut checking = self.owner.checking.lock().unwrap();
+        // Only this guard and the map hold the lock: nobody else waits, it can go.
+        if checking
+            .get(&self.id)
+            .is_some_and(|m| Arc::strong_count(m) <= 2)
+        {
+            checking.remove(&self.id);
+        }
+    }
 }
 
 /// Entries kept at most; beyond, expired ones go, and if none has expired, all (each costs
@@ -138,6 +163,7 @@ impl VerifiedCredentials {
             key: rand::random(),
             ttl,
             entries: Default::default(),
+            checking: Default::default(),
         }
     }
 
@@ -162,6 +188,18 @@ impl VerifiedCredentials {
                 None
             }
             None => None,
+        }
+    }
+
+    /// Waits until no other check of these credentials is under way, then holds them until
+    /// the returned guard is dropped; look in the cache again after.
+    pub async fn check_alone(&self, username: &str, password: &str) -> Checking<'_> {
+        let id = self.id(username, password);
+        let lock = self.checking.lock().unwrap().entry(id).or_default().clone();
+        Checking {
+            owner: self,
+            id,
+            _guard: lock.lock_owned().await,
         }
     }
 

@@ -30,6 +30,10 @@ pub async fn authenticate(
     if let Some(id) = state.verified.get(username, password) {
         return Ok(id);
     }
+    let _alone = state.verified.check_alone(username, password).await;
+    if let Some(id) = state.verified.get(username, password) {
+        return Ok(id);
+    }
     let key = common::db::username_key(username);
     let attempt = state
         .throttle

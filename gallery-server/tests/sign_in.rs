@@ -217,3 +217,25 @@ async fn names_differing_only_by_case_are_one_account() {
         "shown as typed: {page}"
     );
 }
+
+#[tokio::test]
+async fn a_load_generators_parallel_first_uploads_are_all_accepted() {
+    // Room for one hash at a time and two waiting: without the shared check, 16 parallel
+    // uploads would meet the queue's 503s and the pair's throttle.
+    let app = TestApp::with(|c| {
+        c.password_checks = 1;
+        c.password_queue = 2;
+    })
+    .await;
+    assert_eq!(app.api_register("wade", PW).await.0, Status::Ok);
+    let client = from("192.0.2.50");
+    let burst = (0..16).map(|_| {
+        let app = &app;
+        async move { upload_from(app, client, "wade", PW, None).await.0 }
+    });
+    let statuses = futures::future::join_all(burst).await;
+    assert!(
+        statuses.iter().all(|s| *s == Status::Ok),
+        "one check serves them all, no throttle or queue refusal: {statuses:?}"
+    );
+}
