@@ -11,13 +11,29 @@ use rocket::data::{Data, ToByteUnit};
 use rocket::http::{ContentType, Status};
 
 use crate::error::{Error, Result};
-use crate::routes::forms::clean_file_name;
 use common::units::human_bytes;
 
 /// A text field's limit (a username, a password).
 const TEXT_MAX: u64 = 8 * 1024;
 /// Room for the fields and the multipart framing around the file.
 const FRAMING: u64 = 64 * 1024;
+
+const FILE_NAME_MAX: usize = 255;
+
+/// The name as the browser sent it, kept as data only (it never becomes a path).
+pub fn clean_file_name(raw: &str) -> Result<String> {
+    if raw.chars().any(char::is_control) {
+        return Err(Error::bad_request(
+            "the file name contains control characters",
+        ));
+    }
+    let name: String = raw.trim().chars().take(FILE_NAME_MAX).collect();
+    Ok(if name.is_empty() {
+        "upload".into()
+    } else {
+        name
+    })
+}
 
 /// The file of an upload, read whole.
 pub struct UploadedFile {

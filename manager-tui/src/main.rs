@@ -72,7 +72,10 @@ fn main() -> ExitCode {
         },
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => match serve::ended_by_signal() {
+            Some(signal) => ExitCode::from(128 + signal as u8),
+            None => ExitCode::SUCCESS,
+        },
         Err(e) => {
             eprintln!("manager-tui: {e:#}");
             ExitCode::FAILURE

@@ -334,8 +334,15 @@ impl ControlPlane {
         self.get_json(http, token, "/status").await
     }
 
-    pub async fn terminate(mut self) -> std::process::ExitStatus {
-        sigterm_and_wait(&mut self.child, "the control plane").await
+    /// SIGTERM, then waits: the control plane stops its local workers and exits 143
+    /// (128 + SIGTERM), as a program ended by that signal does.
+    pub async fn terminate(mut self) {
+        let status = sigterm_and_wait(&mut self.child, "the control plane").await;
+        assert_eq!(
+            status.code(),
+            Some(128 + 15),
+            "the control plane ends cleanly on SIGTERM: {status}"
+        );
     }
 }
 

@@ -187,8 +187,7 @@ async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_
     }
 
     // A restart of the control plane leaves the worker serving and adopts it: no launch.
-    let exit = cp.terminate().await;
-    assert!(exit.success(), "{exit}");
+    cp.terminate().await;
     assert_eq!(
         moto.instances("test")
             .await
@@ -649,7 +648,7 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
         moto.targets(&tg).await,
         vec![(id.clone(), "healthy".to_owned())]
     );
-    assert!(cp.terminate().await.success());
+    cp.terminate().await;
 
     // Teardown removes the pool and everything made, but keeps the photos.
     kit(&moto, "teardown", &["--out", out.path().to_str().unwrap()]);

@@ -1,9 +1,9 @@
-//! Form handling shared by the pages and the API: the limits, the uploaded file's name, and
+//! Form handling shared by the pages and the API: the limits, a page upload's file, and
 //! Rocket's form errors as one sentence a person understands.
 use rocket::fs::TempFile;
 use tokio::io::AsyncReadExt;
 
-use crate::upload::UploadedFile;
+use crate::upload::{clean_file_name, UploadedFile};
 
 use crate::error::{Error, Result};
 use common::units::human_bytes;
@@ -11,23 +11,6 @@ use common::units::human_bytes;
 /// Rocket's `form` limit (urlencoded forms: logins, deletes): set in `build`, and named in
 /// the message when a form is larger.
 pub const FORM_LIMIT: u64 = 64 * 1024;
-
-const FILE_NAME_MAX: usize = 255;
-
-/// The name as the browser sent it, kept as data only (it never becomes a path).
-pub fn clean_file_name(raw: &str) -> Result<String> {
-    if raw.chars().any(char::is_control) {
-        return Err(Error::bad_request(
-            "the file name contains control characters",
-        ));
-    }
-    let name: String = raw.trim().chars().take(FILE_NAME_MAX).collect();
-    Ok(if name.is_empty() {
-        "upload".into()
-    } else {
-        name
-    })
-}
 
 /// A file Rocket spooled for a page's form, read whole.
 pub async fn read_temp_file(file: &mut TempFile<'_>) -> Result<UploadedFile> {

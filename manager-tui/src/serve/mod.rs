@@ -21,7 +21,42 @@ pub use control::ControlPlane;
 
 pub use common::clock::now;
 
+/// The signal that ended `serve` (Ctrl-C, SIGTERM), if one did: the process then exits
+/// 128 + its number, as a shell expects of a program stopped by it, and not 0, which means
+/// an operator stopped it through the control API.
+static ENDED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+pub fn ended_by_signal() -> Option<i32> {
+    match ENDED_BY.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        n => Some(n),
+    }
+}
+
+/// Remembers which of SIGINT and SIGTERM arrives first (Rocket reacts to both itself).
+fn remember_ending_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    for (kind, number) in [
+        (SignalKind::interrupt(), libc::SIGINT),
+        (SignalKind::terminate(), libc::SIGTERM),
+    ] {
+        let mut stream = signal(kind).context("listening for signals")?;
+        tokio::spawn(async move {
+            if stream.recv().await.is_some() {
+                let _ = ENDED_BY.compare_exchange(
+                    0,
+                    number,
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+            }
+        });
+    }
+    Ok(())
+}
+
 pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
+    remember_ending_signal()?;
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
