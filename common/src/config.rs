@@ -515,6 +515,8 @@ pub struct ManagerConfig {
     /// Sender of operator codes with SES v2 (a verified identity). The aws provider mails
     /// through SES; the local one writes to `<data_dir>/outbox`.
     pub mail_from: Option<String>,
+    /// `aws`: the deployment's region (written by the kit); unset, the standard chain's.
+    pub aws_region: Option<String>,
     /// `aws`: the target group of the ALB the workers serve behind.
     pub aws_target_group_arn: Option<String>,
     /// `aws`: launch template id (`lt-…`) or name for new workers. Without one, the image
@@ -574,6 +576,7 @@ impl Default for ManagerConfig {
             totals_max_age_secs: 30.0,
             policy: crate::autoscale::Policy::default(),
             mail_from: None,
+            aws_region: None,
             aws_target_group_arn: None,
             aws_launch_template: None,
             aws_image_id: None,

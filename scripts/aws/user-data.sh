@@ -19,7 +19,9 @@ SECURE_COOKIES=@SECURE_COOKIES@
 id gallery >/dev/null 2>&1 || useradd --system --home-dir /var/lib/gallery --create-home gallery
 mkdir -p /opt/gallery /etc/gallery
 aws s3 cp "s3://$BUCKET/releases/$RELEASE" /tmp/gallery.tar.gz --region "$REGION"
-tar -xzf /tmp/gallery.tar.gz -C /opt/gallery
+# Root's files, whoever built the release; the service's user may read and run them.
+tar --no-same-owner -xzf /tmp/gallery.tar.gz -C /opt/gallery
+chmod 755 /opt/gallery
 rm -f /tmp/gallery.tar.gz
 
 secret() {
@@ -75,6 +77,8 @@ TimeoutStopSec=40
 NoNewPrivileges=true
 ProtectSystem=strict
 ReadWritePaths=/var/lib/gallery
+# ProtectSystem=strict leaves /tmp read-only, where a page upload is spooled: a private one.
+PrivateTmp=true
 
 [Install]
 WantedBy=multi-user.target

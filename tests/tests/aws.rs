@@ -592,6 +592,10 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
 
     let toml = std::fs::read_to_string(out.path().join("manager.toml")).unwrap();
     assert!(
+        toml.contains(r#"aws_region = "us-east-1""#),
+        "the region is the deployment's, not whatever the operator's default is:\n{toml}"
+    );
+    assert!(
         !toml.contains("secret"),
         "no secret in the generated configuration:\n{toml}"
     );
@@ -683,4 +687,97 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
         .await
         .unwrap();
     assert!(buckets.contains("kit-photos-"), "the photo bucket is kept");
+}
+
+#[test]
+fn the_release_tarball_is_roots_and_open_to_the_service_whoever_packed_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A staging directory as mktemp and a umask of 077 leave it.
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(stage.join("models")).unwrap();
+    std::fs::write(stage.join("gallery-server"), b"#!/bin/sh\n").unwrap();
+    std::fs::write(stage.join("models/m.onnx"), b"model").unwrap();
+    for (path, mode) in [
+        ("", 0o700),
+        ("models", 0o700),
+        ("gallery-server", 0o700),
+        ("models/m.onnx", 0o600),
+    ] {
+        std::fs::set_permissions(stage.join(path), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let tarball = dir.path().join("release.tar.gz");
+    let packed = std::process::Command::new(root.join("scripts/aws/pack-release"))
+        .args([&stage, &tarball])
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    let listing = std::process::Command::new("tar")
+        .args(["-tvzf", tarball.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    let entries: Vec<(&str, &str, &str)> = listing
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0], f[1], *f.last().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            ("drwxr-xr-x", "0/0", "./"),
+            ("-rwxr-xr-x", "0/0", "./gallery-server"),
+            ("drwxr-xr-x", "0/0", "./models/"),
+            ("-rw-r--r--", "0/0", "./models/m.onnx"),
+        ],
+        "{listing}"
+    );
+}
+
+#[test]
+fn the_control_plane_may_tag_instances_only_as_it_launches_them_or_mark_them_draining() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("scripts/aws/iam/control-plane.json")).unwrap(),
+    )
+    .unwrap();
+    let actions = |s: &serde_json::Value| -> Vec<String> {
+        match &s["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            serde_json::Value::Array(a) => {
+                a.iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+            }
+            _ => vec![],
+        }
+    };
+    let tagging: Vec<&serde_json::Value> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| actions(s).iter().any(|a| a == "ec2:CreateTags"))
+        .collect();
+    assert!(!tagging.is_empty());
+    for s in tagging {
+        assert_eq!(
+            actions(s),
+            vec!["ec2:CreateTags"],
+            "tagging stands alone: {s}"
+        );
+        let c = &s["Condition"];
+        let on_launch = c["StringEquals"]["ec2:CreateAction"] == "RunInstances";
+        let draining_only = c["ForAllValues:StringEquals"]["aws:TagKeys"]
+            == serde_json::json!(["gallery:draining-since"])
+            && c["StringEquals"]["aws:ResourceTag/gallery:deployment"].is_string();
+        assert!(
+            on_launch || draining_only,
+            "CreateTags only on launch, or only the draining mark on this deployment's instances: {s}"
+        );
+    }
 }

@@ -45,9 +45,9 @@ pub struct Ses {
 
 #[cfg(feature = "aws")]
 impl Ses {
-    pub async fn new(from: &str) -> Ses {
+    pub async fn new(from: &str, region: Option<&str>) -> Ses {
         Ses {
-            client: aws_sdk_sesv2::Client::new(&super::pool::aws::sdk_config().await),
+            client: aws_sdk_sesv2::Client::new(&super::pool::aws::sdk_config(region).await),
             from: from.to_owned(),
         }
     }

@@ -33,30 +33,39 @@ pub fn ended_by_signal() -> Option<i32> {
     }
 }
 
-/// Remembers which of SIGINT and SIGTERM arrives first (Rocket reacts to both itself).
-fn remember_ending_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    for (kind, number) in [
-        (SignalKind::interrupt(), libc::SIGINT),
-        (SignalKind::terminate(), libc::SIGTERM),
-    ] {
-        let mut stream = signal(kind).context("listening for signals")?;
-        tokio::spawn(async move {
-            if stream.recv().await.is_some() {
-                let _ = ENDED_BY.compare_exchange(
-                    0,
-                    number,
-                    std::sync::atomic::Ordering::SeqCst,
-                    std::sync::atomic::Ordering::SeqCst,
-                );
-            }
-        });
+/// SIGINT and SIGTERM, listened to beside Rocket (which stops on either), so that the end
+/// can tell which one arrived.
+struct EndingSignals(Vec<(tokio::signal::unix::Signal, i32)>);
+
+impl EndingSignals {
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut listening = Vec::new();
+        for (kind, number) in [
+            (SignalKind::interrupt(), libc::SIGINT),
+            (SignalKind::terminate(), libc::SIGTERM),
+        ] {
+            listening.push((signal(kind).context("listening for signals")?, number));
+        }
+        Ok(EndingSignals(listening))
     }
-    Ok(())
+
+    /// Records the signal that has arrived, if one has (polled once: by the time Rocket has
+    /// stopped on it, it is waiting here too).
+    async fn record(mut self) {
+        for (stream, number) in &mut self.0 {
+            if let Ok(Some(())) =
+                tokio::time::timeout(std::time::Duration::ZERO, stream.recv()).await
+            {
+                ENDED_BY.store(*number, std::sync::atomic::Ordering::SeqCst);
+                return;
+            }
+        }
+    }
 }
 
 pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
-    remember_ending_signal()?;
+    let signals = EndingSignals::listen()?;
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
@@ -76,46 +85,47 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
             dir: config.data_dir.join("outbox"),
         }) as Box<dyn MailTransport>
     };
-    let (pool, mail, front_door): (Arc<dyn Provider>, Box<dyn MailTransport>, _) =
-        match config.provider {
-            ProviderKind::Local => {
-                let pool = Arc::new(pool::local::LocalPool::new(config.clone())?);
-                let balancer_addr = (config.balancer_address, config.balancer_port);
-                let listener = tokio::net::TcpListener::bind(balancer_addr)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "binding the balancer to {}:{}",
-                            balancer_addr.0, balancer_addr.1
-                        )
-                    })?;
-                let limits = balancer::limits::Limits::of(&config).fitted_to_file_limit();
-                let balancer = Arc::new(balancer::Balancer::new(pool.clone(), limits));
-                let counters = balancer.counters.clone();
-                tokio::spawn(balancer.serve(listener));
-                tracing::info!(
-                    "balancer on http://{}:{}",
-                    config.balancer_address,
-                    config.balancer_port
-                );
-                (pool, outbox(), Some(counters))
-            }
-            #[cfg(feature = "aws")]
-            ProviderKind::Aws => {
-                let pool = pool::aws::AwsPool::new(config.clone())
-                    .await
-                    .context("setting up the aws pool")?;
-                let mail: Box<dyn MailTransport> = match &config.mail_from {
-                    Some(from) => Box::new(mail::Ses::new(from).await),
-                    None => outbox(),
-                };
-                (Arc::new(pool), mail, None)
-            }
-            #[cfg(not(feature = "aws"))]
-            ProviderKind::Aws => anyhow::bail!(
+    let (pool, mail, front_door): (Arc<dyn Provider>, Box<dyn MailTransport>, _) = match config
+        .provider
+    {
+        ProviderKind::Local => {
+            let pool = Arc::new(pool::local::LocalPool::new(config.clone())?);
+            let balancer_addr = (config.balancer_address, config.balancer_port);
+            let listener = tokio::net::TcpListener::bind(balancer_addr)
+                .await
+                .with_context(|| {
+                    format!(
+                        "binding the balancer to {}:{}",
+                        balancer_addr.0, balancer_addr.1
+                    )
+                })?;
+            let limits = balancer::limits::Limits::of(&config).fitted_to_file_limit();
+            let balancer = Arc::new(balancer::Balancer::new(pool.clone(), limits));
+            let counters = balancer.counters.clone();
+            tokio::spawn(balancer.serve(listener));
+            tracing::info!(
+                "balancer on http://{}:{}",
+                config.balancer_address,
+                config.balancer_port
+            );
+            (pool, outbox(), Some(counters))
+        }
+        #[cfg(feature = "aws")]
+        ProviderKind::Aws => {
+            let pool = pool::aws::AwsPool::new(config.clone())
+                .await
+                .context("setting up the aws pool")?;
+            let mail: Box<dyn MailTransport> = match &config.mail_from {
+                Some(from) => Box::new(mail::Ses::new(from, config.aws_region.as_deref()).await),
+                None => outbox(),
+            };
+            (Arc::new(pool), mail, None)
+        }
+        #[cfg(not(feature = "aws"))]
+        ProviderKind::Aws => anyhow::bail!(
             "the aws provider is not built into this manager-tui (build it with the `aws` feature)"
         ),
-        };
+    };
     let control = ControlPlane::new(config.clone(), pool.clone(), front_door, db, store).await?;
     tokio::spawn(control.clone().reconcile_loop());
     tokio::spawn(control.clone().health_loop());
@@ -135,6 +145,7 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
     });
     tracing::info!(provider = %pool.kind(), "control API on http://{}:{}", config.control_address, config.control_port);
     let result = rocket.launch().await;
+    signals.record().await;
     // Local workers are this process's children: whatever ended the API (Ctrl-C, SIGTERM,
     // /stop), leave none behind. Cloud workers keep serving users and are adopted again by
     // the next start; only /stop (which drained them already) ends them.

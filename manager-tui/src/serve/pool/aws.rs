@@ -156,16 +156,21 @@ pub struct AwsPool {
     last_read: Mutex<f64>,
 }
 
-/// AWS clients from the standard chain (environment, profile, instance role).
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+/// AWS clients from the standard chain (environment, profile, instance role), in the
+/// deployment's region when it is configured (a laptop's default region may be another).
+pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    loader.load().await
 }
 
 impl AwsPool {
     /// Checks the target group exists and learns its ALB's address, then adopts the
     /// deployment's running instances.
     pub async fn new(config: Arc<ManagerConfig>) -> anyhow::Result<AwsPool> {
-        let sdk = sdk_config().await;
+        let sdk = sdk_config(config.aws_region.as_deref()).await;
         let target_group = config
             .aws_target_group_arn
             .clone()
