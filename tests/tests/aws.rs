@@ -654,8 +654,52 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
     );
     cp.terminate().await;
 
+    // The control plane's policy attached where the README says, and a parameter someone
+    // removed by hand already: teardown detaches the one and passes over the other.
+    aws_cli(&moto, &["iam", "create-user", "--user-name", "operator"]);
+    let policy = std::fs::read_to_string(out.path().join("resources.env"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CONTROL_POLICY=").map(str::to_owned))
+        .unwrap();
+    aws_cli(
+        &moto,
+        &[
+            "iam",
+            "attach-user-policy",
+            "--user-name",
+            "operator",
+            "--policy-arn",
+            &policy,
+        ],
+    );
+    aws_cli(
+        &moto,
+        &["ssm", "delete-parameter", "--name", "/kit/secret_key"],
+    );
+
     // Teardown removes the pool and everything made, but keeps the photos.
-    kit(&moto, "teardown", &["--out", out.path().to_str().unwrap()]);
+    let printed = kit(&moto, "teardown", &["--out", out.path().to_str().unwrap()]);
+    assert!(printed.contains("already gone PARAMETER"), "{printed}");
+    assert!(printed.contains("removed CONTROL_POLICY"), "{printed}");
+    // Run again (as after a teardown that stopped half-way): everything is already gone.
+    std::fs::rename(
+        out.path().join("resources.env.removed"),
+        out.path().join("resources.env"),
+    )
+    .unwrap();
+    let again = kit(&moto, "teardown", &["--out", out.path().to_str().unwrap()]);
+    for name in [
+        "LAUNCH_TEMPLATE",
+        "CONTROL_POLICY",
+        "WORKER_ROLE",
+        "SECURITY_GROUP",
+    ] {
+        assert!(
+            again.contains(&format!("already gone {name}")),
+            "{name} is not removed twice:\n{again}"
+        );
+    }
     assert!(
         moto.instances("kit")
             .await
