@@ -127,10 +127,34 @@ use std::sync::Arc;
 pub struct VerifiedCredentials {
     key: [u8; 32],
     ttl: std::time::Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, std::time::Instant)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Verified, std::time::Instant)>>,
     /// Checks of the same credentials under way: the next one waits for the first, so a
     /// load generator's 48 parallel first uploads cost one KDF (and one throttle slot).
     checking: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What a remembered check found: the account, and which of its password hashes the
+/// password matched (a fingerprint of the stored hash, which a password change replaces, so
+/// that every worker can tell its memory is stale with one cheap read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub account: u64,
+    pub hash: [u8; 32],
+}
+
+impl Verified {
+    pub fn new(account: u64, stored_hash: &str) -> Self {
+        use sha2::Digest;
+        Verified {
+            account,
+            hash: sha2::Sha256::digest(stored_hash.as_bytes()).into(),
+        }
+    }
+
+    /// Whether `stored_hash` is still the one the password matched.
+    pub fn still_matches(&self, stored_hash: &str) -> bool {
+        Verified::new(self.account, stored_hash).hash == self.hash
+    }
 }
 
 /// Held while these credentials are being checked; see [`VerifiedCredentials::check_alone`].
@@ -177,12 +201,12 @@ impl VerifiedCredentials {
         mac.finalize().into_bytes().into()
     }
 
-    /// The account these credentials were verified for, if within the last `ttl`.
-    pub fn get(&self, username: &str, password: &str) -> Option<u64> {
+    /// What these credentials were verified as, if within the last `ttl`.
+    pub fn get(&self, username: &str, password: &str) -> Option<Verified> {
         let id = self.id(username, password);
         let mut entries = self.entries.lock().unwrap();
         match entries.get(&id) {
-            Some(&(account, at)) if at.elapsed() < self.ttl => Some(account),
+            Some(&(verified, at)) if at.elapsed() < self.ttl => Some(verified),
             Some(_) => {
                 entries.remove(&id);
                 None
@@ -203,7 +227,7 @@ impl VerifiedCredentials {
         }
     }
 
-    pub fn put(&self, username: &str, password: &str, account: u64) {
+    pub fn put(&self, username: &str, password: &str, verified: Verified) {
         let id = self.id(username, password);
         let mut entries = self.entries.lock().unwrap();
         if entries.len() >= VERIFIED_MAX {
@@ -213,7 +237,7 @@ impl VerifiedCredentials {
                 entries.clear();
             }
         }
-        entries.insert(id, (account, std::time::Instant::now()));
+        entries.insert(id, (verified, std::time::Instant::now()));
     }
 
     /// The account is gone: its credentials stop working here at once.
@@ -221,7 +245,7 @@ impl VerifiedCredentials {
         self.entries
             .lock()
             .unwrap()
-            .retain(|_, (a, _)| *a != account);
+            .retain(|_, (v, _)| v.account != account);
     }
 }
 
@@ -233,8 +257,8 @@ mod verified_tests {
     #[test]
     fn only_the_same_name_and_password_within_the_ttl_are_remembered() {
         let cache = VerifiedCredentials::new(Duration::from_secs(60));
-        cache.put("ann", "secret-pass", 7);
-        assert_eq!(cache.get("ann", "secret-pass"), Some(7));
+        cache.put("ann", "secret-pass", Verified::new(7, "h"));
+        assert_eq!(cache.get("ann", "secret-pass").map(|v| v.account), Some(7));
         assert_eq!(cache.get("ann", "secret-pas"), None, "another password");
         assert_eq!(
             cache.get("an", "nsecret-pass"),
@@ -249,7 +273,7 @@ mod verified_tests {
         );
 
         let short = VerifiedCredentials::new(Duration::ZERO);
-        short.put("ann", "secret-pass", 7);
+        short.put("ann", "secret-pass", Verified::new(7, "h"));
         assert_eq!(short.get("ann", "secret-pass"), None, "expired");
     }
 
@@ -257,7 +281,7 @@ mod verified_tests {
     fn the_cache_stays_bounded() {
         let cache = VerifiedCredentials::new(Duration::from_secs(60));
         for i in 0..(VERIFIED_MAX as u64 + 10) {
-            cache.put(&format!("user{i}"), "pw", i);
+            cache.put(&format!("user{i}"), "pw", Verified::new(i, "h"));
         }
         assert!(cache.entries.lock().unwrap().len() <= VERIFIED_MAX);
     }

@@ -239,3 +239,37 @@ async fn a_load_generators_parallel_first_uploads_are_all_accepted() {
         "one check serves them all, no throttle or queue refusal: {statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn a_password_changed_on_one_worker_stops_the_old_one_on_every_worker_at_once() {
+    let app = TestApp::new().await;
+    assert_eq!(app.api_register("xena", PW).await.0, Status::Ok);
+    let other_worker = app.second_browser().await;
+    let upload_to_other = |password: &'static str| {
+        let png = images::png16();
+        let (ct, body) = support::multipart(&[
+            Part::Text("username", "xena"),
+            Part::Text("password", password),
+            Part::File("file", "a.png", &png),
+        ]);
+        let req = other_worker.post("/api/upload").header(ct).body(body);
+        async move { req.dispatch().await.status() }
+    };
+    // The other worker remembers the password it has just checked.
+    assert_eq!(upload_to_other(PW).await, Status::Ok);
+    assert_eq!(log_in(&app.client, "xena", PW).await, Status::SeeOther);
+    let res = post_page_form(
+        &app.client,
+        "/account",
+        "/account/password",
+        "current=pass-word-1&new=brand-new-pw",
+    )
+    .await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(
+        upload_to_other(PW).await,
+        Status::Unauthorized,
+        "the old password no longer works there either"
+    );
+    assert_eq!(upload_to_other("brand-new-pw").await, Status::Ok);
+}

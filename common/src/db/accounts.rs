@@ -98,6 +98,14 @@ impl Db {
         Ok(())
     }
 
+    /// The account's stored password hash (to tell whether a remembered check is stale).
+    pub async fn password_hash_of(&self, id: u64) -> Result<Option<String>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(conn
+            .exec_first("SELECT password_hash FROM accounts WHERE id = ?", (id,))
+            .await?)
+    }
+
     pub async fn account_by_id(&self, id: u64) -> Result<Option<Account>, DbError> {
         let mut conn = self.conn().await?;
         Ok(conn
