@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod logging;
 pub mod metrics;
+pub mod network;
 pub mod signing;
 pub mod store;
 pub mod units;

@@ -30,21 +30,10 @@ impl ClientAddr {
         ClientAddr(forwarded.unwrap_or(peer))
     }
 
-    /// The network a client is counted as: one IPv4 address, or an IPv6 /64 (what one
-    /// household or machine is usually given, so a client cannot step through its own
-    /// addresses), and loopback as one.
+    /// The network its wrong passwords are counted against: one IPv4 address (they are
+    /// scarce, and a NAT is many people), an IPv6 /64.
     pub fn network(self) -> IpAddr {
-        match self.0 {
-            IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4([127, 0, 0, 1].into()),
-            IpAddr::V4(v4) => IpAddr::V4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => ClientAddr(IpAddr::V4(v4)).network(),
-                None => {
-                    let s = v6.segments();
-                    IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-                }
-            },
-        }
+        common::network::client_network(self.0, 32)
     }
 }
 

@@ -27,22 +27,9 @@ const KEYS_MAX: usize = 10_000;
 /// per-network limit.
 const DELIVERED_FACTOR: u32 = 4;
 
-/// The network a client is limited as.
+/// The network a client's code requests are counted against: an IPv4 /24, an IPv6 /64.
 fn network(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4([127, 0, 0, 0].into()),
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            IpAddr::V4([a, b, c, 0].into())
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => network(IpAddr::V4(v4)),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
+    common::network::client_network(ip, 24)
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
