@@ -15,6 +15,16 @@ fn credentials(user: &str) -> Form {
         .text("password", PW)
 }
 
+async fn register(http: &reqwest::Client, worker: &Worker, user: &str) {
+    let res = http
+        .post(worker.url("/api/register"))
+        .multipart(credentials(user))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "registering {user}");
+}
+
 #[tokio::test]
 async fn curl_style_api_then_browser_then_restart_keeps_photos() {
     let db = fresh_database("e2e").await;
@@ -215,11 +225,7 @@ async fn a_database_restart_loses_no_photo_and_an_upload_made_meanwhile_is_held_
         let form = credentials("wes").part("file", Part::bytes(photo).file_name(name));
         http.post(worker.url("/api/upload")).multipart(form).send()
     };
-    http.post(worker.url("/api/register"))
-        .multipart(credentials("wes"))
-        .send()
-        .await
-        .unwrap();
+    register(&http, &worker, "wes").await;
     assert_eq!(
         upload("photo004.jpg").await.unwrap().text().await.unwrap(),
         "/api/upload successful!"
@@ -430,11 +436,7 @@ async fn a_yolo_model_finds_labelled_objects_which_the_annotated_copy_shows() {
         &[("GALLERY_YOLO_MODEL_PATH", model.clone())],
     );
     worker.wait_healthy(&http).await;
-    http.post(worker.url("/api/register"))
-        .multipart(credentials("yves"))
-        .send()
-        .await
-        .unwrap();
+    register(&http, &worker, "yves").await;
     let form = credentials("yves").part(
         "file",
         Part::bytes(photo.clone())
@@ -650,13 +652,7 @@ async fn a_wrong_password_is_refused_before_the_file_is_sent() {
     let http = reqwest::Client::new();
     let mut worker = Worker::spawn(&db, data.path());
     worker.wait_healthy(&http).await;
-    let res = http
-        .post(worker.url("/api/register"))
-        .multipart(credentials("wren"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    register(&http, &worker, "wren").await;
 
     let reply = stalled_upload(&worker, "wren", "not-the-password").await;
     assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
