@@ -1,15 +1,17 @@
 //! The CPU work for one upload: decode → orient → detect → thumbnail → annotate (a large
-//! JPEG is first decoded scaled down for detect and thumbnail, then in full to annotate).
+//! JPEG is decoded scaled down for detect and thumbnail, and annotated in its coefficients or,
+//! where that cannot be, decoded in full to annotate).
 //! Storing the result is `photos`'; running it on the bounded pool is `jobs`'.
 use std::time::{Duration, Instant};
 
 use image::{ImageFormat, RgbImage};
 
 use crate::detect::{DetectError, Detection, Detector};
-use crate::image::annotate::annotate;
+use crate::image::annotate::{annotate, outline_bands};
 use crate::image::decode::{decode_pixels, format_info, inspect, into_rgb, jpeg_preview};
 use crate::image::encode::{encode_jpeg, fit_within};
-use crate::image::{DecodeLimits, ImageError};
+use crate::image::{outline_jpeg, DecodeLimits, ImageError};
+use image::metadata::Orientation;
 
 pub const THUMBNAIL_SIDE: u32 = 256;
 pub const ANNOTATED_QUALITY: u8 = 85;
@@ -52,24 +54,50 @@ pub fn process(
         _ => None,
     };
     let (mut rgb, seen, decode_took) = match preview {
-        // A large JPEG is decoded twice: scaled down for the detector and the thumbnail, then
-        // in full for the annotated copy once the detector is done. About the same CPU as one
-        // full decode and two reductions, and the full photo (36 MB at 12 MP) is never held
-        // together with the network's buffers (~90 MB): a worker's peak is the larger of the two.
+        // A large JPEG is decoded scaled down for the detector and the thumbnail. The outlines
+        // are then drawn into the JPEG's own coefficients where they can be, so the full photo
+        // is never decoded; otherwise it is decoded in full for the annotated copy once the
+        // detector is done (the full photo, 36 MB at 12 MP, never held together with the
+        // network's buffers, ~90 MB: a worker's peak is the larger of the two).
         Some(preview) => {
             let preview_took = t.elapsed();
             let seen = look_at(&preview, detector)?;
             let (pw, ph) = preview.dimensions();
             drop(preview);
-            let t = Instant::now();
-            let rgb = into_rgb(decode_pixels(data, &header, limits)?);
-            let (w, h) = rgb.dimensions();
+            let (w, h) = header.shown_size();
             let (sx, sy) = (w as f32 / pw as f32, h as f32 / ph as f32);
-            let boxes = seen
+            let boxes: Vec<Detection> = seen
                 .boxes
-                .into_iter()
+                .iter()
+                .cloned()
                 .map(|b| b.scaled(sx, sy, w, h))
                 .collect();
+            let t = Instant::now();
+            let drawable = header.orientation == Orientation::NoTransforms
+                && boxes.iter().all(|b| b.label.is_none());
+            if let Some(annotated) = drawable
+                .then(|| outline_jpeg::outline(data, &outline_bands(w, h, &boxes)))
+                .flatten()
+            {
+                return Ok(Processed {
+                    ext,
+                    content_type,
+                    width: w,
+                    height: h,
+                    boxes,
+                    annotated,
+                    thumbnail: seen.thumbnail,
+                    timings: vec![
+                        ("decode", preview_took),
+                        ("detect", seen.detect_took),
+                        ("thumbnail", seen.thumbnail_took),
+                        ("annotate", t.elapsed()),
+                    ],
+                });
+            }
+            let t = Instant::now();
+            let rgb = into_rgb(decode_pixels(data, &header, limits)?);
+            debug_assert_eq!(rgb.dimensions(), (w, h));
             (rgb, Seen { boxes, ..seen }, preview_took + t.elapsed())
         }
         None => {

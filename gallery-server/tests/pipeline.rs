@@ -1,6 +1,7 @@
-//! The upload pipeline on large JPEGs, which it decodes twice (scaled for the detector and the
-//! thumbnail, then in full for the annotated copy): boxes must land where they are in the
-//! full photo, also when EXIF turns it, and the stored copies keep the full size.
+//! The upload pipeline on large JPEGs, which it decodes scaled for the detector and the
+//! thumbnail, then outlines in the JPEG's own coefficients (or, for a photo EXIF turns,
+//! decodes in full to draw on): boxes must land where they are in the full photo, also when
+//! EXIF turns it, and the stored copies keep the full size.
 mod support;
 
 use std::sync::Mutex;
@@ -116,6 +117,42 @@ fn a_large_jpeg_is_detected_scaled_and_boxed_in_full_size() {
 }
 
 #[test]
+fn a_large_jpeg_keeps_its_own_pixels_away_from_the_outlines() {
+    let block = (1000, 600, 1800, 1000);
+    // Textured, so that encoding it again would change its pixels.
+    let img = RgbImage::from_fn(4000, 3000, |x, y| {
+        if (block.0..block.2).contains(&x) && (block.1..block.3).contains(&y) {
+            Rgb([250, 250, 250])
+        } else {
+            let t = ((x * 7 + y * 13) % 23) as u8;
+            Rgb([20 + t, 30 + t / 2, 40 + (x % 5) as u8])
+        }
+    });
+    let original = images::encode(&img, ImageFormat::Jpeg);
+    let (processed, _) = process(&original);
+    let before = image::load_from_memory(&original).unwrap().to_rgb8();
+    let after = image::load_from_memory(&processed.annotated)
+        .unwrap()
+        .to_rgb8();
+    // Away from the outline (beyond its width and a block or two), nothing was encoded again.
+    for (x, y) in [
+        (10, 10),
+        (3990, 2990),
+        (1400, 800),
+        (500, 2000),
+        (3000, 300),
+    ] {
+        assert_eq!(
+            before.get_pixel(x, y),
+            after.get_pixel(x, y),
+            "at ({x}, {y})"
+        );
+    }
+    let edge = after.get_pixel(block.0, 800);
+    assert!(edge[0] > 180 && edge[1] < 120, "the left edge is {edge:?}");
+}
+
+#[test]
 fn a_turned_large_jpeg_is_boxed_where_it_shows() {
     // Orientation 6: stored 4000×3000, shown 3000×4000; stored (x, y) shows at (2999 − y, x).
     let (processed, seen) = process(&images::exif_rotated(photo(
@@ -128,6 +165,13 @@ fn a_turned_large_jpeg_is_boxed_where_it_shows() {
     assert_near(&processed.boxes[0], (2000, 1000, 2400, 1800));
     assert_eq!(dimensions(&processed.annotated), (3000, 4000));
     assert_eq!(dimensions(&processed.thumbnail), (192, 256));
+    // Drawn on the photo as it shows (the outline cannot be drawn into stored blocks that
+    // EXIF turns): the box's top edge runs along y = 1000 in the shown photo.
+    let annotated = image::load_from_memory(&processed.annotated)
+        .unwrap()
+        .to_rgb8();
+    let edge = annotated.get_pixel(2200, processed.boxes[0].y0);
+    assert!(edge[0] > 180 && edge[1] < 120, "the top edge is {edge:?}");
 }
 
 #[test]

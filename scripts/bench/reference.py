@@ -3,7 +3,12 @@ decode/resize/draw/encode, ONNX Runtime for the same PP-OCRv4 detection model wi
 input size and post-processing, one thread each. Prints one JSON document like
 `bench-pipeline`: median ms per stage per photo size class, and peak RSS.
 
-usage: reference.py MODEL DIR [RUNS]"""
+With --cpu, prints instead the CPU it spends per photo, all stages from the JPEG's bytes to
+the two encoded copies, over the given photos one after another (after one untimed pass):
+what `scripts/bench/worker-cpu` sets against the worker.
+
+usage: reference.py MODEL DIR [RUNS]
+       reference.py MODEL --cpu PHOTO..."""
 import glob
 import json
 import os
@@ -18,7 +23,8 @@ import onnxruntime as ort
 
 cv2.setNumThreads(1)
 model, directory = sys.argv[1], sys.argv[2]
-runs = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+cpu_mode = directory == "--cpu"
+runs = int(sys.argv[3]) if len(sys.argv) > 3 and not cpu_mode else 5
 options = ort.SessionOptions()
 options.intra_op_num_threads = 1
 options.inter_op_num_threads = 1
@@ -76,6 +82,25 @@ def thumbnail(img):
     small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else img
     return cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])[1]
 
+
+def whole(data):
+    img = decode(data)
+    annotate(img, detect(img))
+    thumbnail(img)
+
+
+if cpu_mode:
+    photos = [open(p, "rb").read() for p in sys.argv[3:]]
+    for data in photos:
+        whole(data)
+    start = time.process_time()
+    for data in photos:
+        whole(data)
+    print(json.dumps({
+        "implementation": f"reference (opencv {cv2.__version__} + onnxruntime {ort.__version__})",
+        "ms_per_photo": (time.process_time() - start) * 1000 / len(photos),
+    }))
+    sys.exit(0)
 
 stages = {}
 paths = sorted(glob.glob(os.path.join(directory, "*.jpg")))

@@ -114,6 +114,16 @@ start_mariadb() {
 
 # ensure_venv DIR: a Python venv (Debian's python3 needs python3-venv for one, and refuses
 # `pip install` outside one).
+# The Python reference pipeline's venv (OpenCV, ONNX Runtime) for the benchmarks. Sets
+# REFERENCE_VENV.
+ensure_reference_venv() {
+  REFERENCE_VENV=$CACHE/bench-venv
+  "$REFERENCE_VENV/bin/python" -c 'import cv2, onnxruntime' 2>/dev/null && return 0
+  log "making the reference's venv (opencv-python-headless, onnxruntime)"
+  ensure_venv "$REFERENCE_VENV"
+  "$REFERENCE_VENV/bin/pip" install -q opencv-python-headless onnxruntime numpy
+}
+
 ensure_venv() {
   [ -x "$1/bin/pip" ] && return 0
   python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv

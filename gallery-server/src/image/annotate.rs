@@ -1,6 +1,6 @@
 //! The annotated copy: each detection outlined on the photo, objects with a labelled tab.
 use image::{Rgb, RgbImage};
-use imageproc::drawing::draw_hollow_rect_mut;
+use imageproc::drawing::draw_filled_rect_mut;
 use imageproc::rect::Rect;
 
 use crate::detect::Detection;
@@ -28,20 +28,68 @@ fn colour_of(label: Option<&str>) -> Rgb<u8> {
     }
 }
 
-/// Rectangles a few pixels thick, scaled with the photo so they stay visible; a labelled
-/// box (an object) gets its label and score on a tab above it (inside it at the top edge).
+/// A filled rectangle of an outline, in pixels (`x1`, `y1` exclusive), inside the photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Band {
+    pub x0: u32,
+    pub y0: u32,
+    pub x1: u32,
+    pub y1: u32,
+    pub colour: Rgb<u8>,
+}
+
+fn thickness_for(width: u32, height: u32) -> u32 {
+    (width.max(height) / 320).max(2)
+}
+
+/// The outlines of `boxes` on a `width` × `height` photo as bands that do not overlap
+/// within a box: each box a frame a few pixels thick (scaled with the photo so it stays
+/// visible) around and over its edge. Both ways of drawing the annotated copy paint these.
+pub fn outline_bands(width: u32, height: u32, boxes: &[Detection]) -> Vec<Band> {
+    let grow = thickness_for(width, height) - 1;
+    let mut bands = Vec::with_capacity(boxes.len() * 4);
+    for b in boxes.iter().filter(|b| b.x1 > b.x0 && b.y1 > b.y0) {
+        let colour = colour_of(b.label.as_deref());
+        // The frame between the outer rectangle and the box's inside, inclusive bounds.
+        let (ox0, oy0) = (b.x0 as i64 - grow as i64, b.y0 as i64 - grow as i64);
+        let (ox1, oy1) = ((b.x1 - 1 + grow) as i64, (b.y1 - 1 + grow) as i64);
+        let (ix0, iy0, ix1, iy1) = (b.x0 as i64, b.y0 as i64, b.x1 as i64 - 1, b.y1 as i64 - 1);
+        let mut push = |x0: i64, y0: i64, x1: i64, y1: i64| {
+            let (x0, y0) = (x0.max(0), y0.max(0));
+            let (x1, y1) = ((x1 + 1).min(width as i64), (y1 + 1).min(height as i64));
+            if x0 < x1 && y0 < y1 {
+                bands.push(Band {
+                    x0: x0 as u32,
+                    y0: y0 as u32,
+                    x1: x1 as u32,
+                    y1: y1 as u32,
+                    colour,
+                });
+            }
+        };
+        push(ox0, oy0, ox1, iy0); // top
+        push(ox0, iy1.max(iy0 + 1), ox1, oy1); // bottom
+        push(ox0, iy0 + 1, ix0, iy1 - 1); // left
+        push(ix1.max(ix0 + 1), iy0 + 1, ox1, iy1 - 1); // right
+    }
+    bands
+}
+
+/// Each box outlined (`outline_bands`); a labelled box (an object) gets its label and score
+/// on a tab above it (inside it at the top edge).
 pub fn annotate(img: &mut RgbImage, boxes: &[Detection]) {
-    let side = img.width().max(img.height());
-    let thickness = (side / 320).max(2);
+    let (width, height) = img.dimensions();
+    let side = width.max(height);
+    let thickness = thickness_for(width, height);
+    for band in outline_bands(width, height, boxes) {
+        draw_filled_rect_mut(
+            img,
+            Rect::at(band.x0 as i32, band.y0 as i32).of_size(band.x1 - band.x0, band.y1 - band.y0),
+            band.colour,
+        );
+    }
     for b in boxes {
         let colour = colour_of(b.label.as_deref());
-        for t in 0..thickness {
-            let (x0, y0) = (b.x0 as i32 - t as i32, b.y0 as i32 - t as i32);
-            let (w, h) = ((b.x1 - b.x0) + 2 * t, (b.y1 - b.y0) + 2 * t);
-            if w > 0 && h > 0 {
-                draw_hollow_rect_mut(img, Rect::at(x0, y0).of_size(w, h), colour);
-            }
-        }
         if let Some(label) = &b.label {
             let text = format!("{label} {:.0}%", b.score * 100.0);
             let scale = (side / 640).max(1);
@@ -52,7 +100,7 @@ pub fn annotate(img: &mut RgbImage, boxes: &[Detection]) {
             let x = b.x0.saturating_sub(thickness - 1);
             let above = b.y0 as i64 - thickness as i64 - tab_h as i64 + 1;
             let y = if above >= 0 { above as u32 } else { b.y0 };
-            imageproc::drawing::draw_filled_rect_mut(
+            draw_filled_rect_mut(
                 img,
                 Rect::at(x as i32, y as i32).of_size(tab_w, tab_h),
                 colour,
@@ -92,6 +140,52 @@ fn draw_label(img: &mut RgbImage, text: &str, x: u32, y: u32, scale: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bands_cover_what_hollow_rectangles_a_few_pixels_thick_cover() {
+        // The outline as it was drawn before bands: one hollow rectangle per pixel of thickness.
+        let (w, h) = (700, 500);
+        let thickness = thickness_for(w, h);
+        let mut seed = 7u32;
+        let mut next = |m: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 8) % m
+        };
+        for _ in 0..200 {
+            let (x0, y0) = (next(w), next(h));
+            let b = Detection {
+                x0,
+                y0,
+                x1: (x0 + 1 + next(200)).min(w),
+                y1: (y0 + 1 + next(120)).min(h),
+                score: 1.0,
+                label: None,
+            };
+            let mut expected = RgbImage::new(w, h);
+            for t in 0..thickness {
+                let (x, y) = (b.x0 as i32 - t as i32, b.y0 as i32 - t as i32);
+                let (bw, bh) = ((b.x1 - b.x0) + 2 * t, (b.y1 - b.y0) + 2 * t);
+                imageproc::drawing::draw_hollow_rect_mut(
+                    &mut expected,
+                    Rect::at(x, y).of_size(bw, bh),
+                    TEXT_BOX,
+                );
+            }
+            let mut painted = RgbImage::new(w, h);
+            let mut area = 0;
+            for band in outline_bands(w, h, std::slice::from_ref(&b)) {
+                area += (band.x1 - band.x0) * (band.y1 - band.y0);
+                for y in band.y0..band.y1 {
+                    for x in band.x0..band.x1 {
+                        painted.put_pixel(x, y, band.colour);
+                    }
+                }
+            }
+            assert!(expected == painted, "{b:?}");
+            let covered = painted.pixels().filter(|p| **p == TEXT_BOX).count() as u32;
+            assert_eq!(area, covered, "bands of one box overlap: {b:?}");
+        }
+    }
 
     #[test]
     fn annotate_draws_visible_box_edges() {

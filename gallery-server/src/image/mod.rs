@@ -1,9 +1,11 @@
 //! Image handling that is ours to get right: [`decode`] (format by content, limits before
-//! allocation, EXIF orientation), [`encode`] (JPEG), [`annotate`] (drawing the boxes) and
-//! [`resize`] (for the network and the thumbnail).
+//! allocation, EXIF orientation), [`encode`] (JPEG), [`annotate`] (drawing the boxes),
+//! [`outline_jpeg`] (drawing them into a JPEG's coefficients) and [`resize`] (for the network
+//! and the thumbnail).
 pub mod annotate;
 pub mod decode;
 pub mod encode;
+pub mod outline_jpeg;
 pub mod resize;
 
 /// Decompression-bomb limits, checked against the header before decoding.
