@@ -18,6 +18,9 @@ pub fn library(setting: &Option<PathBuf>) -> Option<&Path> {
 pub enum Precision {
     F32,
     Bf16,
+    /// Whichever is fastest on the CPU the worker finds: bf16 where it has bf16 units (as
+    /// OpenVINO reports them), else f32; f32 on the other runtimes. The worker logs its choice.
+    Auto,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,8 +60,10 @@ pub struct Config {
     /// The OpenVINO C library (`libopenvino_c.so.*`, with the rest of OpenVINO's libraries
     /// beside it) to run detection models with; fastest on x86. Not with `onnxruntime_library`.
     pub openvino_library: Option<PathBuf>,
-    /// The arithmetic OpenVINO detects with: `f32`, the model's own, or `bf16`, about twice as
-    /// fast on CPUs with bf16 units (boxes move by a few pixels; docs/bench-history.md #7).
+    /// The arithmetic OpenVINO detects with: `f32`, the model's own; `bf16`, about twice as
+    /// fast on CPUs with bf16 units (boxes move by a few pixels, the same found:
+    /// docs/bench-history.md #7); or `auto`, bf16 where the CPU has bf16 units, else f32 (what
+    /// the deployment scripts set).
     pub detector_precision: Precision,
     /// Threads for detector inference inside one job.
     pub detector_threads: usize,
@@ -361,6 +366,14 @@ mod tests {
                 .unwrap()
                 .detector_precision,
             Precision::Bf16
+        );
+        // `auto` is what the deployment scripts set, whatever the runtime: f32 where only f32 runs.
+        let auto = "database_url='mysql://x'\ndetector_precision='auto'";
+        assert_eq!(
+            Config::from_figment(figment(auto))
+                .unwrap()
+                .detector_precision,
+            Precision::Auto
         );
         let err = Config::from_figment(figment(
             "database_url='mysql://x'\ndetector_precision='f16'",

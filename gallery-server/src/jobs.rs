@@ -47,6 +47,40 @@ impl JobPool {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Puts the calling thread at the processing priority; threads it starts inherit it.
+fn lower_priority() {
+    // SAFETY: setpriority on this thread (a Linux thread id is a "process" for it); failing
+    // leaves the thread at normal priority, which is only slower to yield.
+    unsafe {
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::gettid() as libc::id_t,
+            BACKGROUND_NICE,
+        )
+    };
+}
+
+/// Runs `load` on a thread named `name` at the processing priority and waits for it. A
+/// detection runtime starts its own threads while it loads (OpenVINO a thread per stream,
+/// ONNX Runtime its pool), and they run the network: started from here they inherit the
+/// lower priority, so that detection yields to accepting uploads as the rest of processing
+/// does (started from the main thread they would not, and detection is most of the CPU).
+pub fn at_processing_priority<T: Send>(name: &str, load: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(scope, || {
+                lower_priority();
+                load()
+            })
+            .expect("spawning a thread");
+        match thread.join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 /// Threads that run processing jobs at a lower priority (nice 10): the kernel gives the
 /// accepting threads the CPU first when both want it.
 #[derive(Clone)]
@@ -66,15 +100,7 @@ impl Background {
             std::thread::Builder::new()
                 .name(format!("processing-{n}"))
                 .spawn(move || {
-                    // SAFETY: setpriority on this thread (a Linux thread id is a "process" for it);
-                    // failing leaves the thread at normal priority, which is only slower to yield.
-                    unsafe {
-                        libc::setpriority(
-                            libc::PRIO_PROCESS,
-                            libc::gettid() as libc::id_t,
-                            BACKGROUND_NICE,
-                        )
-                    };
+                    lower_priority();
                     loop {
                         let job = queue.lock().unwrap().recv();
                         match job {
@@ -149,5 +175,42 @@ mod tests {
             "a panic is reported, not spread"
         );
         assert_eq!(pool.run(|| 7).await, Some(7), "the thread survives it");
+    }
+
+    fn nice_of(tid: i32) -> i32 {
+        // Field 19 of /proc/<pid>/task/<tid>/stat, after the command name in parentheses.
+        let stat =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("own thread");
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[16].parse().unwrap()
+    }
+
+    #[test]
+    fn threads_a_runtime_starts_while_loading_run_at_the_lower_priority() {
+        let (started, nice) = at_processing_priority("loader", || {
+            // As a runtime does: a thread of its own that outlives the load.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (stop, wait) = std::sync::mpsc::channel::<()>();
+            let runtime = std::thread::spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                let _ = wait.recv();
+            });
+            let tid = rx.recv().unwrap();
+            let nice = nice_of(tid);
+            drop(stop);
+            runtime.join().unwrap();
+            (tid, nice)
+        });
+        assert!(started > 0);
+        assert_eq!(nice, BACKGROUND_NICE);
+        // SAFETY: getpriority of the calling thread.
+        let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        assert_eq!(ours, 0, "the caller keeps its priority");
     }
 }

@@ -40,7 +40,10 @@ fn load_detector(config: &Config) -> anyhow::Result<Box<dyn Detector>> {
 #[rocket::main]
 async fn serve() -> anyhow::Result<()> {
     let config = Config::load()?;
-    let detector: Arc<dyn Detector> = Arc::from(load_detector(&config)?);
+    let detector: Arc<dyn Detector> = Arc::from(gallery_server::jobs::at_processing_priority(
+        "detector",
+        || load_detector(&config),
+    )?);
     let rocket = gallery_server::build(config, detector).await?;
     let rocket = rocket.ignite().await?;
     let cfg = rocket.config();

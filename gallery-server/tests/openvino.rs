@@ -153,3 +153,34 @@ fn a_model_openvino_cannot_read_fails_at_load() {
         "{message}"
     );
 }
+
+#[test]
+fn auto_precision_runs_in_bf16_exactly_where_the_cpu_has_bf16_units() {
+    let library = PathBuf::from(support::env("GALLERY_TEST_OPENVINO_LIBRARY"));
+    let detector = load(
+        Runtime::OpenVino {
+            library,
+            precision: Precision::Auto,
+        },
+        Threads::ONE,
+    );
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let flags = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .unwrap_or_default();
+    let bf16_units = flags
+        .split_whitespace()
+        .any(|f| f == "avx512_bf16" || f == "amx_bf16");
+    let want = if bf16_units {
+        "OpenVINO (bf16)"
+    } else {
+        "OpenVINO"
+    };
+    assert_eq!(detector.runtime(), want, "CPU flags: {flags}");
+    // And it finds text as the configured precisions do.
+    let photo = image::open(support::testdata("photo000.jpg"))
+        .unwrap()
+        .to_rgb8();
+    assert!(!detector.detect(&photo).unwrap().is_empty());
+}

@@ -31,7 +31,8 @@ secret() {
 detector_library() {
   local openvino
   for openvino in /opt/gallery/lib/openvino/libopenvino_c.so*; do
-    [ -f "$openvino" ] && { echo "GALLERY_OPENVINO_LIBRARY=$openvino"; return 0; }
+    # bf16 on instance types with bf16 units (AMX, AVX512-BF16), f32 on the others.
+    [ -f "$openvino" ] && { printf 'GALLERY_OPENVINO_LIBRARY=%s\nGALLERY_DETECTOR_PRECISION=auto\n' "$openvino"; return 0; }
   done
   if [ -f /opt/gallery/lib/libonnxruntime.so ]; then
     echo GALLERY_ONNXRUNTIME_LIBRARY=/opt/gallery/lib/libonnxruntime.so

@@ -67,7 +67,7 @@ fn main() -> anyhow::Result<()> {
         Runtime::Rten => "ours (rten + image)",
         Runtime::OnnxRuntime(_) => "ours (ONNX Runtime via ort + image)",
         Runtime::OpenVino {
-            precision: Precision::F32,
+            precision: Precision::F32 | Precision::Auto,
             ..
         } => "ours (OpenVINO via openvino + image)",
         Runtime::OpenVino {

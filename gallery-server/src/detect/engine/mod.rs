@@ -53,8 +53,9 @@ impl Engine {
             Engine::Rten(_) => "rten",
             Engine::Ort(_) => "ONNX Runtime",
             Engine::OpenVino(engine) => match engine.precision() {
-                Precision::F32 => "OpenVINO",
                 Precision::Bf16 => "OpenVINO (bf16)",
+                // `auto` is resolved when OpenVINO loads.
+                Precision::F32 | Precision::Auto => "OpenVINO",
             },
         }
     }

@@ -72,6 +72,35 @@ fn ov_error(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// The arithmetic to run in: as configured, or for `auto`, bf16 where OpenVINO finds bf16
+/// units on this CPU (AVX512-BF16 or AMX: about twice as fast there, the same boxes found)
+/// and f32 elsewhere, where bf16 would be emulated and slower. Logged with the CPU.
+fn choose(core: &Core, asked: Precision) -> Precision {
+    let cpu = DeviceType::CPU;
+    let name = core
+        .get_property(&cpu, &PropertyKey::DeviceFullName)
+        .unwrap_or_else(|_| "an unnamed CPU".into());
+    let capabilities = core
+        .get_property(&cpu, &PropertyKey::DeviceCapabilities)
+        .unwrap_or_default();
+    let has_bf16 = capabilities.split_whitespace().any(|c| c == "BF16");
+    let chosen = match asked {
+        Precision::Auto if has_bf16 => Precision::Bf16,
+        Precision::Auto => Precision::F32,
+        other => other,
+    };
+    let why = match (asked, has_bf16) {
+        (Precision::Auto, true) => "auto: the CPU has bf16 units",
+        (Precision::Auto, false) => "auto: the CPU has no bf16 units",
+        (Precision::Bf16, false) => {
+            "configured, though the CPU has no bf16 units (emulated, slower)"
+        }
+        _ => "configured",
+    };
+    tracing::info!(cpu = %name, %capabilities, precision = ?chosen, reason = why, "detector precision chosen");
+    chosen
+}
+
 impl OpenVino {
     pub fn load(
         library: &Path,
@@ -83,6 +112,7 @@ impl OpenVino {
         let mut core = Core::new().map_err(ov_error)?;
         let jobs = threads.jobs.max(1);
         let cpu = DeviceType::CPU;
+        let precision = choose(&core, precision);
         let settings = [
             (
                 RwPropertyKey::InferenceNumThreads,
@@ -94,8 +124,8 @@ impl OpenVino {
             (
                 RwPropertyKey::HintInferencePrecision,
                 match precision {
-                    Precision::F32 => "f32".into(),
                     Precision::Bf16 => "bf16".into(),
+                    Precision::F32 | Precision::Auto => "f32".into(),
                 },
             ),
             // Several workers share one machine in the local deployment: threads pinned to the
