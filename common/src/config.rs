@@ -180,6 +180,19 @@ impl Config {
         )
     }
 
+    /// The configuration the local provider's workers run with: this process's file and
+    /// environment, which they inherit, with the database and data directory it gives them.
+    pub fn of_local_workers(database_url: &str, data_dir: &Path) -> Result<Config, ConfigError> {
+        let file = std::env::var("GALLERY_CONFIG").unwrap_or_else(|_| "gallery.toml".into());
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::file(file))
+                .merge(Self::env())
+                .merge(Serialized::default("database_url", database_url))
+                .merge(Serialized::default("data_dir", data_dir)),
+        )
+    }
+
     /// `GALLERY_<SETTING>` for each setting. Other `GALLERY_*` variables belong to scripts
     /// and tests (`GALLERY_CONFIG`, `GALLERY_DB_PORT`, …) and are not settings, so only known
     /// keys are taken here; unknown keys in the file are still an error.

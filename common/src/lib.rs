@@ -9,6 +9,7 @@ pub mod db;
 pub mod logging;
 pub mod metrics;
 pub mod network;
+pub mod range;
 pub mod signing;
 pub mod store;
 pub mod units;

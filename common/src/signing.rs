@@ -1,5 +1,6 @@
-//! Expiring HMAC signatures for media URLs served by workers (local store), so a photo URL
-//! works only for a few minutes and only for the object it names.
+//! Expiring HMAC signatures for media URLs of the local store (signed by workers, answered by
+//! the local balancer or a worker), so a photo URL works only for a few minutes and only for
+//! the object it names.
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -57,5 +58,17 @@ mod tests {
         assert!(!s.verify("photos/a.jpg", 200, &sig, 99), "extended expiry");
         assert!(!s.verify("photos/a.jpg", 100, "zz", 99));
         assert!(!UrlSigner::new(b"other").verify("photos/a.jpg", 100, &sig, 99));
+    }
+}
+
+/// The deployment's secret as a worker keeps it in `<data_dir>/secret.key` (hex) when none is
+/// configured; `None` until the first worker has made it.
+pub fn read_secret(path: &std::path::Path) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => hex::decode(s.trim())
+            .map(Some)
+            .map_err(|_| format!("{} is not hex", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
     }
 }

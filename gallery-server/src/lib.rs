@@ -145,15 +145,7 @@ pub fn load_or_create_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
 }
 
 fn read_secret(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => {
-            Ok(Some(hex::decode(s.trim()).with_context(|| {
-                format!("{} is not hex", path.display())
-            })?))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    common::signing::read_secret(path).map_err(anyhow::Error::msg)
 }
 
 /// Connects to the database and store and assembles the Rocket instance.

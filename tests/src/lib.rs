@@ -468,3 +468,38 @@ impl Drop for PrivateMariaDb {
         }
     }
 }
+
+/// The value of the hidden field `name` in a page's form.
+pub fn hidden(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no hidden {name} in the page"))
+        + name.len()
+        + 15;
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+/// A page's HTML (the request must succeed at the HTTP level).
+pub async fn page(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// Logs in through the login page as a browser does (its CSRF token, then the form); the
+/// answer is the page the login lands on. `url` turns a path into the server's address.
+pub async fn browser_login(
+    http: &reqwest::Client,
+    url: impl Fn(&str) -> String,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let token = hidden(&page(http, &url("/login")).await, "csrf");
+    http.post(url("/login"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+}

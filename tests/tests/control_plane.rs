@@ -438,8 +438,17 @@ async fn a_removed_operator_loses_access_and_api_keys_expire() {
 }
 
 async fn upload(http: &reqwest::Client, url: &str, photo: &[u8]) -> Result<(), String> {
+    upload_by(http, url, "loader", photo).await
+}
+
+async fn upload_by(
+    http: &reqwest::Client,
+    url: &str,
+    user: &str,
+    photo: &[u8],
+) -> Result<(), String> {
     let form = Form::new()
-        .text("username", "loader")
+        .text("username", user.to_string())
         .text("password", "pass-word-1")
         .part("file", Part::bytes(photo.to_vec()).file_name("p.jpg"));
     match http.post(url).multipart(form).send().await {
@@ -1009,4 +1018,86 @@ async fn delete_everything_takes_along_an_upload_that_commits_under_it() {
         .unwrap()
         .unwrap();
     assert_eq!(left, (0, 0));
+}
+
+#[tokio::test]
+async fn photo_links_are_answered_by_the_balancer_and_die_with_the_photo() {
+    let (_db, _dir, cp, _http, _token) = serving("media").await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let photo = std::fs::read(testdata("photo004.jpg")).unwrap();
+    let form = Form::new()
+        .text("username", "mia")
+        .text("password", "pass-word-1");
+    let res = browser
+        .post(cp.lb("/api/register"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    upload_by(&browser, &cp.lb("/api/upload"), "mia", &photo)
+        .await
+        .unwrap();
+    let res = gallery_tests::browser_login(&browser, |p| cp.lb(p), "mia", "pass-word-1").await;
+    assert_eq!(res.status(), 200, "logged in and sent to the gallery");
+    let link = wait_until(
+        "the thumbnail on the gallery page",
+        Duration::from_secs(60),
+        || async {
+            let page = browser
+                .get(cp.lb("/"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let at = page.find("/media/thumbnails/")?;
+            Some(page[at..at + page[at..].find('"')?].replace("&amp;", "&"))
+        },
+    )
+    .await;
+    let res = browser.get(cp.lb(&link)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    // Rocket names itself in `Server`; an answer without it came from the balancer alone.
+    assert!(res.headers().get("server").is_none(), "{:?}", res.headers());
+    let thumbnail = res.bytes().await.unwrap();
+    assert_eq!(&thumbnail[..2], b"\xFF\xD8", "a JPEG");
+    let part = browser
+        .get(cp.lb(&link))
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(&part.bytes().await.unwrap()[..], &thumbnail[..10]);
+    let forged = link.replace("sig=", "sig=ab");
+    assert_eq!(
+        browser.get(cp.lb(&forged)).send().await.unwrap().status(),
+        403
+    );
+    // Deleted, the photo's link finds nothing.
+    let id = link
+        .trim_start_matches("/media/thumbnails/")
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = gallery_tests::page(&browser, &cp.lb(&format!("/photos/{id}"))).await;
+    let res = browser
+        .post(cp.lb(&format!("/photos/{id}/delete")))
+        .form(&[("csrf", gallery_tests::hidden(&page, "csrf"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        browser.get(cp.lb(&link)).send().await.unwrap().status(),
+        404
+    );
 }

@@ -80,25 +80,7 @@ async fn curl_style_api_then_browser_then_restart_keeps_photos() {
     worker.wait_healthy(&http).await;
 
     // Log in through the page, like a browser, and find the photo in the grid.
-    let login = http
-        .get(worker.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = hidden(&login, "csrf");
-    let res = http
-        .post(worker.url("/login"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", "vera"),
-            ("password", PW),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = gallery_tests::browser_login(&http, |p| worker.url(p), "vera", PW).await;
     assert_eq!(res.status(), 200, "redirected to the grid");
     let grid = res.text().await.unwrap();
     assert!(grid.contains(">1 photo<"), "{grid}");
@@ -116,11 +98,6 @@ async fn curl_style_api_then_browser_then_restart_keeps_photos() {
         .await
         .unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
-    html[at..at + html[at..].find('"').unwrap()].to_owned()
 }
 
 fn src_of(html: &str) -> String {
@@ -466,7 +443,7 @@ async fn a_yolo_model_finds_labelled_objects_which_the_annotated_copy_shows() {
         .text()
         .await
         .unwrap();
-    let csrf = hidden(&login, "csrf");
+    let csrf = gallery_tests::hidden(&login, "csrf");
     http.post(worker.url("/login"))
         .form(&[
             ("csrf", csrf.as_str()),

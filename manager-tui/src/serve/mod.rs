@@ -100,7 +100,11 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
                     )
                 })?;
             let limits = balancer::limits::Limits::of(&config).fitted_to_file_limit();
-            let balancer = Arc::new(balancer::Balancer::new(pool.clone(), limits));
+            let mut balancer = balancer::Balancer::new(pool.clone(), limits);
+            if let Some(media) = local_media(&config) {
+                balancer = balancer.with_media(media);
+            }
+            let balancer = Arc::new(balancer);
             let counters = balancer.counters.clone();
             tokio::spawn(balancer.serve(listener));
             tracing::info!(
@@ -154,4 +158,28 @@ pub async fn run(config: ManagerConfig) -> anyhow::Result<()> {
         pool.kill_all();
     }
     result.map(|_| ()).map_err(Into::into)
+}
+
+/// The local store's files for the balancer to answer, when the workers keep photos in a
+/// directory (with S3 the links point at S3).
+fn local_media(config: &ManagerConfig) -> Option<balancer::media::MediaFiles> {
+    use balancer::media::{MediaFiles, Secret};
+    use common::config::{Config, StoreLocation};
+    let workers = match Config::of_local_workers(&config.database_url, &config.data_dir) {
+        Ok(workers) => workers,
+        Err(e) => {
+            tracing::info!(error = %e, "media links go to the workers: their configuration does not load here");
+            return None;
+        }
+    };
+    let StoreLocation::Dir(root) = workers.store_location().ok()? else {
+        return None;
+    };
+    let secret = match workers.secret_key.as_deref().map(|k| hex::decode(k.trim())) {
+        Some(Ok(key)) => Secret::Key(key),
+        Some(Err(_)) => return None,
+        None => Secret::File(workers.data_dir.join("secret.key")),
+    };
+    tracing::info!(store = %root.display(), "the balancer answers media links from the store");
+    Some(MediaFiles::new(root, secret))
 }

@@ -1,6 +1,7 @@
 //! The local deployment's load balancer: round robin over healthy workers, bodies streamed
 //! both ways, the client's address in `X-Forwarded-For`, 502 when no worker can take the
-//! request, and limits on what any client can hold (see [`limits`]).
+//! request, and limits on what any client can hold (see [`limits`]). Signed photo links of
+//! the local store it answers itself ([`media`]), as S3 does on AWS.
 //!
 //! Each request opens its own connection to a worker *before* its body is sent, so a worker
 //! that has just died (connection refused) costs no request: the next healthy worker is
@@ -12,6 +13,7 @@
 //! (a 404 or 413 before the whole upload arrived) stays.
 mod headers;
 pub mod limits;
+pub mod media;
 
 use std::convert::Infallible;
 use std::io;
@@ -54,6 +56,8 @@ pub struct Balancer {
     pool: Arc<dyn Targets>,
     next: AtomicUsize,
     limits: Limits,
+    /// Photo files answered here rather than by a worker (the local directory store).
+    media: Option<media::MediaFiles>,
     connections: Arc<tokio::sync::Semaphore>,
     pub counters: Arc<Counters>,
 }
@@ -145,8 +149,15 @@ impl Balancer {
             next: AtomicUsize::new(0),
             connections: Arc::new(tokio::sync::Semaphore::new(limits.max_connections)),
             limits,
+            media: None,
             counters,
         }
+    }
+
+    /// Answers signed media links itself from the store's directory.
+    pub fn with_media(mut self, media: media::MediaFiles) -> Self {
+        self.media = Some(media);
+        self
     }
 
     /// Connects to the next healthy worker in turn, skipping ones that refuse.
@@ -187,6 +198,11 @@ impl Balancer {
     ) -> Response<ProxyBody> {
         if INTERNAL_PATHS.contains(&req.uri().path()) {
             return text(StatusCode::NOT_FOUND, "there is nothing here\n");
+        }
+        if let Some(media) = &self.media {
+            if let media::Answer::Here(res) = media.answer(&req).await {
+                return res;
+            }
         }
         let (target, stream) = match self.connect().await {
             Connect::Connected(target, stream) => (target, stream),
