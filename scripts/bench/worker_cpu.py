@@ -70,7 +70,9 @@ def curl(*args):
 
 def must(status, body, what):
     if status >= 400:
-        sys.exit(f"worker_cpu: {what} answered {status}: {body[:300]}")
+        # A page's own message, not its stylesheet.
+        alert = re.search(r'role="alert"[^>]*>([^<]*)<', body)
+        sys.exit(f"worker_cpu: {what} answered {status}: {alert.group(1) if alert else body[:300]}")
 
 
 def metric(url, name):
