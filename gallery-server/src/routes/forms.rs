@@ -34,10 +34,34 @@ pub async fn read_temp_file(file: &mut TempFile<'_>) -> Result<UploadedFile> {
     })
 }
 
+/// The temporary directory is full or cannot be written (rather than the client's body
+/// breaking off).
+fn spooling_failed_here(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EACCES | libc::EMFILE | libc::ENFILE
+        )
+    )
+}
+
 /// Turns Rocket's form errors into one sentence a person understands.
 pub fn form_error(errors: rocket::form::Errors<'_>, max_upload: u64) -> Error {
     use rocket::form::error::ErrorKind;
     use rocket::http::Status;
+    // Rocket reports every failure to spool a form as the client's (400); a full or
+    // unwritable temporary directory is this server's, and the upload may be tried again.
+    let ours = errors.iter().find_map(|e| match &e.kind {
+        ErrorKind::Io(io) if spooling_failed_here(io) => Some(io),
+        _ => None,
+    });
+    if let Some(io) = ours {
+        tracing::error!(error = %io, "an upload could not be written to the temporary directory");
+        return Error::new(
+            Status::ServiceUnavailable,
+            "the server cannot take uploads right now; try again in a few minutes",
+        );
+    }
     let too_large = errors.status() == Status::PayloadTooLarge
         || errors
             .iter()
@@ -63,4 +87,24 @@ pub fn form_error(errors: rocket::form::Errors<'_>, max_upload: u64) -> Error {
         None => "malformed form".into(),
     };
     Error::bad_request(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::form::error::{Error as FieldError, ErrorKind};
+    use rocket::http::Status;
+
+    fn io(e: std::io::Error) -> rocket::form::Errors<'static> {
+        FieldError::from(ErrorKind::Io(e)).into()
+    }
+
+    #[test]
+    fn a_full_disk_is_the_servers_trouble_and_a_broken_body_the_clients() {
+        let full = form_error(io(std::io::Error::from_raw_os_error(libc::ENOSPC)), 1 << 20);
+        assert_eq!(full.status, Status::ServiceUnavailable);
+        assert!(full.message.contains("try again"), "{}", full.message);
+        let cut = form_error(io(std::io::ErrorKind::ConnectionReset.into()), 1 << 20);
+        assert_eq!(cut.status, Status::BadRequest);
+    }
 }
