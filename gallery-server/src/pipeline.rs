@@ -53,7 +53,7 @@ pub fn process(
         ),
         _ => None,
     };
-    let (mut rgb, seen, decode_took) = match preview {
+    let (seen, decode_took, (annotated, annotate_took), (width, height)) = match preview {
         // A large JPEG is decoded scaled down for the detector and the thumbnail. The outlines
         // are then drawn into the JPEG's own coefficients where they can be, so the full photo
         // is never decoded; otherwise it is decoded in full for the annotated copy once the
@@ -66,57 +66,39 @@ pub fn process(
             drop(preview);
             let (w, h) = header.shown_size();
             let (sx, sy) = (w as f32 / pw as f32, h as f32 / ph as f32);
-            let boxes: Vec<Detection> = seen
+            let boxes = seen
                 .boxes
-                .iter()
-                .cloned()
+                .into_iter()
                 .map(|b| b.scaled(sx, sy, w, h))
                 .collect();
+            let seen = Seen { boxes, ..seen };
             let t = Instant::now();
             let drawable = header.orientation == Orientation::NoTransforms
-                && boxes.iter().all(|b| b.label.is_none());
-            if let Some(annotated) = drawable
-                .then(|| outline_jpeg::outline(data, &outline_bands(w, h, &boxes)))
+                && seen.boxes.iter().all(|b| b.label.is_none());
+            match drawable
+                .then(|| outline_jpeg::outline(data, &outline_bands(w, h, &seen.boxes)))
                 .flatten()
             {
-                return Ok(Processed {
-                    ext,
-                    content_type,
-                    width: w,
-                    height: h,
-                    boxes,
-                    annotated,
-                    thumbnail: seen.thumbnail,
-                    timings: vec![
-                        ("decode", preview_took),
-                        ("detect", seen.detect_took),
-                        ("thumbnail", seen.thumbnail_took),
-                        ("annotate", t.elapsed()),
-                    ],
-                });
+                Some(annotated) => (seen, preview_took, (annotated, t.elapsed()), (w, h)),
+                None => {
+                    let t = Instant::now();
+                    let rgb = into_rgb(decode_pixels(data, &header, limits)?);
+                    debug_assert_eq!(rgb.dimensions(), (w, h));
+                    let decode_took = preview_took + t.elapsed();
+                    let drawn = drawn_on(rgb, &seen.boxes)?;
+                    (seen, decode_took, drawn, (w, h))
+                }
             }
-            let t = Instant::now();
-            let rgb = into_rgb(decode_pixels(data, &header, limits)?);
-            debug_assert_eq!(rgb.dimensions(), (w, h));
-            (rgb, Seen { boxes, ..seen }, preview_took + t.elapsed())
         }
         None => {
             let rgb = into_rgb(decode_pixels(data, &header, limits)?);
             let decode_took = t.elapsed();
             let seen = look_at(&rgb, detector)?;
-            (rgb, seen, decode_took)
+            let size = rgb.dimensions();
+            let drawn = drawn_on(rgb, &seen.boxes)?;
+            (seen, decode_took, drawn, size)
         }
     };
-    let t = Instant::now();
-    let (width, height) = rgb.dimensions();
-    annotate(&mut rgb, &seen.boxes);
-    let annotated = encode_jpeg(&rgb, ANNOTATED_QUALITY)?;
-    let timings = vec![
-        ("decode", decode_took),
-        ("detect", seen.detect_took),
-        ("thumbnail", seen.thumbnail_took),
-        ("annotate", t.elapsed()),
-    ];
     Ok(Processed {
         ext,
         content_type,
@@ -125,8 +107,20 @@ pub fn process(
         boxes: seen.boxes,
         annotated,
         thumbnail: seen.thumbnail,
-        timings,
+        timings: vec![
+            ("decode", decode_took),
+            ("detect", seen.detect_took),
+            ("thumbnail", seen.thumbnail_took),
+            ("annotate", annotate_took),
+        ],
     })
+}
+
+/// The annotated copy drawn on the decoded photo and encoded, and what that took.
+fn drawn_on(mut rgb: RgbImage, boxes: &[Detection]) -> Result<(Vec<u8>, Duration), ImageError> {
+    let t = Instant::now();
+    annotate(&mut rgb, boxes);
+    Ok((encode_jpeg(&rgb, ANNOTATED_QUALITY)?, t.elapsed()))
 }
 
 /// What the detector and the thumbnail made of a photo (or of its scaled decode).

@@ -32,6 +32,9 @@ struct Layout {
     width: usize,
     height: usize,
     components: [Component; 3],
+    /// The largest horizontal and vertical sampling factors (a pixel's share of a sample).
+    hmax: usize,
+    vmax: usize,
     /// Quantisation tables in natural (row-major) order.
     tables: [Option<[u16; 64]>; 4],
 }
@@ -95,6 +98,8 @@ impl Layout {
             width,
             height,
             components,
+            hmax,
+            vmax,
             tables,
         })
     }
@@ -209,8 +214,6 @@ struct Painter<'a> {
     bands: &'a [Band],
     basis: [[f32; 8]; 8],
     inverse_basis: [[f32; 8]; 8],
-    hmax: usize,
-    vmax: usize,
     failed: bool,
 }
 
@@ -219,7 +222,10 @@ impl Painter<'_> {
     /// row's top at sample `top`.
     fn row(&self, ci: usize, top: usize, coefficients: &mut [c_short]) {
         let component = self.layout.components[ci];
-        let (sx, sy) = (self.hmax / component.h, self.vmax / component.v);
+        let (sx, sy) = (
+            self.layout.hmax / component.h,
+            self.layout.vmax / component.v,
+        );
         let table = self.layout.tables[component.table].expect("checked in parse");
         // The row's pixels.
         let (py0, py1) = (top * sy, (top + 8) * sy);
@@ -344,18 +350,11 @@ unsafe extern "C" fn paint_row(
 /// The JPEG `data` with `bands` painted in, or `None` where the pixel path must draw it.
 /// Metadata is not carried over (the pixel path writes none either).
 pub fn outline(data: &[u8], bands: &[Band]) -> Option<Vec<u8>> {
-    let layout = Layout::parse(data)?;
-    let (hmax, vmax) = layout
-        .components
-        .iter()
-        .fold((0, 0), |(h, v), c| (h.max(c.h), v.max(c.v)));
     let mut painter = Painter {
-        layout,
+        layout: Layout::parse(data)?,
         bands,
         basis: basis(),
         inverse_basis: transposed(&basis()),
-        hmax,
-        vmax,
         failed: false,
     };
     // SAFETY: plain calls into libjpeg-turbo's C API with a handle this function owns and
