@@ -31,9 +31,10 @@ const KIB: u64 = 1024;
 /// Where the store's files are and how links are checked.
 pub struct MediaFiles {
     root: PathBuf,
-    secret: Secret,
-    /// The signer once the secret's file was read.
-    from_file: OnceLock<UrlSigner>,
+    /// Set from a configured secret at once, or once the secret's file has been read.
+    signer: OnceLock<UrlSigner>,
+    /// Where the first worker writes the secret when none is configured.
+    secret_file: Option<PathBuf>,
     held: Arc<Semaphore>,
 }
 
@@ -53,31 +54,32 @@ pub enum Answer {
 
 impl MediaFiles {
     pub fn new(root: PathBuf, secret: Secret) -> MediaFiles {
+        let signer = OnceLock::new();
+        let secret_file = match secret {
+            Secret::Key(key) => {
+                let _ = signer.set(UrlSigner::new(&key));
+                None
+            }
+            Secret::File(path) => Some(path),
+        };
         MediaFiles {
             root,
-            secret,
-            from_file: OnceLock::new(),
+            signer,
+            secret_file,
             held: Arc::new(Semaphore::new(HELD_MAX / KIB as usize)),
         }
     }
 
-    fn signer(&self) -> Option<UrlSigner> {
-        match &self.secret {
-            Secret::Key(key) => Some(UrlSigner::new(key)),
-            Secret::File(path) => {
-                if let Some(signer) = self.from_file.get() {
-                    return Some(signer.clone());
-                }
-                match common::signing::read_secret(path) {
-                    Ok(Some(key)) => {
-                        Some(self.from_file.get_or_init(|| UrlSigner::new(&key)).clone())
-                    }
-                    Ok(None) => None,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the secret for media links; workers answer them");
-                        None
-                    }
-                }
+    fn signer(&self) -> Option<&UrlSigner> {
+        if let Some(signer) = self.signer.get() {
+            return Some(signer);
+        }
+        match common::signing::read_secret(self.secret_file.as_ref()?) {
+            Ok(Some(key)) => Some(self.signer.get_or_init(|| UrlSigner::new(&key))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the secret for media links; workers answer them");
+                None
             }
         }
     }
