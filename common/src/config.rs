@@ -172,22 +172,23 @@ pub enum ConfigError {
 impl Config {
     /// Reads `$GALLERY_CONFIG` (default `gallery.toml`, optional) and `GALLERY_*` variables.
     pub fn load() -> Result<Config, ConfigError> {
+        Self::from_figment(Self::sources())
+    }
+
+    /// The defaults, then `$GALLERY_CONFIG` (default `gallery.toml`, optional), then
+    /// `GALLERY_*` variables.
+    fn sources() -> Figment {
         let file = std::env::var("GALLERY_CONFIG").unwrap_or_else(|_| "gallery.toml".into());
-        Self::from_figment(
-            Figment::from(Serialized::defaults(Config::default()))
-                .merge(Toml::file(file))
-                .merge(Self::env()),
-        )
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Self::env())
     }
 
     /// The configuration the local provider's workers run with: this process's file and
     /// environment, which they inherit, with the database and data directory it gives them.
     pub fn of_local_workers(database_url: &str, data_dir: &Path) -> Result<Config, ConfigError> {
-        let file = std::env::var("GALLERY_CONFIG").unwrap_or_else(|_| "gallery.toml".into());
         Self::from_figment(
-            Figment::from(Serialized::defaults(Config::default()))
-                .merge(Toml::file(file))
-                .merge(Self::env())
+            Self::sources()
                 .merge(Serialized::default("database_url", database_url))
                 .merge(Serialized::default("data_dir", data_dir)),
         )
