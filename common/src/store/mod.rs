@@ -102,6 +102,7 @@ pub async fn open(config: &Config) -> anyhow::Result<SharedStore> {
                 prefix,
                 config.s3_endpoint.clone(),
                 config.s3_region.clone(),
+                Duration::from_secs(config.media_url_ttl_secs),
             )
             .await?,
         ),

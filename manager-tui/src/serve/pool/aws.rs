@@ -101,6 +101,12 @@ struct Described {
     draining_since: Option<f64>,
 }
 
+/// How late a worker's own CPU point can be, beyond the interval it is read at (a 10 s
+/// period, the publisher's interval, CloudWatch's ingestion).
+const OWN_POINT_LAG: f64 = 60.0;
+/// EC2's CPU metric without detailed monitoring: a 5-minute period, published minutes after.
+const EC2_POINT_LAG: f64 = 600.0;
+
 struct Instance {
     ec2: InstanceStateName,
     address: String,
@@ -120,6 +126,16 @@ struct Instance {
 }
 
 impl Instance {
+    /// Whether the latest CPU point still says something about `t`, when points are read
+    /// every `read_every` seconds: the worker's own arrive a period or two late, so an older
+    /// one means it stopped publishing; EC2's basic monitoring has 5-minute points, minutes late.
+    fn cpu_is_current(&self, t: f64, read_every: f64) -> bool {
+        self.cpu.last().is_some_and(|(at, _)| {
+            let own = self.own_cpu_at.is_some_and(|o| o >= at);
+            t - at <= read_every + if own { OWN_POINT_LAG } else { EC2_POINT_LAG }
+        })
+    }
+
     /// A pending instance, as launched or first seen; each health round fills in the rest.
     fn new(address: String, launched_at: f64) -> Instance {
         Instance {
@@ -712,9 +728,16 @@ impl Provider for AwsPool {
             tracing::warn!(error = %e, "could not read worker metrics from CloudWatch");
         }
         let instances = self.instances.lock().unwrap();
-        // Points arrive in CloudWatch's periods, late; older than a minute means the worker
-        // stopped publishing.
-        mean_healthy_cpu(instances.values().map(|i| (i.state, &i.cpu)), now(), 60.0)
+        let t = now();
+        let read_every = self.config.metrics_read_interval_secs;
+        mean_healthy_cpu(
+            instances
+                .values()
+                .filter(|i| i.cpu_is_current(t, read_every))
+                .map(|i| (i.state, &i.cpu)),
+            t,
+            f64::INFINITY,
+        )
     }
 
     async fn status(&self) -> Vec<WorkerStatus> {
@@ -758,6 +781,26 @@ impl Provider for AwsPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ec2s_five_minute_cpu_counts_while_a_workers_own_must_be_recent() {
+        let t = 10_000.0;
+        let mut own = Instance::new("10.0.0.1:8000".into(), 0.0);
+        own.cpu.push(t - 90.0, 0.5);
+        own.own_cpu_at = Some(t - 90.0);
+        assert!(
+            own.cpu_is_current(t, 60.0),
+            "read a minute ago, a period late"
+        );
+        assert!(!own.cpu_is_current(t + 60.0, 60.0), "it stopped publishing");
+        let mut ec2 = Instance::new("10.0.0.2:8000".into(), 0.0);
+        ec2.cpu.push(t - 420.0, 0.5);
+        assert!(ec2.cpu_is_current(t, 60.0), "EC2's latest 5-minute point");
+        assert!(!ec2.cpu_is_current(t + 600.0, 60.0));
+        // A worker that published once, then fell back to EC2's point.
+        own.cpu.push(t - 30.0, 0.4);
+        assert!(own.cpu_is_current(t + 500.0, 60.0));
+    }
 
     #[test]
     fn worker_states_follow_ec2_and_the_target_group() {
