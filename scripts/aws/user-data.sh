@@ -15,6 +15,24 @@ RELEASE=@RELEASE@
 PORT=@PORT@
 VPC_CIDR=@VPC_CIDR@
 SECURE_COOKIES=@SECURE_COOKIES@
+LOG_GROUP=@LOG_GROUP@
+
+# First, so that what follows (and its failure) reaches CloudWatch Logs and outlives the
+# instance: this boot's output, then the service's.
+mkdir -p /var/log/gallery
+if dnf install -y -q amazon-cloudwatch-agent; then
+  cat > /opt/aws/amazon-cloudwatch-agent/etc/gallery.json <<AGENT
+{"logs": {"logs_collected": {"files": {"collect_list": [
+  {"file_path": "/var/log/cloud-init-output.log", "log_group_name": "$LOG_GROUP", "log_stream_name": "{instance_id}/first-boot"},
+  {"file_path": "/var/log/gallery/worker.log", "log_group_name": "$LOG_GROUP", "log_stream_name": "{instance_id}/worker"}
+]}}}}
+AGENT
+  /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \
+    -c file:/opt/aws/amazon-cloudwatch-agent/etc/gallery.json \
+    || echo "gallery user data: the CloudWatch agent did not start: logs stay on this instance" >&2
+else
+  echo "gallery user data: could not install the CloudWatch agent: logs stay on this instance" >&2
+fi
 
 id gallery >/dev/null 2>&1 || useradd --system --home-dir /var/lib/gallery --create-home gallery
 mkdir -p /opt/gallery /etc/gallery
@@ -42,6 +60,13 @@ detector_library() {
 # the script, and the worker would start with an empty setting.
 DATABASE_URL=$(secret database_url)
 SECRET_KEY=$(secret secret_key)
+# An empty answer (or the CLI's "None") would start a worker with no database or key, which
+# restarts forever: stop here, named in the log, instead.
+for name in DATABASE_URL SECRET_KEY; do
+  case ${!name} in
+    ""|None) echo "gallery user data: the parameter /$DEPLOYMENT/${name,,} is empty" >&2; exit 1 ;;
+  esac
+done
 DETECTOR_LIBRARY=$(detector_library)
 umask 077
 cat > /etc/gallery/gallery.env <<ENV
@@ -71,6 +96,9 @@ Wants=network-online.target
 User=gallery
 EnvironmentFile=/etc/gallery/gallery.env
 ExecStart=/opt/gallery/gallery-server serve
+# A file, which the CloudWatch agent ships (it does not read the journal).
+StandardOutput=append:/var/log/gallery/worker.log
+StandardError=append:/var/log/gallery/worker.log
 Restart=always
 RestartSec=2
 # The worker finishes in-flight uploads for up to 30 s after SIGTERM.
@@ -84,5 +112,15 @@ PrivateTmp=true
 [Install]
 WantedBy=multi-user.target
 UNIT
+cat > /etc/logrotate.d/gallery <<'ROTATE'
+/var/log/gallery/worker.log {
+  daily
+  maxsize 100M
+  rotate 3
+  compress
+  missingok
+  copytruncate
+}
+ROTATE
 systemctl daemon-reload
 systemctl enable --now gallery-server

@@ -162,6 +162,25 @@ ensure_build_tools() {
   command -v cmake >/dev/null 2>&1 && command -v nasm >/dev/null 2>&1 || apt_install cmake nasm
 }
 
+# cargo-zigbuild and zig (both from PyPI), which link the workers' release against an older
+# glibc than this machine's (scripts/aws/build-release).
+ensure_zigbuild() {
+  local venv=$CACHE/venv-cargo-zigbuild
+  if [ ! -x "$venv/bin/cargo-zigbuild" ] || ! "$venv/bin/python" -m ziglang version >/dev/null 2>&1; then
+    log "installing cargo-zigbuild and zig (PyPI cargo-zigbuild, ziglang)"
+    ensure_venv "$venv"
+    "$venv/bin/pip" install -q cargo-zigbuild==0.24.1 ziglang==0.17.1
+  fi
+  mkdir -p "$CACHE/bin"
+  ln -sf "$venv/bin/cargo-zigbuild" "$CACHE/bin/cargo-zigbuild"
+  # cargo-zigbuild looks for `zig` on PATH; PyPI's zig is run as a Python module.
+  printf '#!/bin/sh\nexec "%s" -m ziglang "$@"\n' "$venv/bin/python" > "$CACHE/bin/zig"
+  chmod +x "$CACHE/bin/zig"
+}
+
+# parliament (PyPI), the IAM policy linter (scripts/aws/lint-policies).
+ensure_parliament() { ensure_pip_tool parliament parliament==1.6.4; }
+
 # ONNX Runtime for the detector (`onnxruntime_library`): the shared library out of PyPI's
 # onnxruntime wheel (any Python's wheel carries the same library). Sets ONNXRUNTIME_LIB.
 ONNXRUNTIME_VERSION=1.32.0

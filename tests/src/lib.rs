@@ -88,8 +88,28 @@ impl Worker {
 
     /// As [`Worker::spawn`], with more environment (settings, an AWS emulator's endpoint).
     pub fn spawn_with(database_url: &str, data_dir: &Path, env_vars: &[(&str, String)]) -> Worker {
+        Self::spawn_in(&[], database_url, data_dir, env_vars)
+    }
+
+    /// As [`Worker::spawn_with`], run by `wrapper` (a sandbox: `bwrap ARGS...`), which is
+    /// given the worker's command line after its own arguments.
+    pub fn spawn_in(
+        wrapper: &[String],
+        database_url: &str,
+        data_dir: &Path,
+        env_vars: &[(&str, String)],
+    ) -> Worker {
         let port = free_port();
-        let child = Command::new(env("GALLERY_SERVER_BIN"))
+        let server = env("GALLERY_SERVER_BIN");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&server);
+                c
+            }
+            None => Command::new(&server),
+        };
+        let child = command
             .arg("serve")
             .env("GALLERY_DATABASE_URL", database_url)
             .env("GALLERY_DATA_DIR", data_dir)

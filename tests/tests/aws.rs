@@ -483,12 +483,18 @@ fn aws_cli(moto: &Moto, args: &[&str]) -> String {
     text
 }
 
-#[tokio::test]
-async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_removes_it() {
+/// An emulator for the kit, the directory it writes to, and a release for it to upload.
+async fn kit_emulator() -> (Moto, tempfile::TempDir, std::path::PathBuf) {
     let moto = Moto::start(&[]).await;
     let out = tempfile::tempdir().unwrap();
     let release = out.path().join("release.tar.gz");
     std::fs::write(&release, b"not a real release; the emulator boots nothing").unwrap();
+    (moto, out, release)
+}
+
+#[tokio::test]
+async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_removes_it() {
+    let (moto, out, release) = kit_emulator().await;
     let certificate = aws_cli(
         &moto,
         &[
@@ -502,13 +508,16 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
             "text",
         ],
     );
+    let database_url = "mysql://gallery:secret@db.example:3306/gallery".to_owned();
     let mut args = vec![
         "--region",
         "us-east-1",
         "--deployment",
         "kit",
+        "--instance-type",
+        "t3.small",
         "--database-url",
-        "mysql://gallery:secret@db.example:3306/gallery",
+        &database_url,
         "--mail-from",
         "gallery@example.com",
         "--operator",
@@ -533,6 +542,7 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
         "LAUNCH_TEMPLATE",
         "WORKER_SG",
         "CONTROL_POLICY",
+        "LOG_GROUP",
     ] {
         assert!(
             printed.contains(&format!("made {made}")),
@@ -589,6 +599,82 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
             "{internal} is answered by the ALB, not a worker: {rules:?}"
         );
     }
+
+    // A database the kit cannot find: it says what to open.
+    assert!(
+        printed.contains("db.example is no RDS instance") && printed.contains("port 3306"),
+        "{printed}"
+    );
+
+    // Workers boot the newest Amazon Linux at each launch, a burstable type in standard
+    // credits, and ship their logs to a group that outlives them.
+    let template: serde_json::Value = serde_json::from_str(&aws_cli(
+        &moto,
+        &[
+            "ec2",
+            "describe-launch-template-versions",
+            "--launch-template-name",
+            "kit-worker",
+            "--query",
+            "LaunchTemplateVersions[0].LaunchTemplateData",
+            "--output",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        template["ImageId"],
+        "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    );
+    assert_eq!(template["CreditSpecification"]["CpuCredits"], "standard");
+    let user_data = {
+        use std::io::Write as _;
+        let mut decode = std::process::Command::new("base64")
+            .arg("-d")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        decode
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(template["UserData"].as_str().unwrap().as_bytes())
+            .unwrap();
+        String::from_utf8(decode.wait_with_output().unwrap().stdout).unwrap()
+    };
+    assert!(
+        user_data.contains(r#"LOG_GROUP=/gallery/kit"#)
+            && user_data.contains("amazon-cloudwatch-agent"),
+        "{user_data}"
+    );
+    let groups = aws_cli(
+        &moto,
+        &[
+            "logs",
+            "describe-log-groups",
+            "--log-group-name-prefix",
+            "/gallery/kit",
+            "--query",
+            "logGroups[].[logGroupName,retentionInDays]",
+            "--output",
+            "text",
+        ],
+    );
+    assert_eq!(
+        groups.split_whitespace().collect::<Vec<_>>(),
+        ["/gallery/kit", "30"]
+    );
+    // The sending domain is set up for DKIM, not the bare address alone.
+    aws_cli(
+        &moto,
+        &[
+            "sesv2",
+            "get-email-identity",
+            "--email-identity",
+            "example.com",
+        ],
+    );
 
     let toml = std::fs::read_to_string(out.path().join("manager.toml")).unwrap();
     assert!(
@@ -694,6 +780,7 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
         "CONTROL_POLICY",
         "WORKER_ROLE",
         "SECURITY_GROUP",
+        "LOG_GROUP",
     ] {
         assert!(
             again.contains(&format!("already gone {name}")),
@@ -731,6 +818,148 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
         .await
         .unwrap();
     assert!(buckets.contains("kit-photos-"), "the photo bucket is kept");
+    let groups = aws_cli(
+        &moto,
+        &[
+            "logs",
+            "describe-log-groups",
+            "--log-group-name-prefix",
+            "/gallery/kit",
+            "--query",
+            "logGroups[].logGroupName",
+            "--output",
+            "text",
+        ],
+    );
+    assert!(groups.trim().is_empty(), "{groups}");
+}
+
+/// An RDS database in a security group of its own: the bootstrap finds it by the URL's host
+/// and lets the workers in on its port; teardown takes only that rule away. (Apart from the
+/// kit's main test: the emulator's state dump, which reads its mail, fails once RDS is used.)
+#[tokio::test]
+async fn the_workers_are_let_into_an_rds_database_and_out_again() {
+    let (moto, out, release) = kit_emulator().await;
+    // The operator's database: an RDS instance in a security group of its own.
+    let vpc = aws_cli(
+        &moto,
+        &[
+            "ec2",
+            "describe-vpcs",
+            "--filters",
+            "Name=is-default,Values=true",
+            "--query",
+            "Vpcs[0].VpcId",
+            "--output",
+            "text",
+        ],
+    );
+    let db_sg = aws_cli(
+        &moto,
+        &[
+            "ec2",
+            "create-security-group",
+            "--group-name",
+            "database",
+            "--description",
+            "the operator's database",
+            "--vpc-id",
+            vpc.trim(),
+            "--query",
+            "GroupId",
+            "--output",
+            "text",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let endpoint = moto.endpoint();
+    let db_host = aws_cli(
+        &moto,
+        &[
+            "rds",
+            // The CLI's rds commands pass over AWS_ENDPOINT_URL.
+            "--endpoint-url",
+            &endpoint,
+            "create-db-instance",
+            "--db-instance-identifier",
+            "gallery-db",
+            "--engine",
+            "mysql",
+            "--db-instance-class",
+            "db.t3.micro",
+            "--allocated-storage",
+            "20",
+            "--master-username",
+            "admin",
+            "--master-user-password",
+            "not-a-real-one",
+            "--vpc-security-group-ids",
+            &db_sg,
+            "--query",
+            "DBInstance.Endpoint.Address",
+            "--output",
+            "text",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let database_url = format!("mysql://gallery:p%40ss@{db_host}:3306/gallery");
+    let printed = kit(
+        &moto,
+        "bootstrap",
+        &[
+            "--region",
+            "us-east-1",
+            "--deployment",
+            "rdskit",
+            "--database-url",
+            &database_url,
+            "--mail-from",
+            "gallery@example.com",
+            "--operator",
+            OPERATOR,
+            "--release",
+            release.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+            "--http-only",
+        ],
+    );
+    assert!(printed.contains("made DATABASE_INGRESS"), "{printed}");
+    let resources = std::fs::read_to_string(out.path().join("resources.env")).unwrap();
+    let worker_sg = resources
+        .lines()
+        .find_map(|l| l.strip_prefix("WORKER_SG="))
+        .unwrap()
+        .to_owned();
+    let database_ingress = || {
+        aws_cli(
+            &moto,
+            &[
+                "ec2",
+                "describe-security-groups",
+                "--group-ids",
+                &db_sg,
+                "--query",
+                "SecurityGroups[0].IpPermissions[?FromPort==`3306`].UserIdGroupPairs[].GroupId",
+                "--output",
+                "text",
+            ],
+        )
+    };
+    assert_eq!(database_ingress().trim(), worker_sg);
+
+    let printed = kit(&moto, "teardown", &["--out", out.path().to_str().unwrap()]);
+    assert!(printed.contains("removed DATABASE_INGRESS"), "{printed}");
+    assert_eq!(database_ingress().trim(), "", "the workers' way in is gone");
+    assert!(
+        printed
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["removed", "SECURITY_GROUP", worker_sg.as_str()]),
+        "the workers' group, no longer named by the database's, is deleted:\n{printed}"
+    );
 }
 
 #[test]
@@ -824,4 +1053,219 @@ fn the_control_plane_may_tag_instances_only_as_it_launches_them_or_mark_them_dra
             "CreateTags only on launch, or only the draining mark on this deployment's instances: {s}"
         );
     }
+}
+
+#[test]
+fn the_kits_iam_policies_pass_an_audit_that_catches_a_wrong_one() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let lint = root.join("scripts/aws/lint-policies");
+    let out = std::process::Command::new(&lint).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the kit's policies:\n{text}");
+    assert!(
+        text.contains("control-plane.json: no findings")
+            && text.contains("worker.json: no findings"),
+        "{text}"
+    );
+
+    // The audit can fail: a misspelt action, and a condition key the action does not have.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong.json");
+    std::fs::write(
+        &wrong,
+        r#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObjekt", "Resource": "arn:aws:s3:::${BUCKET}/photos/*"},
+            {"Effect": "Allow", "Action": "ec2:TerminateInstances",
+             "Resource": "arn:aws:ec2:${REGION}:${ACCOUNT}:instance/*",
+             "Condition": {"StringEquals": {"ses:FromAddress": "${MAIL_FROM}"}}}]}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(&lint)
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("UNKNOWN_ACTION") && text.contains("UNKNOWN_CONDITION_FOR_ACTION"),
+        "{text}"
+    );
+}
+
+/// The release `scripts/test` built with `scripts/aws/build-release`, as the bootstrap ships it.
+#[test]
+fn the_shipped_release_loads_with_amazon_linux_2023s_glibc_and_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let release = std::env::var("GALLERY_TEST_RELEASE").expect(
+        "GALLERY_TEST_RELEASE: the tarball of scripts/aws/build-release (scripts/test sets it)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let unpacked = std::process::Command::new("tar")
+        .args(["--no-same-owner", "-xzf", &release, "-C"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    let check = |binary: &std::path::Path, max: &str| {
+        let out = std::process::Command::new(root.join("scripts/aws/check-glibc"))
+            .arg(binary)
+            .arg(max)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let worker = dir.path().join("gallery-server");
+    let (ok, text) = check(&worker, "2.34");
+    assert!(ok, "{text}");
+    for lib in std::fs::read_dir(dir.path().join("lib/openvino")).unwrap() {
+        let lib = lib.unwrap().path();
+        let (ok, text) = check(&lib, "2.34");
+        assert!(ok, "{text}");
+    }
+    // The check refuses what needs more than it allows, naming the symbols.
+    let (ok, text) = check(&worker, "2.16");
+    assert!(!ok && text.contains("needs GLIBC_2."), "{text}");
+
+    // The binary zig linked runs (here, on a newer glibc, as on the workers' older one).
+    let out = std::process::Command::new(&worker)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && help.contains("serve"), "{help}");
+    assert!(dir
+        .path()
+        .join("models/ch_PP-OCRv4_det_infer.onnx")
+        .is_file());
+}
+
+/// The worker's systemd unit, as the user data writes it: `Key=value` lines.
+fn worker_unit() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let script = std::fs::read_to_string(root.join("scripts/aws/user-data.sh")).unwrap();
+    let unit = script
+        .split_once("<<'UNIT'\n")
+        .and_then(|(_, rest)| rest.split_once("\nUNIT\n"))
+        .expect("the unit's here-document in user-data.sh")
+        .0;
+    unit.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// The unit's sandbox, reproduced with bubblewrap: the whole system read-only under
+/// `ProtectSystem=strict`, writable only where `ReadWritePaths` says (the data directory,
+/// which `data_dir` stands in for), a private `/tmp` only with `PrivateTmp=true`.
+#[tokio::test]
+async fn the_worker_takes_uploads_inside_its_units_sandbox() {
+    let unit = worker_unit();
+    let setting = |key: &str| {
+        unit.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let user_data = std::fs::read_to_string(root.join("scripts/aws/user-data.sh")).unwrap();
+    assert!(
+        user_data.contains(&format!("GALLERY_DATA_DIR={}\n", setting("ReadWritePaths"))),
+        "the writable path is the worker's data directory"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_owned();
+    let mut sandbox: Vec<String> = ["bwrap", "--die-with-parent"].map(String::from).to_vec();
+    let whole = if setting("ProtectSystem") == "strict" {
+        "--ro-bind"
+    } else {
+        "--bind"
+    };
+    sandbox.extend([whole, "/", "/", "--dev", "/dev", "--proc", "/proc"].map(String::from));
+    if setting("PrivateTmp") == "true" {
+        sandbox.extend(["--tmpfs", "/tmp", "--tmpfs", "/var/tmp"].map(String::from));
+    }
+    sandbox.extend(["--bind".to_owned(), data_dir.clone(), data_dir.clone()]);
+
+    let db = fresh_database("sandbox").await;
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut worker = Worker::spawn_in(&sandbox, &db, data.path(), &[]);
+    worker.wait_healthy(&http).await;
+    let form = || {
+        reqwest::multipart::Form::new()
+            .text("username", "sam")
+            .text("password", "pass-word-1")
+    };
+    let res = http
+        .post(worker.url("/api/register"))
+        .multipart(form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let photo = std::fs::read(gallery_tests::testdata("photo000.jpg")).unwrap();
+    let part = || {
+        reqwest::multipart::Part::bytes(photo.clone())
+            .file_name("photo000.jpg")
+            .mime_str("image/jpeg")
+            .unwrap()
+    };
+    let res = http
+        .post(worker.url("/api/upload"))
+        .multipart(form().part("file", part()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    // The page's form is spooled to the temporary directory before it is read.
+    let res = gallery_tests::browser_login(&http, |p| worker.url(p), "sam", "pass-word-1").await;
+    assert_eq!(res.status(), 200);
+    let upload_page = gallery_tests::page(&http, &worker.url("/upload")).await;
+    let csrf = gallery_tests::hidden(&upload_page, "csrf");
+    let res = http
+        .post(worker.url("/upload"))
+        .multipart(
+            reqwest::multipart::Form::new()
+                .text("csrf", csrf)
+                .part("file", part()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let landed = res.url().path().to_owned();
+    let text = res.text().await.unwrap();
+    assert!(landed.starts_with("/photos/"), "{landed}: {text}");
+    let photo_page = worker.url(&landed);
+    let page = wait_until(
+        "the photo processed inside the sandbox",
+        Duration::from_secs(120),
+        || {
+            let http = &http;
+            let photo_page = &photo_page;
+            async move {
+                let page = gallery_tests::page(http, photo_page).await;
+                assert!(!page.contains(r#"data-state="failed""#), "{page}");
+                page.contains("With the ").then_some(page)
+            }
+        },
+    )
+    .await;
+    assert!(page.contains("photo000.jpg"), "{page}");
 }
