@@ -163,19 +163,24 @@ ensure_build_tools() {
 }
 
 # cargo-zigbuild and zig (both from PyPI), which link the workers' release against an older
-# glibc than this machine's (scripts/aws/build-release).
+# glibc than this machine's (scripts/aws/build-release). The linker cargo-zigbuild sets up is
+# named by a path derived from where it and zig are, and that path is in every crate's build
+# fingerprint: reached from the download cache (fresh in CI), each run would rebuild the
+# whole release. So both are reached from a directory beside the builds, which stays put.
 ensure_zigbuild() {
-  local venv=$CACHE/venv-cargo-zigbuild
+  local venv=$CACHE/venv-cargo-zigbuild tools=$CARGO_TARGET_DIR/zigbuild-tools
   if [ ! -x "$venv/bin/cargo-zigbuild" ] || ! "$venv/bin/python" -m ziglang version >/dev/null 2>&1; then
     log "installing cargo-zigbuild and zig (PyPI cargo-zigbuild, ziglang)"
     ensure_venv "$venv"
     "$venv/bin/pip" install -q cargo-zigbuild==0.24.1 ziglang==0.17.1
   fi
-  mkdir -p "$CACHE/bin"
-  ln -sf "$venv/bin/cargo-zigbuild" "$CACHE/bin/cargo-zigbuild"
+  mkdir -p "$tools"
+  # A copy, not a link: cargo-zigbuild names its wrappers after its own resolved path.
+  cmp -s "$venv/bin/cargo-zigbuild" "$tools/cargo-zigbuild" || install -m 755 "$venv/bin/cargo-zigbuild" "$tools/cargo-zigbuild"
   # cargo-zigbuild looks for `zig` on PATH; PyPI's zig is run as a Python module.
-  printf '#!/bin/sh\nexec "%s" -m ziglang "$@"\n' "$venv/bin/python" > "$CACHE/bin/zig"
-  chmod +x "$CACHE/bin/zig"
+  printf '#!/bin/sh\nexec "%s" -m ziglang "$@"\n' "$venv/bin/python" > "$tools/zig"
+  chmod +x "$tools/zig"
+  export PATH="$tools:$PATH"
 }
 
 # parliament (PyPI), the IAM policy linter (scripts/aws/lint-policies).
