@@ -251,6 +251,13 @@ pub struct FrontDoor {
     pub bad_bodies: u64,
     /// Requests a worker did not answer within the worker timeout (504).
     pub worker_timeouts: u64,
+    /// Uploads (the API's and the page's) that reached the balancer.
+    #[serde(default)]
+    pub uploads: u64,
+    /// Of those, the ones answered 5xx: not accepted, whether by a worker (backlog full,
+    /// database down) or by the balancer (no worker, a worker failing or too slow).
+    #[serde(default)]
+    pub refused_uploads: u64,
 }
 
 /// Launch failures in a row: the reconciler backs off rather than retrying every second.

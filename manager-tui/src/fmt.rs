@@ -77,7 +77,9 @@ pub fn flow_text(d: &Demand) -> String {
 /// The local balancer's connections and what it turned away.
 pub fn front_door_text(f: &FrontDoor) -> String {
     format!(
-        "{} of {} connections open · refused {} · timed out {} · bad bodies {} · worker timeouts {}",
+        "uploads {} · {} not accepted · {} of {} connections open · refused {} · timed out {} · bad bodies {} · worker timeouts {}",
+        f.uploads,
+        f.refused_uploads,
         f.open_connections,
         f.max_connections,
         f.refused_connections,

@@ -635,6 +635,14 @@ async fn pool_scales_with_load_survives_a_killed_worker_and_keeps_state_across_r
         l.await.unwrap();
     }
     assert!(ok.load(Ordering::SeqCst) > 0);
+    // The balancer counted every upload, and as not accepted only those the clients saw fail.
+    let door = cp.status(&http, &token).await.front_door.unwrap();
+    assert_eq!(
+        door.uploads - door.refused_uploads,
+        ok.load(Ordering::SeqCst) as u64,
+        "{door:?}"
+    );
+    assert!(door.refused_uploads as usize <= failed_by_kill, "{door:?}");
 
     // Every accepted upload is processed, then the pool shrinks.
     wait_until(

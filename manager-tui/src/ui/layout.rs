@@ -36,8 +36,8 @@ pub fn dashboard(body: Rect) -> Dashboard {
         Constraint::Length(5),
         Constraint::Min(5),
         // Totals: two lines of tables to open, one of the backlog; when roomy, the flow
-        // through it and its times too.
-        Constraint::Length(if roomy { 7 } else { 5 }),
+        // through it, its times and the front door's refusals too.
+        Constraint::Length(if roomy { 8 } else { 5 }),
         Constraint::Length(if roomy { SLIDERS.len() as u16 + 2 } else { 6 }),
     ];
     if roomy {

@@ -1,9 +1,9 @@
 //! Snapshots of every screen on `TestBackend` (80×24 and 160×48, fixed data), and key
 //! sequences driving the app against a fake API.
 use common::api::{
-    AccountRow, AutoscalerStatus, Backlog, CountPoint, DeleteReply, Demand, KindUsage, ObjectRow,
-    OtpReply, Page, PhotoRow, PhotoState, PoolCounts, PoolReply, ProcessingTimes, ScalingEvent,
-    Status, TokenReply, Totals, UserUsage, WorkerState, WorkerStatus,
+    AccountRow, AutoscalerStatus, Backlog, CountPoint, DeleteReply, Demand, FrontDoor, KindUsage,
+    ObjectRow, OtpReply, Page, PhotoRow, PhotoState, PoolCounts, PoolReply, ProcessingTimes,
+    ScalingEvent, Status, TokenReply, Totals, UserUsage, WorkerState, WorkerStatus,
 };
 use common::autoscale::demand::RateSource;
 use common::autoscale::{Phase, Policy, PolicyKind};
@@ -115,7 +115,16 @@ fn status(workers: Vec<WorkerStatus>, phase: Phase) -> Status {
             p99_secs: 35.2,
         }),
         launch_problem: None,
-        front_door: None,
+        front_door: Some(FrontDoor {
+            open_connections: 37,
+            max_connections: 4096,
+            refused_connections: 0,
+            timed_out_connections: 2,
+            bad_bodies: 1,
+            worker_timeouts: 0,
+            uploads: 615,
+            refused_uploads: 3,
+        }),
     }
 }
 

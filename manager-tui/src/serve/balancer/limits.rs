@@ -93,6 +93,8 @@ pub struct Counters {
     pub timed_out: AtomicU64,
     pub bad_bodies: AtomicU64,
     pub worker_timeouts: AtomicU64,
+    pub uploads: AtomicU64,
+    pub refused_uploads: AtomicU64,
 }
 
 impl Counters {
@@ -105,6 +107,8 @@ impl Counters {
             timed_out_connections: get(&self.timed_out),
             bad_bodies: get(&self.bad_bodies),
             worker_timeouts: get(&self.worker_timeouts),
+            uploads: get(&self.uploads),
+            refused_uploads: get(&self.refused_uploads),
         }
     }
 

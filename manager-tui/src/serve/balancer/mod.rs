@@ -130,6 +130,8 @@ fn worker_gone(e: &io::Error) -> bool {
 /// A worker's metrics and readiness (with the reason it is not ready) are the control
 /// plane's, which asks the worker directly; users get the cheap `/healthz` only.
 const INTERNAL_PATHS: [&str; 2] = ["/metrics", "/readyz"];
+/// Where photos are uploaded: by the API (load generators, scripts) and by the page's form.
+const UPLOAD_PATHS: [&str; 2] = ["/api/upload", "/upload"];
 
 enum Connect {
     Connected(Target, TcpStream),
@@ -190,7 +192,26 @@ impl Balancer {
         }
     }
 
+    /// Answers a request, counting the uploads and those not accepted.
     async fn forward(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        activity: &Arc<Activity>,
+    ) -> Response<ProxyBody> {
+        let upload =
+            req.method() == hyper::Method::POST && UPLOAD_PATHS.contains(&req.uri().path());
+        let res = self.answer(req, client, activity).await;
+        if upload {
+            Counters::bump(&self.counters.uploads);
+            if res.status().is_server_error() {
+                Counters::bump(&self.counters.refused_uploads);
+            }
+        }
+        res
+    }
+
+    async fn answer(
         &self,
         req: Request<Incoming>,
         client: SocketAddr,
@@ -383,27 +404,23 @@ mod tests {
     use super::*;
 
     /// A backend that answers "<name> <x-forwarded-for> <body length>".
-    async fn backend(name: &'static str) -> SocketAddr {
+    /// A worker on a free port that answers every request with `answer`.
+    async fn spawn_backend<F, Fut>(answer: F) -> SocketAddr
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
+                let answer = answer.clone();
                 tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req: Request<Incoming>| async move {
-                            let xff = req
-                                .headers()
-                                .get("x-forwarded-for")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_owned();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
-                                "{name} {xff} {}",
-                                body.len()
-                            )))))
-                        });
+                    let service = hyper::service::service_fn(move |req| {
+                        let reply = answer(req);
+                        async move { Ok::<_, Infallible>(reply.await) }
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -411,6 +428,24 @@ mod tests {
             }
         });
         addr
+    }
+
+    /// A worker that answers with its name, the X-Forwarded-For it got and the body's size.
+    async fn backend(name: &'static str) -> SocketAddr {
+        spawn_backend(move |req: Request<Incoming>| async move {
+            let xff = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            Response::new(Full::new(Bytes::from(format!(
+                "{name} {xff} {}",
+                body.len()
+            ))))
+        })
+        .await
     }
 
     struct Fixed {
@@ -565,6 +600,39 @@ mod tests {
         assert_eq!(res.status(), 504);
         assert_eq!(counters.snapshot().worker_timeouts, 1);
         assert!(fixed.unreachable.lock().unwrap().is_empty());
+    }
+
+    /// A worker that refuses every request as a full backlog does.
+    async fn full_backend() -> SocketAddr {
+        spawn_backend(|req: Request<Incoming>| async move {
+            let _ = req.into_body().collect().await;
+            let mut res = Response::new(Full::new(Bytes::from("the backlog is full")));
+            *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            res
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn uploads_not_accepted_are_counted_whoever_refused_them() {
+        let (url, fixed, counters) = balancer_with(vec![], test_limits()).await;
+        let http = reqwest::Client::new();
+        let upload = |path: &str| http.post(format!("{url}{path}")).body("photo").send();
+        assert_eq!(upload("/api/upload").await.unwrap().status(), 502);
+        assert_eq!(
+            reqwest::get(format!("{url}/")).await.unwrap().status(),
+            502,
+            "a page, not an upload"
+        );
+        let counted = counters.snapshot();
+        assert_eq!((counted.uploads, counted.refused_uploads), (1, 1));
+
+        *fixed.targets.lock().unwrap() = vec![target("a", backend("a").await)];
+        assert_eq!(upload("/upload").await.unwrap().status(), 200);
+        *fixed.targets.lock().unwrap() = vec![target("full", full_backend().await)];
+        assert_eq!(upload("/api/upload").await.unwrap().status(), 503);
+        let counted = counters.snapshot();
+        assert_eq!((counted.uploads, counted.refused_uploads), (3, 2));
     }
 
     #[test]

@@ -615,6 +615,14 @@ fn draw_totals(f: &mut Frame, status: &Status, area: Rect) {
             t.p50_secs, t.p99_secs
         ));
     }
+    // The local balancer's side: what users were turned away, which the backlog never sees.
+    if let Some(d) = &status.front_door {
+        let turned_away = d.refused_connections + d.timed_out_connections + d.worker_timeouts;
+        text.push_str(&format!(
+            "\nuploads {} · {} not accepted · {} connections turned away",
+            d.uploads, d.refused_uploads, turned_away
+        ));
+    }
     f.render_widget(
         Paragraph::new(text).block(block(" Storage & database ")),
         area,
