@@ -63,6 +63,17 @@ async fn status(cp: &ControlPlane, http: &reqwest::Client, token: &str) -> Statu
     cp.status(http, token).await
 }
 
+/// Grows or shrinks the pool by one through the control API.
+async fn resize(cp: &ControlPlane, http: &reqwest::Client, token: &str, how: &str) {
+    let res = http
+        .post(cp.api(&format!("/pool/{how}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}
+
 fn healthy_ids(s: &Status) -> Vec<String> {
     let mut ids: Vec<String> = s
         .workers
@@ -74,30 +85,65 @@ fn healthy_ids(s: &Status) -> Vec<String> {
     ids
 }
 
+/// An emulator, a deployment in it and a control plane scaling it between 1 and 4 workers
+/// with `standby` warm standby instances, logged in.
+struct Pool {
+    moto: Moto,
+    deployment: Deployment,
+    db: String,
+    dir: tempfile::TempDir,
+    toml: String,
+    api_port: u16,
+    cp: ControlPlane,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Pool {
+    async fn start(db_tag: &str, standby: u32) -> Pool {
+        let moto = Moto::start(&[]).await;
+        let deployment = Deployment::create(&moto).await;
+        let db = fresh_database(db_tag).await;
+        let dir = tempfile::tempdir().unwrap();
+        let toml = deployment.manager_toml(
+            "ami-12c6146b",
+            &format!("[policy]\nmin_workers = 1\nmax_workers = 4\ncooldown_secs = 1\nstandby_workers = {standby}\n"),
+        );
+        let api_port = gallery_tests::free_port();
+        let mut cp = start(&db, dir.path(), &toml, &moto, api_port);
+        let http = reqwest::Client::new();
+        cp.wait_api(&http).await;
+        let token = login(&cp, &moto, &http).await;
+        Pool {
+            moto,
+            deployment,
+            db,
+            dir,
+            toml,
+            api_port,
+            cp,
+            http,
+            token,
+        }
+    }
+}
+
 #[tokio::test]
 async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_restart() {
-    let moto = Moto::start(&[]).await;
-    let deployment = Deployment::create(&moto).await;
-    let db = fresh_database("aws_pool").await;
-    let dir = tempfile::tempdir().unwrap();
-    let toml = deployment.manager_toml(
-        "ami-12c6146b",
-        "[policy]\nmin_workers = 1\nmax_workers = 4\ncooldown_secs = 1\n",
-    );
-    let api_port = gallery_tests::free_port();
-    let mut cp = start(&db, dir.path(), &toml, &moto, api_port);
-    let http = reqwest::Client::new();
-    cp.wait_api(&http).await;
-    let token = login(&cp, &moto, &http).await;
+    let Pool {
+        moto,
+        deployment,
+        db,
+        dir,
+        toml,
+        api_port,
+        cp,
+        http,
+        token,
+    } = Pool::start("aws_pool", 0).await;
 
     // Scale out to two: instances tagged, running, registered and healthy.
-    let res = http
-        .post(cp.api("/pool/grow"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    resize(&cp, &http, &token, "grow").await;
     let s = wait_until("two healthy workers", Duration::from_secs(30), || async {
         let s = status(&cp, &http, &token).await;
         (healthy_ids(&s).len() == 2).then_some(s)
@@ -123,13 +169,7 @@ async fn workers_are_launched_registered_drained_terminated_and_adopted_after_a_
     assert_eq!(moto.targets(&deployment.target_group).await, registered);
 
     // Scale in by one: the newest is deregistered, then terminated; the other keeps serving.
-    let res = http
-        .post(cp.api("/pool/shrink"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    resize(&cp, &http, &token, "shrink").await;
     let gone = wait_until(
         "one instance terminated",
         Duration::from_secs(30),
@@ -245,7 +285,7 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
     let dir = tempfile::tempdir().unwrap();
     let toml = deployment.manager_toml(
         "ami-12c6146b",
-        "[policy]\nkind = \"cpu\"\nmin_workers = 1\nmax_workers = 3\ngrow_cpu = 0.6\nshrink_cpu = 0.05\ncooldown_secs = 5\ngrow_window_secs = 5\n",
+        "[policy]\nkind = \"cpu\"\nmin_workers = 1\nmax_workers = 3\ngrow_cpu = 0.6\nshrink_cpu = 0.05\ncooldown_secs = 5\ngrow_window_secs = 5\nstandby_workers = 0\n",
     );
     let mut cp = start(&db, dir.path(), &toml, &moto, gallery_tests::free_port());
     let http = reqwest::Client::new();
@@ -376,7 +416,7 @@ async fn a_failing_launch_is_reported_and_retried_with_backoff() {
     let dir = tempfile::tempdir().unwrap();
     let toml = deployment.manager_toml(
         "ami-00000000000bad",
-        "[policy]\nmin_workers = 1\nmax_workers = 2\n",
+        "[policy]\nmin_workers = 1\nmax_workers = 2\nstandby_workers = 0\n",
     );
     let mut cp = start(&db, dir.path(), &toml, &moto, gallery_tests::free_port());
     let http = reqwest::Client::new();
@@ -441,6 +481,88 @@ async fn a_failing_launch_is_reported_and_retried_with_backoff() {
         text.contains("launch: failed") && text.contains("ami-00000000000bad"),
         "{text}"
     );
+}
+
+/// AWS's warm pools, by the control plane: a standby instance boots once (registered, so the
+/// ALB's checks say when its first boot is done), is taken out of rotation and stopped; to
+/// grow, it is started instead of a launch, and a new one warms in its place. A restarted
+/// control plane adopts the stopped one as standby.
+#[tokio::test]
+async fn a_stopped_standby_instance_is_started_in_place_of_a_launch() {
+    let Pool {
+        moto,
+        deployment,
+        db,
+        dir,
+        toml,
+        api_port,
+        cp,
+        http,
+        token,
+    } = Pool::start("aws_warm_pool", 1).await;
+
+    let standby_of = |s: &Status| -> Vec<String> {
+        s.workers
+            .iter()
+            .filter(|w| w.state == WorkerState::Standby)
+            .map(|w| w.id.clone())
+            .collect()
+    };
+    let s = wait_until(
+        "a worker serving and a standby instance stopped",
+        Duration::from_secs(60),
+        || async {
+            let s = status(&cp, &http, &token).await;
+            (healthy_ids(&s).len() == 1 && standby_of(&s).len() == 1).then_some(s)
+        },
+    )
+    .await;
+    let standby = standby_of(&s)[0].clone();
+    let serving = healthy_ids(&s)[0].clone();
+    let mut expected = vec![
+        (serving.clone(), "running".to_owned()),
+        (standby.clone(), "stopped".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(moto.instances("test").await, expected);
+    assert_eq!(
+        moto.targets(&deployment.target_group).await,
+        vec![(serving.clone(), "healthy".to_owned())],
+        "the stopped standby serves nobody"
+    );
+    assert_eq!((s.pool.standby, s.pool.standby_ready), (1, 1));
+
+    // Grow by one: the stopped instance is started, registered and serves; nothing else is
+    // launched for it. A new standby warms in its place.
+    resize(&cp, &http, &token, "grow").await;
+    let s = wait_until(
+        "the standby serving and a new one stopped",
+        Duration::from_secs(60),
+        || async {
+            let s = status(&cp, &http, &token).await;
+            (healthy_ids(&s).len() == 2 && standby_of(&s).len() == 1).then_some(s)
+        },
+    )
+    .await;
+    let mut both = vec![serving.clone(), standby.clone()];
+    both.sort();
+    assert_eq!(healthy_ids(&s), both, "started, not launched");
+    let replacement = standby_of(&s)[0].clone();
+    assert!(!both.contains(&replacement));
+    assert_eq!(moto.instances("test").await.len(), 3);
+    cp.terminate().await;
+
+    // A restarted control plane adopts the pool and its stopped standby; it launches nothing.
+    let mut cp = start(&db, dir.path(), &toml, &moto, api_port);
+    cp.wait_api(&http).await;
+    let token = login(&cp, &moto, &http).await;
+    let s = wait_until("the pool adopted", Duration::from_secs(30), || async {
+        let s = status(&cp, &http, &token).await;
+        (healthy_ids(&s).len() == 2 && standby_of(&s) == vec![replacement.clone()]).then_some(s)
+    })
+    .await;
+    assert_eq!(s.pool.desired, 2);
+    assert_eq!(moto.instances("test").await.len(), 3, "nothing launched");
 }
 
 /// Runs one of the deployment kit's scripts against the emulator: whether it succeeded, and
@@ -734,9 +856,13 @@ async fn the_bootstrap_makes_a_deployment_the_control_plane_runs_and_teardown_re
         .unwrap()
         .trim_matches('"')
         .to_owned();
-    assert_eq!(
-        moto.targets(&tg).await,
-        vec![(id.clone(), "healthy".to_owned())]
+    // (A warm standby instance may be registered too while it boots.)
+    assert!(
+        moto.targets(&tg)
+            .await
+            .contains(&(id.clone(), "healthy".to_owned())),
+        "{:?}",
+        moto.targets(&tg).await
     );
     cp.terminate().await;
 

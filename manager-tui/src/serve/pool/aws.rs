@@ -31,6 +31,9 @@ use super::{drain_order, mean_healthy_cpu, overdue, Provider};
 pub const DEPLOYMENT_TAG: &str = "gallery:deployment";
 /// Set (to the Unix time) when the control plane takes an instance out of the pool.
 pub const DRAINING_TAG: &str = "gallery:draining-since";
+/// On a warm standby instance: booted once, then stopped, waiting to be started in place of
+/// a launch (AWS's warm pools: a start takes seconds where a first boot takes minutes).
+pub const STANDBY_TAG: &str = "gallery:standby";
 /// How long a launched instance may be missing from DescribeInstances before it is
 /// considered gone.
 const LISTING_GRACE: f64 = 60.0;
@@ -90,6 +93,17 @@ pub fn worker_state(
     }
 }
 
+/// A warm standby instance's state: warming while it boots the first time and until it is
+/// stopped; ready once stopped.
+pub fn standby_state(ec2: &InstanceStateName) -> WorkerState {
+    use InstanceStateName::{ShuttingDown, Stopped, Terminated};
+    match ec2 {
+        Stopped => WorkerState::Standby,
+        ShuttingDown | Terminated => WorkerState::Stopped,
+        _ => WorkerState::Warming,
+    }
+}
+
 /// One instance as DescribeInstances lists it.
 struct Described {
     id: String,
@@ -99,6 +113,8 @@ struct Described {
     launched_at: f64,
     /// From its draining tag, when the control plane took it out of the pool.
     draining_since: Option<f64>,
+    /// It carries the standby tag.
+    standby: bool,
 }
 
 /// How late a worker's own CPU point can be, beyond the interval it is read at (a 10 s
@@ -123,6 +139,14 @@ struct Instance {
     backfilled: bool,
     /// When the worker's own CPU figure was last seen (EC2's is read while it is stale).
     own_cpu_at: Option<f64>,
+    /// A warm standby instance, not part of the pool.
+    standby: bool,
+    /// As standby, it passed the ALB's checks once: its first boot is done, and it may be
+    /// stopped.
+    warmed: bool,
+    stop_requested: bool,
+    /// Started in place of a launch: a worker now, even while its standby tag lingers.
+    promoted: bool,
 }
 
 impl Instance {
@@ -151,6 +175,10 @@ impl Instance {
             requests: Series::new(SERIES_AGE),
             backfilled: false,
             own_cpu_at: None,
+            standby: false,
+            warmed: false,
+            stop_requested: false,
+            promoted: false,
         }
     }
 }
@@ -307,12 +335,14 @@ impl AwsPool {
                         .find(|t| t.key() == Some(DRAINING_TAG))
                         .and_then(|t| t.value())
                         .and_then(|v| v.parse::<f64>().ok());
+                    let standby = i.tags().iter().any(|t| t.key() == Some(STANDBY_TAG));
                     out.push(Described {
                         id: id.to_owned(),
                         ec2,
                         address,
                         launched_at: launched,
                         draining_since,
+                        standby,
                     });
                 }
             }
@@ -382,6 +412,8 @@ impl AwsPool {
         let drain_limit = self.deregistration_delay + self.config.drain_timeout_secs;
         let mut to_register = Vec::new();
         let mut to_terminate = Vec::new();
+        let mut to_deregister = Vec::new();
+        let mut to_stop = Vec::new();
         {
             let mut instances = self.instances.lock().unwrap();
             let seen: std::collections::HashSet<&str> =
@@ -397,6 +429,7 @@ impl AwsPool {
                 address,
                 launched_at,
                 draining_since,
+                standby,
             } in described
             {
                 let target = health.get(&id).copied();
@@ -409,13 +442,52 @@ impl AwsPool {
                 }
                 entry.target = target;
                 entry.draining_since = entry.draining_since.or(draining_since);
-                let state = worker_state(&entry.ec2, target, entry.draining_since.is_some());
+                entry.standby = standby && !entry.promoted;
+                let state = if entry.standby {
+                    standby_state(&entry.ec2)
+                } else {
+                    worker_state(&entry.ec2, target, entry.draining_since.is_some())
+                };
                 if state != entry.state {
                     tracing::info!(worker = %id, from = entry.state.as_str(), to = state.as_str(), "state changed");
                     entry.state = state;
                     entry.since = t;
                 }
                 if entry.terminating || entry.state == WorkerState::Stopped {
+                    continue;
+                }
+                if entry.standby {
+                    // Registered while it boots, so that the ALB's checks say when the
+                    // first boot (the release's download, the user data) is done; then
+                    // out of rotation and stopped. Its user data never runs again.
+                    match (entry.state, target) {
+                        (WorkerState::Warming, _)
+                            if overdue(
+                                entry.state,
+                                entry.since,
+                                t,
+                                self.config.start_timeout_secs,
+                            ) =>
+                        {
+                            tracing::warn!(worker = %id, "standby instance not ready in time; replacing it");
+                            to_terminate.push(id.clone());
+                        }
+                        (WorkerState::Warming, Some(TargetHealth::Healthy)) => {
+                            entry.warmed = true;
+                            to_deregister.push(id.clone());
+                        }
+                        (WorkerState::Warming, None | Some(TargetHealth::Unused))
+                            if entry.ec2 == InstanceStateName::Running =>
+                        {
+                            if !entry.warmed && target.is_none() {
+                                to_register.push(id.clone());
+                            } else if entry.warmed && !entry.stop_requested {
+                                entry.stop_requested = true;
+                                to_stop.push(id.clone());
+                            }
+                        }
+                        _ => {}
+                    }
                     continue;
                 }
                 match entry.state {
@@ -449,6 +521,22 @@ impl AwsPool {
                 tracing::error!(error = %e, "could not register new workers");
             }
         }
+        if !to_deregister.is_empty() {
+            if let Err(e) = self.deregister(&to_deregister).await {
+                tracing::error!(error = %e, "could not take warmed standby instances out of rotation");
+            }
+        }
+        if !to_stop.is_empty() {
+            if let Err(e) = self.stop(&to_stop).await {
+                tracing::error!(error = %e, "could not stop warmed standby instances");
+                let mut instances = self.instances.lock().unwrap();
+                for id in &to_stop {
+                    if let Some(i) = instances.get_mut(id) {
+                        i.stop_requested = false;
+                    }
+                }
+            }
+        }
         if !to_terminate.is_empty() {
             // A worker being replaced may still be registered; take it out first.
             let registered: Vec<String> =
@@ -474,6 +562,93 @@ impl AwsPool {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Launches one instance from the configuration: a worker, or a warm standby instance
+    /// (tagged so at launch, as the control plane's policy allows tagging only then).
+    async fn run_instance(&self, standby: bool) -> anyhow::Result<String> {
+        let c = &self.config;
+        let mut tags = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(Self::tag(DEPLOYMENT_TAG, &c.aws_deployment))
+            .tags(Self::tag("Name", &format!("{}-worker", c.aws_deployment)));
+        if standby {
+            tags = tags.tags(Self::tag(STANDBY_TAG, "warm"));
+        }
+        let mut request = self
+            .ec2
+            .run_instances()
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(tags.build());
+        if let Some(template) = &c.aws_launch_template {
+            let spec = LaunchTemplateSpecification::builder().version("$Latest");
+            let spec = if template.starts_with("lt-") {
+                spec.launch_template_id(template)
+            } else {
+                spec.launch_template_name(template)
+            };
+            request = request.launch_template(spec.build());
+        } else {
+            request = request.instance_type(InstanceType::from(c.aws_instance_type.as_str()));
+        }
+        if let Some(image) = &c.aws_image_id {
+            request = request.image_id(image);
+        }
+        if !c.aws_subnets.is_empty() {
+            let n = self.next_subnet.fetch_add(1, Ordering::Relaxed);
+            request = request.subnet_id(&c.aws_subnets[n % c.aws_subnets.len()]);
+        }
+        if !c.aws_security_groups.is_empty() {
+            request = request.set_security_group_ids(Some(c.aws_security_groups.clone()));
+        }
+        if let Some(data) = &self.user_data {
+            request = request.user_data(data);
+        }
+        if let Some(profile) = &c.aws_instance_profile {
+            let spec = IamInstanceProfileSpecification::builder();
+            let spec = if profile.starts_with("arn:") {
+                spec.arn(profile)
+            } else {
+                spec.name(profile)
+            };
+            request = request.iam_instance_profile(spec.build());
+        }
+        let reply = request
+            .send()
+            .await
+            .map_err(|e| sdk_error("RunInstances", e))?;
+        let instance = reply
+            .instances()
+            .first()
+            .context("RunInstances returned no instance")?;
+        let id = instance
+            .instance_id()
+            .context("RunInstances returned no instance id")?
+            .to_owned();
+        let address = instance
+            .private_ip_address()
+            .map(|ip| format!("{ip}:{}", c.aws_worker_port))
+            .unwrap_or_default();
+        let mut launched = Instance::new(address, now());
+        launched.standby = standby;
+        if standby {
+            launched.state = WorkerState::Warming;
+        }
+        self.instances.lock().unwrap().insert(id.clone(), launched);
+        tracing::info!(worker = %id, standby, "launched instance");
+        Ok(id)
+    }
+
+    async fn stop(&self, ids: &[String]) -> anyhow::Result<()> {
+        self.ec2
+            .stop_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("StopInstances", e))?;
+        tracing::info!(?ids, "warm standby instances booted and stopped");
         Ok(())
     }
 
@@ -503,9 +678,10 @@ impl AwsPool {
         }
         let (fresh, all, quiet): (Vec<String>, Vec<String>, std::collections::HashSet<String>) = {
             let instances = self.instances.lock().unwrap();
+            // A standby instance serves nobody and, stopped, publishes nothing.
             let live = instances
                 .iter()
-                .filter(|(_, i)| i.state != WorkerState::Stopped);
+                .filter(|(_, i)| i.state != WorkerState::Stopped && !i.standby);
             let fresh = live
                 .clone()
                 .filter(|(_, i)| !i.backfilled)
@@ -582,74 +758,109 @@ impl Provider for AwsPool {
     }
 
     async fn launch(&self) -> anyhow::Result<String> {
-        let c = &self.config;
-        let mut request = self
+        self.run_instance(false).await
+    }
+
+    fn has_standby(&self) -> bool {
+        true
+    }
+
+    async fn launch_standby(&self) -> anyhow::Result<String> {
+        self.run_instance(true).await
+    }
+
+    /// Starts the longest-ready stopped standby instance in place of a launch; it joins the
+    /// pool as a starting worker, registered once running.
+    async fn promote_standby(&self) -> Option<String> {
+        let id = {
+            let instances = self.instances.lock().unwrap();
+            instances
+                .iter()
+                .filter(|(_, i)| i.standby && i.state == WorkerState::Standby && !i.terminating)
+                .min_by(|a, b| a.1.since.total_cmp(&b.1.since))
+                .map(|(id, _)| id.clone())?
+        };
+        if let Err(e) = self.ec2.start_instances().instance_ids(&id).send().await {
+            // No capacity for its type in its zone, typically: a launch may find some.
+            tracing::warn!(worker = %id, error = %sdk_error("StartInstances", e), "could not start a standby instance; launching instead");
+            return None;
+        }
+        let t = now();
+        if let Some(i) = self.instances.lock().unwrap().get_mut(&id) {
+            i.standby = false;
+            i.promoted = true;
+            i.ec2 = InstanceStateName::Pending;
+            i.state = WorkerState::Starting;
+            i.since = t;
+            i.launched_at = t;
+        }
+        // Untagged, it is a worker to a control plane that restarts; until then `promoted`
+        // says so.
+        if let Err(e) = self
             .ec2
-            .run_instances()
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::Instance)
-                    .tags(Self::tag(DEPLOYMENT_TAG, &c.aws_deployment))
-                    .tags(Self::tag("Name", &format!("{}-worker", c.aws_deployment)))
-                    .build(),
-            );
-        if let Some(template) = &c.aws_launch_template {
-            let spec = LaunchTemplateSpecification::builder().version("$Latest");
-            let spec = if template.starts_with("lt-") {
-                spec.launch_template_id(template)
-            } else {
-                spec.launch_template_name(template)
-            };
-            request = request.launch_template(spec.build());
-        } else {
-            request = request.instance_type(InstanceType::from(c.aws_instance_type.as_str()));
-        }
-        if let Some(image) = &c.aws_image_id {
-            request = request.image_id(image);
-        }
-        if !c.aws_subnets.is_empty() {
-            let n = self.next_subnet.fetch_add(1, Ordering::Relaxed);
-            request = request.subnet_id(&c.aws_subnets[n % c.aws_subnets.len()]);
-        }
-        if !c.aws_security_groups.is_empty() {
-            request = request.set_security_group_ids(Some(c.aws_security_groups.clone()));
-        }
-        if let Some(data) = &self.user_data {
-            request = request.user_data(data);
-        }
-        if let Some(profile) = &c.aws_instance_profile {
-            let spec = IamInstanceProfileSpecification::builder();
-            let spec = if profile.starts_with("arn:") {
-                spec.arn(profile)
-            } else {
-                spec.name(profile)
-            };
-            request = request.iam_instance_profile(spec.build());
-        }
-        let reply = request
+            .delete_tags()
+            .resources(&id)
+            .tags(Tag::builder().key(STANDBY_TAG).build())
             .send()
             .await
-            .map_err(|e| sdk_error("RunInstances", e))?;
-        let instance = reply
-            .instances()
-            .first()
-            .context("RunInstances returned no instance")?;
-        let id = instance
-            .instance_id()
-            .context("RunInstances returned no instance id")?
-            .to_owned();
-        let address = instance
-            .private_ip_address()
-            .map(|ip| format!("{ip}:{}", c.aws_worker_port))
-            .unwrap_or_default();
-        self.instances
-            .lock()
-            .unwrap()
-            .insert(id.clone(), Instance::new(address, now()));
-        tracing::info!(worker = %id, "launched instance");
-        Ok(id)
+        {
+            tracing::warn!(worker = %id, error = %sdk_error("DeleteTags", e), "could not untag a promoted standby instance");
+        }
+        tracing::info!(worker = %id, "standby instance started in place of a launch");
+        Some(id)
+    }
+
+    /// Terminates up to `n` standby instances, those still warming first.
+    async fn retire_standby(&self, n: u32) {
+        let chosen: Vec<(String, bool)> = {
+            let mut instances = self.instances.lock().unwrap();
+            let mut standby: Vec<(bool, String)> = instances
+                .iter()
+                .filter(|(_, i)| i.standby && !i.terminating && i.state != WorkerState::Stopped)
+                .map(|(id, i)| (i.state == WorkerState::Standby, id.clone()))
+                .collect();
+            standby.sort();
+            standby
+                .into_iter()
+                .take(n as usize)
+                .map(|(_, id)| {
+                    let i = instances.get_mut(&id).expect("present");
+                    i.terminating = true;
+                    (id, i.target.is_some())
+                })
+                .collect()
+        };
+        if chosen.is_empty() {
+            return;
+        }
+        let registered: Vec<String> = chosen
+            .iter()
+            .filter(|(_, r)| *r)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !registered.is_empty() {
+            let _ = self.deregister(&registered).await;
+        }
+        let ids: Vec<String> = chosen.into_iter().map(|(id, _)| id).collect();
+        match self.terminate(&ids).await {
+            Ok(()) => {
+                let mut instances = self.instances.lock().unwrap();
+                for id in &ids {
+                    if let Some(i) = instances.get_mut(id) {
+                        i.state = WorkerState::Stopped;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not terminate standby instances");
+                let mut instances = self.instances.lock().unwrap();
+                for id in &ids {
+                    if let Some(i) = instances.get_mut(id) {
+                        i.terminating = false;
+                    }
+                }
+            }
+        }
     }
 
     /// Marks the instances (tag first, so a restart still knows), then deregisters them:
