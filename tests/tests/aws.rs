@@ -1324,6 +1324,14 @@ async fn the_worker_takes_uploads_inside_its_units_sandbox() {
         sandbox.extend(["--tmpfs", "/tmp", "--tmpfs", "/var/tmp"].map(String::from));
     }
     sandbox.extend(["--bind".to_owned(), data_dir.clone(), data_dir.clone()]);
+    // The model, read-only as in /opt/gallery (here it may live under the hidden /tmp).
+    let model_dir = std::path::Path::new(&gallery_tests::env("GALLERY_MODEL_PATH"))
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    sandbox.extend(["--ro-bind".to_owned(), model_dir.clone(), model_dir]);
 
     let db = fresh_database("sandbox").await;
     let http = reqwest::Client::builder()
