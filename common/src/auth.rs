@@ -227,6 +227,16 @@ impl VerifiedCredentials {
         }
     }
 
+    /// These credentials were found good again (their account's hash is still the one they
+    /// matched): remembered from now, so that an outage of the database starts a stream's
+    /// `ttl` afresh rather than where its last KDF left it.
+    pub fn confirm(&self, username: &str, password: &str) {
+        let id = self.id(username, password);
+        if let Some((_, at)) = self.entries.lock().unwrap().get_mut(&id) {
+            *at = std::time::Instant::now();
+        }
+    }
+
     pub fn put(&self, username: &str, password: &str, verified: Verified) {
         let id = self.id(username, password);
         let mut entries = self.entries.lock().unwrap();
@@ -253,6 +263,24 @@ impl VerifiedCredentials {
 mod verified_tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_confirmed_entry_is_remembered_from_its_confirmation() {
+        let cache = VerifiedCredentials::new(Duration::from_millis(300));
+        cache.put("ann", "secret-pass", Verified::new(7, "h"));
+        std::thread::sleep(Duration::from_millis(200));
+        cache.confirm("ann", "secret-pass");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            cache.get("ann", "secret-pass").is_some(),
+            "300 ms from the confirmation"
+        );
+        cache.confirm("bob", "other");
+        assert!(
+            cache.get("bob", "other").is_none(),
+            "confirming adds nothing"
+        );
+    }
 
     #[test]
     fn only_the_same_name_and_password_within_the_ttl_are_remembered() {

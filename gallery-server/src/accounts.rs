@@ -68,10 +68,11 @@ pub async fn authenticate(
     }
 }
 
-/// The account, when these credentials were verified in the last minute and its password
-/// has not changed since (one read by primary key, no KDF: a password changed on another
-/// worker ends the old one here at once). While the database cannot be read, the memory
-/// stands, so an upload stream rides out a blip.
+/// The account, when these credentials were verified (or confirmed) in the last minutes and
+/// its password has not changed since (one read by primary key, no KDF: a password changed
+/// on another worker ends the old one here at once; an unchanged hash confirms them again).
+/// While the database cannot be read, the memory stands, so an upload stream rides out an
+/// outage of the database for as long as it is remembered.
 async fn remembered(state: &AppState, username: &str, password: &str) -> Option<u64> {
     let verified = state.verified.get(username, password)?;
     let read = tokio::time::timeout(
@@ -80,13 +81,18 @@ async fn remembered(state: &AppState, username: &str, password: &str) -> Option<
     )
     .await;
     match read {
-        Ok(Ok(Some(hash))) if verified.still_matches(&hash) => Some(verified.account),
+        Ok(Ok(Some(hash))) if verified.still_matches(&hash) => {
+            state.verified.confirm(username, password);
+            Some(verified.account)
+        }
         Ok(Ok(_)) => {
             state.verified.forget_account(verified.account);
             None
         }
         Ok(Err(_)) | Err(_) => {
-            tracing::warn!("database unreadable; trusting credentials verified in the last minute");
+            tracing::warn!(
+                "database unreadable; trusting credentials confirmed in the last minutes"
+            );
             Some(verified.account)
         }
     }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod image;
 pub mod jobs;
 pub mod kdf;
+pub mod manifest;
 pub mod metrics;
 pub mod photos;
 pub mod pipeline;
@@ -45,7 +46,7 @@ pub struct AppState {
     /// Admission of the checks uploads get before they are accepted.
     pub jobs: JobPool,
     pub processing: Arc<Processing>,
-    /// API credentials verified in the last minute (see `VerifiedCredentials`).
+    /// API credentials verified or confirmed in the last minutes (see `VerifiedCredentials`).
     pub verified: common::auth::VerifiedCredentials,
     /// Password hashing, bounded (see `kdf`).
     pub hashing: kdf::PasswordHashing,
@@ -212,6 +213,12 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         worker_name(&config),
         &config,
     );
+    // Uploads recorded while the database was away, by this worker or one that has gone.
+    tokio::spawn(manifest::run(
+        store.clone(),
+        db.clone(),
+        Duration::from_secs(10),
+    ));
     let processors = Arc::new(std::sync::Mutex::new(Vec::new()));
     let n = config.processors.unwrap_or(config.pipeline_workers());
     if config.standby {
@@ -236,7 +243,9 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
     let state = AppState {
         jobs: JobPool::new(config.pipeline_workers(), config.pipeline_queue),
         processing: processing.clone(),
-        verified: common::auth::VerifiedCredentials::new(Duration::from_secs(60)),
+        // Long enough to carry an upload stream through a failover of the database (one to
+        // two minutes on RDS): while the database answers, every use is checked against it.
+        verified: common::auth::VerifiedCredentials::new(Duration::from_secs(300)),
         hashing: kdf::PasswordHashing::new(
             match config.password_checks {
                 0 => config.pipeline_workers(),

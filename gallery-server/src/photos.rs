@@ -53,7 +53,8 @@ pub async fn accept(state: &AppState, owner_id: u64, file: UploadedFile) -> Resu
         boxes: 0,
         detector: String::new(),
         runtime: String::new(),
-        created_ms: time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+        // To the millisecond: a row written later from a manifest keeps this as its time.
+        created_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
         state: PhotoState::Queued,
         failure: String::new(),
     };
@@ -94,15 +95,18 @@ pub enum CommitError {
     Db(#[from] common::db::DbError),
 }
 
-/// How long an upload waits for a database that does not answer before it is refused: a
-/// restart or failover of a few seconds costs its uploads time, not the uploads themselves.
-const DATABASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long an upload waits for a database that does not answer before it is recorded in a
+/// manifest instead (`manifest`): a restart of a few seconds costs its uploads a little time
+/// and nothing more.
+const DATABASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Stores the original, then inserts the row (the photo is accepted: queued). Runs as its own
 /// task so that a client hanging up mid-way cannot cancel it between the write and the
 /// clean-up. An insert that fails for want of the database is tried again for
-/// `DATABASE_PATIENCE`; one the database refused (the owner was deleted meanwhile) is not.
-/// If the row cannot be written the original is removed: nothing is left behind.
+/// `DATABASE_PATIENCE`, then the acceptance is recorded in the store (`manifest`) for the row
+/// to be inserted when the database is back; one the database refused (the owner was deleted
+/// meanwhile) is not. If neither can be written the original is removed: nothing is left
+/// behind.
 pub async fn commit(
     store: SharedStore,
     db: Db,
@@ -129,6 +133,19 @@ pub async fn commit(
                     }
                 },
             }
+        };
+        let result = match result {
+            Err(e) if !e.is_refusal() => match crate::manifest::record(&store, &photo).await {
+                Ok(()) => {
+                    tracing::warn!(photo = %photo.id, error = %e, "the database is away: the upload is recorded in the store, its row follows when the database is back");
+                    Ok(())
+                }
+                Err(recorded) => {
+                    tracing::error!(photo = %photo.id, error = %recorded, "could not record an upload the database did not take");
+                    Err(e)
+                }
+            },
+            other => other,
         };
         if let Err(e) = result {
             if let Err(del) = store.delete(&key).await {

@@ -227,3 +227,77 @@ async fn a_full_backlog_turns_uploads_away_with_retry_after_and_stores_nothing_f
     );
     assert_eq!(app.db.count_rows().await.unwrap().photos, 1);
 }
+
+/// Manifests of uploads accepted while the database was away: each becomes a queued row once,
+/// whoever reconciles it and however often; one whose account went meanwhile takes its
+/// original with it. Nothing is left in either case.
+#[tokio::test]
+async fn recorded_uploads_become_rows_once_or_go_with_their_account() {
+    use gallery_server::manifest;
+    let app = TestApp::with(|c| c.processors = Some(0)).await;
+    let stays = app.db.create_account("stays", "x").await.unwrap();
+    let goes = app.db.create_account("goes", "x").await.unwrap();
+    let photo = |owner: u64| common::db::Photo {
+        id: uuid::Uuid::now_v7().simple().to_string(),
+        owner_id: owner,
+        file_name: "a.jpg".into(),
+        content_type: "image/jpeg".into(),
+        ext: "jpg".into(),
+        width: 160,
+        height: 120,
+        bytes: 3,
+        boxes: 0,
+        detector: String::new(),
+        runtime: String::new(),
+        created_ms: 1_700_000_000_000,
+        state: PhotoState::Queued,
+        failure: String::new(),
+    };
+    let (kept, dropped) = (photo(stays), photo(goes));
+    for p in [&kept, &dropped] {
+        app.store
+            .put(
+                &p.original_key(),
+                bytes::Bytes::from_static(b"jpg"),
+                "image/jpeg",
+            )
+            .await
+            .unwrap();
+        manifest::record(&app.store, p).await.unwrap();
+    }
+    app.db.delete_account(goes).await.unwrap();
+
+    let done = manifest::reconcile(&app.store, &app.db).await.unwrap();
+    assert_eq!((done.inserted, done.dropped), (1, 1));
+    let row = app.db.photo(&kept.id).await.unwrap().expect("queued");
+    assert_eq!(row.state, PhotoState::Queued);
+    assert_eq!(
+        row.created_ms, kept.created_ms,
+        "dated when it was accepted"
+    );
+    assert!(app
+        .store
+        .get(&dropped.original_key())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(app.store.list("pending/").await.unwrap().is_empty());
+
+    // Recorded again (a worker that wrote its manifest after the row went in elsewhere): the
+    // row stays one, the manifest goes.
+    manifest::record(&app.store, &kept).await.unwrap();
+    let done = manifest::reconcile(&app.store, &app.db).await.unwrap();
+    assert_eq!((done.inserted, done.dropped), (1, 0));
+    let mut conn = mysql_async::Conn::from_url(&app.config.database_url)
+        .await
+        .unwrap();
+    let rows: Vec<u64> = conn
+        .exec(
+            "SELECT COUNT(*) FROM photos WHERE id = ?",
+            (kept.id.as_str(),),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![1]);
+    assert!(app.store.list("pending/").await.unwrap().is_empty());
+}

@@ -187,9 +187,16 @@ async fn loadgen_uploads_at_the_requested_rate_and_reports() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
 
-#[tokio::test]
-async fn a_database_restart_loses_no_photo_and_an_upload_made_meanwhile_is_held_then_accepted() {
-    let mut db = gallery_tests::PrivateMariaDb::start().await;
+/// A worker on a MariaDB of its own (to stop and restart), with `user` registered.
+async fn worker_on_private_database(
+    user: &str,
+) -> (
+    gallery_tests::PrivateMariaDb,
+    tempfile::TempDir,
+    reqwest::Client,
+    Worker,
+) {
+    let db = gallery_tests::PrivateMariaDb::start().await;
     let data = tempfile::tempdir().unwrap();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -197,12 +204,92 @@ async fn a_database_restart_loses_no_photo_and_an_upload_made_meanwhile_is_held_
         .unwrap();
     let mut worker = Worker::spawn(&db.url(), data.path());
     worker.wait_healthy(&http).await;
+    register(&http, &worker, user).await;
+    (db, data, http, worker)
+}
+
+/// The photos' file names, oldest first; empty while the database does not answer.
+async fn file_names(url: &str) -> Vec<String> {
+    use mysql_async::prelude::Queryable;
+    let Ok(mut conn) = mysql_async::Conn::from_url(url).await else {
+        return Vec::new();
+    };
+    conn.query("SELECT file_name FROM photos ORDER BY created_at")
+        .await
+        .unwrap_or_default()
+}
+
+/// An outage longer than an upload waits for the database (an RDS failover takes a minute or
+/// two): uploads from someone the worker has seen are accepted all the same, recorded in the
+/// store, and queued, dated when they were accepted, once the database is back.
+#[tokio::test]
+async fn uploads_during_a_database_outage_are_accepted_and_queued_when_it_is_back() {
+    let (mut db, data, http, worker) = worker_on_private_database("ona").await;
+    let upload = |name: &'static str| {
+        let photo = std::fs::read(testdata(name)).unwrap();
+        let form = credentials("ona").part("file", Part::bytes(photo).file_name(name));
+        http.post(worker.url("/api/upload")).multipart(form).send()
+    };
+    assert_eq!(
+        upload("photo004.jpg").await.unwrap().text().await.unwrap(),
+        "/api/upload successful!"
+    );
+
+    db.stop().await;
+    let during = std::time::SystemTime::now();
+    for name in ["photo002.jpg", "photo003.jpg"] {
+        let res = upload(name).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "/api/upload successful!");
+    }
+    let pending = data.path().join("objects/pending");
+    assert_eq!(walk(&pending).len(), 2, "recorded in the store");
+    // Kept down a while longer, as a failover would be.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    db.restart().await;
+
+    let names = gallery_tests::wait_until(
+        "the recorded uploads queued",
+        Duration::from_secs(60),
+        || async {
+            let names = file_names(&db.url()).await;
+            (names.len() == 3).then_some(names)
+        },
+    )
+    .await;
+    assert_eq!(names, vec!["photo004.jpg", "photo002.jpg", "photo003.jpg"]);
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url(db.url()).await.unwrap();
+    let accepted: Vec<i64> = conn
+        .query("SELECT FLOOR(UNIX_TIMESTAMP(created_at)) FROM photos WHERE file_name <> 'photo004.jpg'")
+        .await
+        .unwrap();
+    let outage_began = during
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Accepted within the outage's first seconds; the rows were written at least 12 s later.
+    assert!(
+        accepted.iter().all(|at| (at - outage_began).abs() <= 11),
+        "dated when accepted, not when the database came back: {accepted:?} against {outage_began}"
+    );
+    let objects = data.path().join("objects");
+    gallery_tests::wait_until("all three processed", Duration::from_secs(120), || {
+        let found = walk(&objects).len();
+        async move { (found == 9).then_some(()) }
+    })
+    .await;
+    assert!(walk(&pending).is_empty(), "no manifest is left");
+}
+
+#[tokio::test]
+async fn a_database_restart_loses_no_photo_and_an_upload_made_meanwhile_is_held_then_accepted() {
+    let (mut db, data, http, worker) = worker_on_private_database("wes").await;
     let upload = |name: &'static str| {
         let photo = std::fs::read(testdata(name)).unwrap();
         let form = credentials("wes").part("file", Part::bytes(photo).file_name(name));
         http.post(worker.url("/api/upload")).multipart(form).send()
     };
-    register(&http, &worker, "wes").await;
     assert_eq!(
         upload("photo004.jpg").await.unwrap().text().await.unwrap(),
         "/api/upload successful!"
@@ -257,13 +344,13 @@ async fn a_database_restart_loses_no_photo_and_an_upload_made_meanwhile_is_held_
     db.restart().await;
     let reply = held.await.unwrap().unwrap();
     assert_eq!(reply.text().await.unwrap(), "/api/upload successful!");
-    // Both photos are there, the one committed before the restart included.
-    let mut conn = mysql_async::Conn::from_url(db.url()).await.unwrap();
-    use mysql_async::prelude::Queryable;
-    let names: Vec<String> = conn
-        .query("SELECT file_name FROM photos ORDER BY created_at")
-        .await
-        .unwrap();
+    // Both photos are there, the one committed before the restart included (the held one
+    // inserted at once, or from its manifest if the restart outlasted the wait).
+    let names = gallery_tests::wait_until("both rows", Duration::from_secs(60), || async {
+        let names = file_names(&db.url()).await;
+        (names.len() == 2).then_some(names)
+    })
+    .await;
     assert_eq!(names, vec!["photo004.jpg", "photo002.jpg"]);
     let url = worker.url("/readyz");
     gallery_tests::wait_until(

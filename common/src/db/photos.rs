@@ -134,6 +134,34 @@ impl Db {
         Ok(())
     }
 
+    /// Inserts the row of a photo accepted earlier (recorded in a manifest while the
+    /// database was unreachable), dated when it was accepted: its wait counts from then.
+    pub async fn insert_photo_accepted_at(&self, p: &Photo) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, detector, runtime, state, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000))",
+            // More values than a tuple of parameters holds.
+            mysql_async::Params::Positional(vec![
+                p.id.as_str().into(),
+                p.owner_id.into(),
+                p.file_name.as_str().into(),
+                p.content_type.as_str().into(),
+                p.ext.as_str().into(),
+                p.width.into(),
+                p.height.into(),
+                p.bytes.into(),
+                p.boxes.into(),
+                p.detector.as_str().into(),
+                p.runtime.as_str().into(),
+                p.state.as_str().into(),
+                p.created_ms.into(),
+            ]),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The owner's photos, newest first.
     pub async fn photos_of(
         &self,

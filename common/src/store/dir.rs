@@ -87,7 +87,12 @@ impl ObjectStore for DirStore {
         let prefix = prefix.to_owned();
         tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
-            let mut stack = vec![root.clone()];
+            // Only the directory the prefix names is walked, not the whole store.
+            let start = match prefix.rfind('/') {
+                Some(end) => root.join(&prefix[..end]),
+                None => root.clone(),
+            };
+            let mut stack = vec![start];
             while let Some(dir) = stack.pop() {
                 let entries = match std::fs::read_dir(&dir) {
                     Ok(e) => e,

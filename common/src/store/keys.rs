@@ -34,6 +34,22 @@ pub fn annotated(id: &str) -> String {
     format!("{}{id}.jpg", ObjectKind::Annotated.prefix())
 }
 
+/// Where an upload accepted while the database could not take its row is recorded, until a
+/// worker inserts the row (`gallery-server::manifest`). Not an object of a photo: sweeps of
+/// objects no row owns pass over them.
+pub const MANIFEST_PREFIX: &str = "pending/";
+
+pub fn manifest(id: &str) -> String {
+    format!("{MANIFEST_PREFIX}{id}.json")
+}
+
+/// The photo a manifest key records: `pending/<id>.json` → `<id>`.
+pub fn manifest_id(key: &str) -> Option<&str> {
+    key.strip_prefix(MANIFEST_PREFIX)?
+        .strip_suffix(".json")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
 pub fn thumbnail(id: &str) -> String {
     format!("{}{id}.jpg", ObjectKind::Thumbnail.prefix())
 }
@@ -54,6 +70,14 @@ pub fn parse(key: &str) -> Option<(&str, ObjectKind)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_names_its_photo_and_is_no_photo_object() {
+        let key = manifest("0190abc");
+        assert_eq!(manifest_id(&key), Some("0190abc"));
+        assert_eq!(parse(&key), None);
+        assert_eq!(manifest_id("photos/0190abc.jpg"), None);
+    }
 
     #[test]
     fn keys_name_their_photo_and_kind() {

@@ -181,12 +181,18 @@ pub async fn delete_everything(
 async fn sweep(db: &Db, store: &SharedStore) -> Result<u64, DataError> {
     let mut objects = 0;
     // Rows that uploads in flight inserted since.
-    let owned: HashSet<String> = db
+    let mut owned: HashSet<String> = db
         .photo_owners()
         .await?
         .into_iter()
         .map(|o| o.photo_id)
         .collect();
+    // Uploads accepted while the database was away, whose rows are still to be written.
+    for m in store.list(keys::MANIFEST_PREFIX).await? {
+        if let Some(id) = keys::manifest_id(&m.key) {
+            owned.insert(id.to_owned());
+        }
+    }
     let now = SystemTime::now();
     for kind in ObjectKind::ALL {
         for o in store.list(kind.prefix()).await? {

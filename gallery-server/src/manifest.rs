@@ -1,0 +1,145 @@
+//! Uploads accepted while the database cannot take their rows. After a short wait for the
+//! database (a restart), the upload is recorded in the store, beside its original, as a small
+//! manifest (`pending/<photo id>.json`), and the reply says it is accepted: the store is the
+//! only other thing an upload needs, so an outage of the database alone (an RDS failover
+//! takes one to two minutes) refuses no upload from someone the worker has seen. Every worker
+//! looks for manifests and inserts their rows once the database answers, dated when the
+//! photo was accepted; the row's insert is the commit, the manifest's removal follows.
+use std::time::Duration;
+
+use common::db::{Db, Photo, PhotoState};
+use common::store::{keys, SharedStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// What a photo's row needs, as accepted (processing fills in the rest).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Manifest {
+    id: String,
+    owner_id: u64,
+    file_name: String,
+    content_type: String,
+    ext: String,
+    width: u32,
+    height: u32,
+    bytes: u64,
+    created_ms: i64,
+}
+
+impl Manifest {
+    fn of(p: &Photo) -> Manifest {
+        Manifest {
+            id: p.id.clone(),
+            owner_id: p.owner_id,
+            file_name: p.file_name.clone(),
+            content_type: p.content_type.clone(),
+            ext: p.ext.clone(),
+            width: p.width,
+            height: p.height,
+            bytes: p.bytes,
+            created_ms: p.created_ms,
+        }
+    }
+
+    fn photo(self) -> Photo {
+        Photo {
+            id: self.id,
+            owner_id: self.owner_id,
+            file_name: self.file_name,
+            content_type: self.content_type,
+            ext: self.ext,
+            width: self.width,
+            height: self.height,
+            bytes: self.bytes,
+            boxes: 0,
+            detector: String::new(),
+            runtime: String::new(),
+            created_ms: self.created_ms,
+            state: PhotoState::Queued,
+            failure: String::new(),
+        }
+    }
+}
+
+/// Records `photo` (its original already stored) as accepted.
+pub async fn record(store: &SharedStore, photo: &Photo) -> Result<(), StoreError> {
+    let body = serde_json::to_vec(&Manifest::of(photo)).expect("a manifest serialises");
+    store
+        .put(&keys::manifest(&photo.id), body.into(), "application/json")
+        .await
+}
+
+/// What one look at the store's manifests did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Rows inserted (or found inserted by another worker).
+    pub inserted: usize,
+    /// Photos whose account was deleted before their row could be written: removed.
+    pub dropped: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Db(#[from] common::db::DbError),
+}
+
+/// Inserts the row of every manifest in the store and removes the manifest; stops at the
+/// first insert the database does not answer (it is still away: the next look goes on).
+pub async fn reconcile(store: &SharedStore, db: &Db) -> Result<Reconciled, ReconcileError> {
+    let mut done = Reconciled::default();
+    for object in store.list(keys::MANIFEST_PREFIX).await? {
+        // Another worker may have taken it since the listing.
+        let Some(body) = store.get(&object.key).await? else {
+            continue;
+        };
+        let manifest: Manifest = match serde_json::from_slice(&body) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(key = %object.key, error = %e, "an unreadable upload manifest is left for the operator");
+                continue;
+            }
+        };
+        let photo = manifest.photo();
+        match db.insert_photo_accepted_at(&photo).await {
+            Ok(()) => done.inserted += 1,
+            Err(e) => match db.photo(&photo.id).await {
+                // Inserted by another worker, or by this insert before its answer was lost.
+                Ok(Some(_)) => done.inserted += 1,
+                Ok(None) if e.is_missing_owner() => {
+                    // The account went while its photo waited: the photo goes with it.
+                    store.delete(&photo.original_key()).await?;
+                    done.dropped += 1;
+                }
+                Ok(None) if e.is_refusal() => {
+                    tracing::error!(key = %object.key, error = %e, "the database refuses an upload manifest's row; left for the operator");
+                    continue;
+                }
+                _ => return Err(e.into()),
+            },
+        }
+        store.delete(&object.key).await?;
+        tracing::info!(photo = %photo.id, "an upload accepted while the database was away is queued");
+    }
+    Ok(done)
+}
+
+/// Looks for manifests every `every`, for as long as the worker runs.
+pub async fn run(store: SharedStore, db: Db, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match reconcile(&store, &db).await {
+            Ok(Reconciled {
+                inserted: 0,
+                dropped: 0,
+            }) => {}
+            Ok(done) => tracing::info!(
+                inserted = done.inserted,
+                dropped = done.dropped,
+                "upload manifests reconciled"
+            ),
+            Err(e) => tracing::debug!(error = %e, "upload manifests wait for the database"),
+        }
+    }
+}
