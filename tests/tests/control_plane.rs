@@ -437,6 +437,53 @@ async fn a_removed_operator_loses_access_and_api_keys_expire() {
     cp.terminate().await;
 }
 
+/// The demand policy's reading, once the control plane has made one.
+async fn demand_estimate(cp: &ControlPlane, http: &reqwest::Client) -> common::api::Demand {
+    let token = cp.login(http, OPERATOR).await;
+    wait_until("a demand estimate", Duration::from_secs(30), || async {
+        cp.status(http, &token).await.demand
+    })
+    .await
+}
+
+/// The rate per worker the demand policy measured outlives a restart of the control plane:
+/// one restarted in a flash crowd sizes the pool on it, not on the assumed rate.
+#[tokio::test]
+async fn the_measured_rate_per_worker_outlives_a_restart() {
+    let db = fresh_database("learned_rate").await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = http();
+    let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
+    cp.wait_api(&http).await;
+    let first = demand_estimate(&cp, &http).await;
+    assert_eq!(
+        first.rate_source,
+        common::autoscale::demand::RateSource::Assumed
+    );
+    cp.terminate().await;
+
+    // As a control plane that had measured 3.25 photos/s per worker left it.
+    let mut conn = common::db::Db::connect(&db)
+        .await
+        .unwrap()
+        .conn()
+        .await
+        .unwrap();
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("UPDATE manager_settings SET learned_rate = 3.25")
+        .await
+        .unwrap();
+    let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
+    cp.wait_api(&http).await;
+    let demand = demand_estimate(&cp, &http).await;
+    assert_eq!(
+        demand.rate_source,
+        common::autoscale::demand::RateSource::Learned
+    );
+    assert!((demand.rate_per_worker - 3.25).abs() < 1e-9, "{demand:?}");
+    cp.terminate().await;
+}
+
 async fn upload(http: &reqwest::Client, url: &str, photo: &[u8]) -> Result<(), String> {
     upload_by(http, url, "loader", photo).await
 }

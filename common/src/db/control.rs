@@ -7,22 +7,26 @@ use super::{Db, DbError};
 use crate::api::{ApiKeyRow, CountPoint, ScalingEvent};
 
 /// What the control plane keeps across restarts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ManagerSettings {
     /// The autoscaling policy, as JSON (read leniently: a policy from an older version may
     /// not parse, and then the configured one is used).
     pub policy: String,
     pub autoscaler_enabled: bool,
     pub desired_workers: u32,
+    /// Photos per second one worker processed, as the demand policy last measured it.
+    pub learned_rate: Option<f64>,
 }
 
 impl FromRow for ManagerSettings {
     fn from_row_opt(row: Row) -> Result<Self, FromRowError> {
-        let (policy, autoscaler_enabled, desired_workers) = mysql_async::from_row_opt(row)?;
+        let (policy, autoscaler_enabled, desired_workers, learned_rate) =
+            mysql_async::from_row_opt(row)?;
         Ok(ManagerSettings {
             policy,
             autoscaler_enabled,
             desired_workers,
+            learned_rate,
         })
     }
 }
@@ -86,17 +90,17 @@ impl Db {
     pub async fn manager_settings(&self) -> Result<Option<ManagerSettings>, DbError> {
         let mut conn = self.conn().await?;
         Ok(conn
-            .query_first("SELECT policy, autoscaler_enabled, desired_workers FROM manager_settings WHERE id = 1")
+            .query_first("SELECT policy, autoscaler_enabled, desired_workers, learned_rate FROM manager_settings WHERE id = 1")
             .await?)
     }
 
     pub async fn save_manager_settings(&self, settings: &ManagerSettings) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
         conn.exec_drop(
-            "INSERT INTO manager_settings (id, policy, autoscaler_enabled, desired_workers) VALUES (1, ?, ?, ?)
+            "INSERT INTO manager_settings (id, policy, autoscaler_enabled, desired_workers, learned_rate) VALUES (1, ?, ?, ?, ?)
              ON DUPLICATE KEY UPDATE policy = VALUES(policy), autoscaler_enabled = VALUES(autoscaler_enabled),
-             desired_workers = VALUES(desired_workers)",
-            (&settings.policy, settings.autoscaler_enabled, settings.desired_workers),
+             desired_workers = VALUES(desired_workers), learned_rate = VALUES(learned_rate)",
+            (&settings.policy, settings.autoscaler_enabled, settings.desired_workers, settings.learned_rate),
         )
         .await?;
         Ok(())

@@ -159,6 +159,13 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
         // expiry get 90 days from the upgrade, so no script stops at once.
         "UPDATE operator_tokens SET expires_at = NOW(3) + INTERVAL 90 DAY WHERE kind = 'api_key' AND expires_at IS NULL",
     ),
+    (
+        11,
+        // The processing rate per worker the demand policy measured, kept across restarts of
+        // the control plane: one restarted in a flash crowd sizes on it, not on the assumed
+        // rate, until it has measured again.
+        "ALTER TABLE manager_settings ADD COLUMN learned_rate DOUBLE NULL",
+    ),
 ];
 
 #[cfg(test)]

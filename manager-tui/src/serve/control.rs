@@ -32,6 +32,9 @@ struct State {
     demand: VecDeque<DemandSample>,
     /// The processing rate per worker the demand policy last measured.
     learned_rate: Option<f64>,
+    /// The learned rate as last stored, and when (it is stored when it moves, at most
+    /// once a minute).
+    stored_rate: (Option<f64>, f64),
     /// The demand policy's reading of the latest demand sample.
     estimate: Option<Demand>,
     last_history: f64,
@@ -79,24 +82,36 @@ impl ControlPlane {
         db: Db,
         store: Option<SharedStore>,
     ) -> anyhow::Result<Arc<Self>> {
-        let (policy, enabled, desired) = match db.manager_settings().await? {
+        let (policy, enabled, desired, learned_rate) = match db.manager_settings().await? {
             Some(stored) => {
                 let policy: Policy = serde_json::from_str(&stored.policy).unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "stored policy unreadable; using the configured one");
                     config.policy.clone()
                 });
-                (policy, stored.autoscaler_enabled, stored.desired_workers)
+                let rate = stored.learned_rate.filter(|r| r.is_finite() && *r > 0.0);
+                (
+                    policy,
+                    stored.autoscaler_enabled,
+                    stored.desired_workers,
+                    rate,
+                )
             }
-            None => (config.policy.clone(), true, config.policy.min_workers),
+            None => (config.policy.clone(), true, config.policy.min_workers, None),
         };
         let desired = policy.clamp(desired);
         let settings = ManagerSettings {
             policy: serde_json::to_string(&policy)?,
             autoscaler_enabled: enabled,
             desired_workers: desired,
+            learned_rate,
         };
         db.save_manager_settings(&settings).await?;
-        tracing::info!(desired, enabled, "control plane state restored");
+        tracing::info!(
+            desired,
+            enabled,
+            ?learned_rate,
+            "control plane state restored"
+        );
         Ok(Arc::new(ControlPlane {
             config,
             pool,
@@ -111,7 +126,8 @@ impl ControlPlane {
                 phase: Phase::Idle,
                 samples: Series::new(SERIES_AGE),
                 demand: VecDeque::new(),
-                learned_rate: None,
+                learned_rate,
+                stored_rate: (learned_rate, now()),
                 estimate: None,
                 last_history: 0.0,
                 last_recorded: (u32::MAX, u32::MAX),
@@ -123,6 +139,25 @@ impl ControlPlane {
         }))
     }
 
+    /// Whether the learned rate is new, or has moved by more than 5 % since it was stored a
+    /// minute or more ago: then it is to be stored, and is marked so.
+    fn rate_moved(&self) -> bool {
+        let mut s = self.state.lock().unwrap();
+        let (stored, at) = s.stored_rate;
+        let moved = match (stored, s.learned_rate) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => (b - a).abs() > 0.05 * a,
+        };
+        let t = now();
+        if moved && (stored.is_none() || t - at >= 60.0) {
+            s.stored_rate = (s.learned_rate, t);
+            true
+        } else {
+            false
+        }
+    }
+
     async fn persist(&self) -> Result<(), ControlError> {
         let settings = {
             let s = self.state.lock().unwrap();
@@ -130,6 +165,7 @@ impl ControlPlane {
                 policy: serde_json::to_string(&s.policy).expect("policy serialises"),
                 autoscaler_enabled: s.enabled,
                 desired_workers: s.desired,
+                learned_rate: s.learned_rate,
             }
         };
         self.db.save_manager_settings(&settings).await?;
@@ -419,6 +455,11 @@ impl ControlPlane {
             }
             d
         };
+        if self.rate_moved() {
+            if let Err(e) = self.persist().await {
+                tracing::warn!(error = %e, "could not store the measured rate per worker");
+            }
+        }
         if let Some(r) = decision.resize {
             if let Err(e) = self
                 .resize(r.to, &format!("autoscaler: {}", r.reason))
