@@ -537,6 +537,10 @@ pub struct ManagerConfig {
     pub balancer_worker_timeout_secs: f64,
     /// The `gallery-server` binary; by default the one beside `manager-tui`.
     pub worker_bin: Option<PathBuf>,
+    /// `local`: the memory one worker process may come to hold (its model and runtime at
+    /// rest, photos decoding under load); no worker is started while the machine has less
+    /// available, whatever the autoscaler wants.
+    pub local_worker_memory_mib: u64,
     pub health_interval_secs: f64,
     pub unhealthy_threshold: u32,
     pub healthy_threshold: u32,
@@ -610,6 +614,7 @@ impl Default for ManagerConfig {
             balancer_idle_timeout_secs: 30.0,
             balancer_worker_timeout_secs: 300.0,
             worker_bin: None,
+            local_worker_memory_mib: 512,
             health_interval_secs: 2.0,
             unhealthy_threshold: 2,
             healthy_threshold: 2,

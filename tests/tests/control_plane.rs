@@ -437,6 +437,32 @@ async fn a_removed_operator_loses_access_and_api_keys_expire() {
     cp.terminate().await;
 }
 
+/// A machine without the memory a worker may need starts none, however many the policy
+/// wants, and says why.
+#[tokio::test]
+async fn no_worker_is_started_where_the_memory_for_one_is_missing() {
+    let db = fresh_database("no_room").await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = http();
+    // More than any machine has.
+    let toml = format!("local_worker_memory_mib = 1000000000\n{FAST_POLICY}");
+    let mut cp = ControlPlane::spawn(&db, dir.path(), &toml);
+    cp.wait_api(&http).await;
+    let token = cp.login(&http, OPERATOR).await;
+    let problem = wait_until(
+        "the launch reported failing",
+        Duration::from_secs(30),
+        || async { cp.status(&http, &token).await.launch_problem },
+    )
+    .await;
+    assert!(
+        problem.error.contains("no more workers fit here"),
+        "{problem:?}"
+    );
+    assert!(cp.status(&http, &token).await.workers.is_empty());
+    cp.terminate().await;
+}
+
 /// The demand policy's reading, once the control plane has made one.
 async fn demand_estimate(cp: &ControlPlane, http: &reqwest::Client) -> common::api::Demand {
     let token = cp.login(http, OPERATOR).await;

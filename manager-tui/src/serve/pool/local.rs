@@ -112,9 +112,42 @@ impl Targets for LocalPool {
     }
 }
 
+/// Whether this machine has room for one more worker: `available` bytes of memory (the
+/// kernel's MemAvailable; unknown: yes) against `need`. The reason when not, for the
+/// operator: the autoscaler may want more workers than one machine holds.
+pub fn room_for_a_worker(available: Option<u64>, need: u64) -> Result<(), String> {
+    match available {
+        Some(available) if available < need => Err(format!(
+            "this machine has {} MiB of memory available and a worker may need {} MiB: no more workers fit here (local_worker_memory_mib)",
+            available >> 20,
+            need >> 20
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The kernel's estimate of memory available for new processes without swapping.
+fn memory_available() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 impl LocalPool {
-    /// Starts one worker process, in service or as warm standby.
+    /// Starts one worker process, in service or as warm standby, if the machine has room.
     fn spawn(&self, standby: bool) -> anyhow::Result<String> {
+        room_for_a_worker(
+            memory_available(),
+            self.config.local_worker_memory_mib << 20,
+        )
+        .map_err(anyhow::Error::msg)?;
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("local-{n}");
         let port = free_port()?;
@@ -465,4 +498,25 @@ where
         out.push(h.await.expect("health/metrics probe panicked"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_starts_only_where_the_memory_it_may_need_is_available() {
+        let mib = |n: u64| n << 20;
+        assert!(room_for_a_worker(Some(mib(600)), mib(512)).is_ok());
+        let full = room_for_a_worker(Some(mib(300)), mib(512)).unwrap_err();
+        assert!(
+            full.contains("300 MiB") && full.contains("512 MiB"),
+            "{full}"
+        );
+        assert!(room_for_a_worker(None, mib(512)).is_ok(), "unknown: tried");
+        assert!(
+            memory_available().is_some_and(|b| b > 0),
+            "read from /proc/meminfo"
+        );
+    }
 }
