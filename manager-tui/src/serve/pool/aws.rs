@@ -544,25 +544,30 @@ impl AwsPool {
             if !registered.is_empty() {
                 let _ = self.deregister(&registered).await;
             }
-            if let Err(e) = self.terminate(&to_terminate).await {
-                tracing::error!(error = %e, "could not terminate workers");
-                let mut instances = self.instances.lock().unwrap();
-                for id in &to_terminate {
-                    if let Some(i) = instances.get_mut(id) {
-                        i.terminating = false;
-                    }
-                }
-            } else {
-                let mut instances = self.instances.lock().unwrap();
-                for id in &to_terminate {
-                    if let Some(i) = instances.get_mut(id) {
-                        i.state = WorkerState::Stopped;
-                        i.since = t;
-                    }
+            self.terminate_marked(&to_terminate, "workers").await;
+        }
+        Ok(())
+    }
+
+    /// Terminates instances already marked `terminating`: stopped once EC2 takes it, or
+    /// unmarked (tried again later) if it does not.
+    async fn terminate_marked(&self, ids: &[String], what: &str) {
+        let result = self.terminate(ids).await;
+        let t = now();
+        let mut instances = self.instances.lock().unwrap();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "could not terminate {what}");
+        }
+        for id in ids {
+            if let Some(i) = instances.get_mut(id) {
+                if result.is_ok() {
+                    i.state = WorkerState::Stopped;
+                    i.since = t;
+                } else {
+                    i.terminating = false;
                 }
             }
         }
-        Ok(())
     }
 
     /// Launches one instance from the configuration: a worker, or a warm standby instance
@@ -842,25 +847,7 @@ impl Provider for AwsPool {
             let _ = self.deregister(&registered).await;
         }
         let ids: Vec<String> = chosen.into_iter().map(|(id, _)| id).collect();
-        match self.terminate(&ids).await {
-            Ok(()) => {
-                let mut instances = self.instances.lock().unwrap();
-                for id in &ids {
-                    if let Some(i) = instances.get_mut(id) {
-                        i.state = WorkerState::Stopped;
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not terminate standby instances");
-                let mut instances = self.instances.lock().unwrap();
-                for id in &ids {
-                    if let Some(i) = instances.get_mut(id) {
-                        i.terminating = false;
-                    }
-                }
-            }
-        }
+        self.terminate_marked(&ids, "standby instances").await;
     }
 
     /// Marks the instances (tag first, so a restart still knows), then deregisters them:
