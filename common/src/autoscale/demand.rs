@@ -7,7 +7,7 @@
 //! backlog ([`DemandSample::has_backlog`]): at 1000 uploads/s some are always queued.
 //!
 //! The rate per worker is measured, not configured: photos processed per second per healthy
-//! worker, over samples during which a backlog kept every processor busy (an idle worker's
+//! worker (accepts counted at their share of a photo's CPU), over samples during which a backlog kept every processor busy (an idle worker's
 //! throughput says how much work there was, not how much it can do), with the same workers
 //! healthy throughout. Until enough such
 //! samples exist the last rate learned stands in, and before any was learned, the policy's
@@ -83,12 +83,28 @@ pub fn rate(samples: &[DemandSample], learned: Option<f64>, policy: &Policy, now
                 .take_while(|p| p.at >= from)
                 .all(|p| p.has_backlog() && p.healthy == s.healthy)
     };
-    let per_worker: Vec<f64> = (0..samples.len())
+    let per_worker: Vec<(u32, f64)> = (0..samples.len())
         .filter(|&i| {
             now - samples[i].at <= RATE_WINDOW_SECS && samples[i].healthy > 0 && busy_throughout(i)
         })
-        .map(|i| samples[i].processed_per_sec / samples[i].healthy as f64)
-        .filter(|r| *r > 0.0)
+        .map(|i| {
+            let s = &samples[i];
+            (s.healthy, work_per_sec(s, policy) / s.healthy as f64)
+        })
+        .filter(|(_, r)| *r > 0.0)
+        .collect();
+    // The pool as it is now, where it has been measured: the share of a worker's CPU that
+    // goes to accepting changes with the pool's size, and a rate measured on a few workers
+    // swamped by a flash crowd's accepts, kept for minutes, sized the grown pool on it.
+    let now_healthy = samples.last().map(|s| s.healthy);
+    let at_this_size = per_worker
+        .iter()
+        .filter(|&&(h, _)| Some(h) == now_healthy)
+        .count();
+    let per_worker: Vec<f64> = per_worker
+        .iter()
+        .filter(|&&(h, _)| at_this_size < MIN_RATE_SAMPLES || Some(h) == now_healthy)
+        .map(|&(_, r)| r)
         .collect();
     if per_worker.len() >= MIN_RATE_SAMPLES {
         let mean = per_worker.iter().sum::<f64>() / per_worker.len() as f64;
@@ -113,15 +129,41 @@ pub fn rate(samples: &[DemandSample], learned: Option<f64>, policy: &Policy, now
     }
 }
 
-/// Workers that process `sample`'s arrivals and clear its backlog within the drain target.
+/// What the pool did in one second of `sample`, in photos processed: the photos, and the
+/// accepts at their share of a photo. Measured on photos alone, a worker taking 100 uploads/s
+/// processes almost nothing, and the pool sized on that rate was six times what the load
+/// needs once the uploads were spread over it, and stayed twice that size (the rate it
+/// remembered was never measured again, as the oversized pool never had a backlog).
+fn work_per_sec(sample: &DemandSample, policy: &Policy) -> f64 {
+    sample.processed_per_sec + sample.arrivals_per_sec * policy.accept_share
+}
+
+/// Workers that accept and process `sample`'s arrivals and clear its backlog within the
+/// drain target.
 pub fn needed(sample: &DemandSample, rate: Rate, policy: &Policy) -> u32 {
+    needed_for(sample, sample.arrivals_per_sec, rate, policy)
+}
+
+/// Workers needed for `sample` even if its arrivals were one standard deviation lower than
+/// counted. Arrivals counted over a few seconds vary by chance (±√n of n counted): at 1
+/// upload/s a six-second count reads 2/s every few minutes, and a one-worker pool grew to
+/// two and back on it again and again. Without a backlog, the pool grows only when this
+/// many are needed (then to what the count says); a rate truly higher soon builds a
+/// backlog, which is evidence enough.
+fn needed_surely(sample: &DemandSample, rate: Rate, policy: &Policy) -> u32 {
+    let n = sample.arrivals_per_sec * MEASURE_WINDOW_SECS;
+    let low = (n - n.sqrt()).max(0.0) / MEASURE_WINDOW_SECS;
+    needed_for(sample, low, rate, policy)
+}
+
+fn needed_for(sample: &DemandSample, arrivals: f64, rate: Rate, policy: &Policy) -> u32 {
     // Up to FLOW_SECS of arrivals in the queue is flow, which a pool that keeps up has at any
     // instant, not a backlog to drain: sized on, it grew a pool whose rate was a little off
     // the assumed one, and shrank it back a minute later, forever. Beyond it, a backlog
     // builds long enough for the rate to be measured.
     let flow = sample.arrivals_per_sec * FLOW_SECS;
     let backlog = (sample.waiting() as f64 - flow).max(0.0);
-    let demand = sample.arrivals_per_sec + backlog / policy.drain_target_secs;
+    let demand = arrivals * (1.0 + policy.accept_share) + backlog / policy.drain_target_secs;
     let n = (demand / rate.per_worker - 1e-9).ceil().max(0.0);
     // Anything waiting needs a worker, however slow the arrivals.
     let n = if sample.waiting() > 0 { n.max(1.0) } else { n };
@@ -214,7 +256,12 @@ pub fn step(
         learned_rate,
     };
     let want = policy.clamp(estimate.needed);
-    if want > size {
+    let sure = if estimate.sample.has_backlog() {
+        estimate.needed
+    } else {
+        needed_surely(&estimate.sample, estimate.rate, policy)
+    };
+    if want > size && policy.clamp(sure) > size {
         return resize(want, format!("{} → {want} workers", signals(&estimate)));
     }
     if want < size && phase == Phase::Idle {
@@ -290,6 +337,8 @@ mod tests {
     fn sizes_for_arrivals_plus_the_backlog_over_the_drain_target() {
         let p = Policy {
             max_workers: 50,
+            drain_target_secs: 60.0,
+            accept_share: 0.0,
             ..Policy::default()
         };
         let assumed = Rate {
@@ -317,6 +366,13 @@ mod tests {
             1,
             "a lone photo still needs a worker"
         );
+        // Accepting 40/s at a tenth of a photo each is 4/s of work more: 22 workers, not 20.
+        let accepts_cost = Policy {
+            accept_share: 0.1,
+            ..p
+        };
+        assert_eq!(needed(&s(0, 40.0), assumed, &accepts_cost), 22);
+        assert_eq!(needed(&s(0, 40.0), assumed, &p), 20);
     }
 
     #[test]
@@ -344,7 +400,8 @@ mod tests {
         ] {
             let d = step(phase, pool(1), &samples, None, &p, 102.0);
             let r = d.resize.expect("grows");
-            // (15 + (62 − 2 s of arrivals)/60) / 2 = 7.77: 8 workers at the assumed rate.
+            // (15 × 1.05 for the accepts + (62 − 2 s of arrivals) / 300) / 2 = 7.98: 8
+            // workers at the assumed rate.
             assert_eq!((r.from, r.to), (1, 8), "{phase:?}");
             assert!(
                 r.reason.contains("backlog 62")
@@ -364,8 +421,51 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_is_measured_only_while_a_backlog_kept_workers_busy() {
+    fn a_count_high_by_chance_grows_nothing_and_a_backlog_does() {
         let p = Policy::default();
+        // One worker at 1 upload/s of its 2/s; one six-second count reads 2/s, within √n of
+        // what a 1.4/s load would give, and nothing waits.
+        let mut samples = flow(0.0, 100.0, 0, 1.0, 1.0, 1);
+        let mut high = DemandSample {
+            at: 102.0,
+            queued: 1,
+            processing: 1,
+            arrivals_per_sec: 2.0,
+            processed_per_sec: 1.0,
+            healthy: 1,
+        };
+        samples.push(high);
+        assert_eq!(
+            step(Phase::Idle, pool(1), &samples, None, &p, 102.0).resize,
+            None
+        );
+        // The same count with photos piling up: the load is real.
+        high.queued = 10;
+        *samples.last_mut().unwrap() = high;
+        let r = step(Phase::Idle, pool(1), &samples, None, &p, 102.0)
+            .resize
+            .expect("grows");
+        assert_eq!(r.to, 2, "{}", r.reason);
+        // A step far beyond the noise grows at once, before anything waits.
+        high.queued = 0;
+        high.arrivals_per_sec = 6.0;
+        *samples.last_mut().unwrap() = high;
+        let r = step(Phase::Idle, pool(1), &samples, None, &p, 102.0)
+            .resize
+            .expect("grows");
+        assert_eq!(
+            r.to, 4,
+            "6/s and its accepts at 2/s per worker: {}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn the_rate_is_measured_only_while_a_backlog_kept_workers_busy() {
+        let p = Policy {
+            accept_share: 0.1,
+            ..Policy::default()
+        };
         // Idle workers processing what trickles in say nothing about their capacity.
         let idle = flow(0.0, 60.0, 0, 0.5, 0.5, 2);
         assert_eq!(
@@ -382,12 +482,13 @@ mod tests {
                 source: RateSource::Learned
             }
         );
-        // Two workers with a backlog throughout, 7/s between them.
+        // Two workers with a backlog throughout, 7/s processed and 10/s accepted between
+        // them: (7 + 10 × 0.1) / 2 photos' worth each.
         let busy = flow(0.0, 60.0, 100, 10.0, 7.0, 2);
         assert_eq!(
             rate(&busy, Some(9.0), &p, 60.0),
             Rate {
-                per_worker: 3.5,
+                per_worker: 4.0,
                 source: RateSource::Measured
             },
             "what is measured now wins"
@@ -403,7 +504,7 @@ mod tests {
         onset.extend(flow(58.0, 66.0, 50, 10.0, 6.0, 2));
         let r = rate(&onset, None, &p, 66.0);
         assert!(
-            r.source == RateSource::Measured && (r.per_worker - 3.0).abs() < 1e-9,
+            r.source == RateSource::Measured && (r.per_worker - 3.5).abs() < 1e-9,
             "{r:?}"
         );
         // Workers that just joined did not process what the window counted: not a measurement.
@@ -416,10 +517,25 @@ mod tests {
             RateSource::Measured,
             "the samples before the growth still count"
         );
-        assert_eq!(rate(&grown, None, &p, 60.0).per_worker, 3.5);
-        // A swamped worker's near-zero rate is bounded to a quarter of the assumed one.
+        assert_eq!(rate(&grown, None, &p, 60.0).per_worker, 4.0);
+        // Measured at the size the pool has now, that measurement wins: how much of a
+        // worker's CPU goes to accepting changes with the pool's size.
+        let mut resized = flow(0.0, 60.0, 100, 10.0, 7.0, 2);
+        resized.extend(flow(62.0, 120.0, 100, 10.0, 11.0, 4));
+        assert_eq!(rate(&resized, None, &p, 120.0).per_worker, 3.0);
+        // A worker swamped by accepts, counted at no cost, is bounded to a quarter of the
+        // assumed rate.
+        let free_accepts = Policy {
+            accept_share: 0.0,
+            ..p.clone()
+        };
         let swamped = flow(0.0, 60.0, 2000, 100.0, 0.1, 1);
-        assert_eq!(rate(&swamped, None, &p, 60.0).per_worker, 0.5);
+        assert_eq!(rate(&swamped, None, &free_accepts, 60.0).per_worker, 0.5);
+        assert_eq!(
+            rate(&swamped, None, &p, 60.0).per_worker,
+            8.0,
+            "counted at a tenth of a photo each, its accepts are 10.1/s of work, bounded to 4× the assumed rate"
+        );
         // Long ago is no measurement now: the caller's learned rate stands in.
         assert_eq!(
             rate(&busy, None, &p, 60.0 + RATE_WINDOW_SECS + 61.0).source,
@@ -428,7 +544,7 @@ mod tests {
         let d = step(Phase::Idle, pool(2), &busy, None, &p, 60.0);
         assert_eq!(
             d.learned_rate,
-            Some(3.5),
+            Some(4.0),
             "a measurement is handed back to be kept"
         );
     }
@@ -551,7 +667,10 @@ mod tests {
             let up = booting.iter().filter(|t| now - **t >= boot).count() as u32;
             booting.retain(|t| now - *t < boot);
             healthy = (healthy + up).min(desired);
-            let done = (backlog + load * 2.0).min(healthy as f64 * capacity * 2.0);
+            // Accepting costs the workers 3 % of processing a photo each (the policy assumes
+            // a little more), ahead of processing.
+            let processing = (healthy as f64 * capacity - 0.03 * load).max(0.0);
+            let done = (backlog + load * 2.0).min(processing * 2.0);
             backlog = backlog + load * 2.0 - done;
             samples.push(DemandSample {
                 at: now,

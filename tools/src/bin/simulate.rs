@@ -140,7 +140,14 @@ fn main() -> anyhow::Result<()> {
         model.capacity, model.accept_cost * 1000.0, model.boot, model.warm_boot, model.queue_limit, model.timeout, model.backlog_limit
     );
     println!("CPU step policy, as the original system ran it: 1-min CPU published 60 s late, polled every 10 s, ×1.5/×0.5, 60 s cooldown, 150 s resize timeout, no standby");
-    println!("demand policy: the backlog and 6 s of flow counted every 2 s, drain within 60 s, rate per worker measured, 60 s scale-in window, 1 standby");
+    let demand = Timing::demand(max_workers).policy;
+    println!(
+        "demand policy: the backlog and 6 s of flow counted every 2 s, drain within {:.0} s, accepts counted at {:.1} % of a photo, rate per worker measured, {:.0} s scale-in window, {} standby",
+        demand.drain_target_secs,
+        demand.accept_share * 100.0,
+        demand.scale_in_window_secs,
+        demand.standby_workers
+    );
     println!("original: processed inside the request (refused when the worker's queue is full or the client gave up); backlog: accepted, then processed\n");
     print!("{table}");
     println!("\nwrote {}", out.display());
