@@ -7,7 +7,7 @@
 //! photo was accepted; the row's insert is the commit, the manifest's removal follows.
 use std::time::Duration;
 
-use common::db::{Db, Photo, PhotoState};
+use common::db::{AcceptedRow, Db, Photo, PhotoState};
 use common::store::{keys, SharedStore, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -73,7 +73,8 @@ pub async fn record(store: &SharedStore, photo: &Photo) -> Result<(), StoreError
 pub struct Reconciled {
     /// Rows inserted (or found inserted by another worker).
     pub inserted: usize,
-    /// Photos whose account was deleted before their row could be written: removed.
+    /// Photos whose account was deleted, or had all its photos deleted, before their row
+    /// could be written: removed.
     pub dropped: usize,
 }
 
@@ -103,15 +104,16 @@ pub async fn reconcile(store: &SharedStore, db: &Db) -> Result<Reconciled, Recon
         };
         let photo = manifest.photo();
         match db.insert_photo_accepted_at(&photo).await {
-            Ok(()) => done.inserted += 1,
+            Ok(AcceptedRow::Inserted) => done.inserted += 1,
+            Ok(AcceptedRow::Withdrawn) => {
+                // The account went, or its owner deleted all their photos, while this one
+                // waited: it goes with them.
+                store.delete(&photo.original_key()).await?;
+                done.dropped += 1;
+            }
             Err(e) => match db.photo(&photo.id).await {
                 // Inserted by another worker, or by this insert before its answer was lost.
                 Ok(Some(_)) => done.inserted += 1,
-                Ok(None) if e.is_missing_owner() => {
-                    // The account went while its photo waited: the photo goes with it.
-                    store.delete(&photo.original_key()).await?;
-                    done.dropped += 1;
-                }
                 Ok(None) if e.is_refusal() => {
                     tracing::error!(key = %object.key, error = %e, "the database refuses an upload manifest's row; left for the operator");
                     continue;

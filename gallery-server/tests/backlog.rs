@@ -228,16 +228,9 @@ async fn a_full_backlog_turns_uploads_away_with_retry_after_and_stores_nothing_f
     assert_eq!(app.db.count_rows().await.unwrap().photos, 1);
 }
 
-/// Manifests of uploads accepted while the database was away: each becomes a queued row once,
-/// whoever reconciles it and however often; one whose account went meanwhile takes its
-/// original with it. Nothing is left in either case.
-#[tokio::test]
-async fn recorded_uploads_become_rows_once_or_go_with_their_account() {
-    use gallery_server::manifest;
-    let app = TestApp::with(|c| c.processors = Some(0)).await;
-    let stays = app.db.create_account("stays", "x").await.unwrap();
-    let goes = app.db.create_account("goes", "x").await.unwrap();
-    let photo = |owner: u64| common::db::Photo {
+/// A photo as a manifest records it: accepted by `owner` at `created_ms`, not yet a row.
+fn recorded_photo(owner: u64, created_ms: i64) -> common::db::Photo {
+    common::db::Photo {
         id: uuid::Uuid::now_v7().simple().to_string(),
         owner_id: owner,
         file_name: "a.jpg".into(),
@@ -249,21 +242,42 @@ async fn recorded_uploads_become_rows_once_or_go_with_their_account() {
         boxes: 0,
         detector: String::new(),
         runtime: String::new(),
-        created_ms: 1_700_000_000_000,
+        created_ms,
         state: PhotoState::Queued,
         failure: String::new(),
-    };
-    let (kept, dropped) = (photo(stays), photo(goes));
+    }
+}
+
+/// Stores `p`'s original and its manifest, as a worker does while the database is away.
+async fn record(app: &TestApp, p: &common::db::Photo) {
+    app.store
+        .put(
+            &p.original_key(),
+            bytes::Bytes::from_static(b"jpg"),
+            "image/jpeg",
+        )
+        .await
+        .unwrap();
+    gallery_server::manifest::record(&app.store, p)
+        .await
+        .unwrap();
+}
+
+/// Manifests of uploads accepted while the database was away: each becomes a queued row once,
+/// whoever reconciles it and however often; one whose account went meanwhile takes its
+/// original with it. Nothing is left in either case.
+#[tokio::test]
+async fn recorded_uploads_become_rows_once_or_go_with_their_account() {
+    use gallery_server::manifest;
+    let app = TestApp::with(|c| c.processors = Some(0)).await;
+    let stays = app.db.create_account("stays", "x").await.unwrap();
+    let goes = app.db.create_account("goes", "x").await.unwrap();
+    let (kept, dropped) = (
+        recorded_photo(stays, 1_700_000_000_000),
+        recorded_photo(goes, 1_700_000_000_000),
+    );
     for p in [&kept, &dropped] {
-        app.store
-            .put(
-                &p.original_key(),
-                bytes::Bytes::from_static(b"jpg"),
-                "image/jpeg",
-            )
-            .await
-            .unwrap();
-        manifest::record(&app.store, p).await.unwrap();
+        record(&app, p).await;
     }
     app.db.delete_account(goes).await.unwrap();
 
@@ -299,5 +313,37 @@ async fn recorded_uploads_become_rows_once_or_go_with_their_account() {
         .await
         .unwrap();
     assert_eq!(rows, vec![1]);
+    assert!(app.store.list("pending/").await.unwrap().is_empty());
+}
+
+/// An owner who deletes all their photos after the database came back, before a manifest of
+/// theirs was reconciled: the photo accepted before the deletion does not come back, one
+/// accepted after it does. Nothing of the first is left.
+#[tokio::test]
+async fn a_recorded_upload_older_than_its_owners_delete_all_stays_deleted() {
+    use gallery_server::manifest;
+    let app = TestApp::with(|c| c.processors = Some(0)).await;
+    let owner = app.db.create_account("clears", "x").await.unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let before = recorded_photo(owner, now_ms - 60_000);
+    record(&app, &before).await;
+    app.db.delete_photo_rows(Some(owner)).await.unwrap();
+    // Accepted a minute after the deletion (as the accepting worker's clock has it).
+    let after = recorded_photo(owner, now_ms + 60_000);
+    record(&app, &after).await;
+
+    let done = manifest::reconcile(&app.store, &app.db).await.unwrap();
+    assert_eq!((done.inserted, done.dropped), (1, 1));
+    assert!(app.db.photo(&before.id).await.unwrap().is_none());
+    assert!(app
+        .store
+        .get(&before.original_key())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(app.db.photo(&after.id).await.unwrap().is_some());
     assert!(app.store.list("pending/").await.unwrap().is_empty());
 }

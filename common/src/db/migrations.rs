@@ -166,6 +166,12 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
         // rate, until it has measured again.
         "ALTER TABLE manager_settings ADD COLUMN learned_rate DOUBLE NULL",
     ),
+    (
+        12,
+        // When an account's photos were last all deleted: an upload accepted before then,
+        // while the database was away, is not brought back by its manifest afterwards.
+        "ALTER TABLE accounts ADD COLUMN photos_cleared_at DATETIME(3) NULL",
+    ),
 ];
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ mod sessions;
 pub use accounts::{username_key, Account, Deleted};
 pub use backlog::{Backlog, Claim, Flow};
 pub use control::{ManagerSettings, TokenKind};
-pub use photos::{Photo, PhotoOwner, PhotoState};
+pub use photos::{AcceptedRow, Photo, PhotoOwner, PhotoState};
 pub use sessions::{SessionAccount, SessionToken};
 
 #[derive(Debug, thiserror::Error)]

@@ -122,6 +122,14 @@ impl FromRow for PhotoOwner {
     }
 }
 
+/// What became of a photo accepted while the database was away, once its row could be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptedRow {
+    Inserted,
+    /// Its account was deleted, or had all its photos deleted, after it was accepted.
+    Withdrawn,
+}
+
 impl Db {
     pub async fn insert_photo(&self, p: &Photo) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
@@ -136,15 +144,21 @@ impl Db {
 
     /// Inserts the row of a photo accepted earlier (recorded in a manifest while the
     /// database was unreachable), dated when it was accepted: its wait counts from then.
-    pub async fn insert_photo_accepted_at(&self, p: &Photo) -> Result<(), DbError> {
+    /// Nothing is inserted if its account is gone or had all its photos deleted since the
+    /// photo was accepted (by the accepting worker's clock): the caller removes the photo.
+    pub async fn insert_photo_accepted_at(&self, p: &Photo) -> Result<AcceptedRow, DbError> {
         let mut conn = self.conn().await?;
         conn.exec_drop(
+            // One statement reads the account's mark and inserts, so a deletion of all its
+            // photos (which marks in its own transaction) is either seen or deletes this row.
             "INSERT INTO photos (id, owner_id, file_name, content_type, ext, width, height, bytes, boxes, detector, runtime, state, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000))",
+             SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000)
+             FROM accounts
+             WHERE id = ? AND (photos_cleared_at IS NULL OR photos_cleared_at < FROM_UNIXTIME(? / 1000))
+             LOCK IN SHARE MODE",
             // More values than a tuple of parameters holds.
             mysql_async::Params::Positional(vec![
                 p.id.as_str().into(),
-                p.owner_id.into(),
                 p.file_name.as_str().into(),
                 p.content_type.as_str().into(),
                 p.ext.as_str().into(),
@@ -156,10 +170,16 @@ impl Db {
                 p.runtime.as_str().into(),
                 p.state.as_str().into(),
                 p.created_ms.into(),
+                p.owner_id.into(),
+                p.created_ms.into(),
             ]),
         )
         .await?;
-        Ok(())
+        Ok(if conn.affected_rows() == 1 {
+            AcceptedRow::Inserted
+        } else {
+            AcceptedRow::Withdrawn
+        })
     }
 
     /// The owner's photos, newest first.
@@ -286,12 +306,23 @@ impl Db {
             ),
         };
         let photos: Vec<Photo> = tx.exec(sql, params).await?;
+        // Marked in the same transaction, so a manifest's row inserted after it sees the mark
+        // (`insert_photo_accepted_at`), and one inserted before is among the rows deleted.
         match owner_id {
             Some(id) => {
                 tx.exec_drop("DELETE FROM photos WHERE owner_id = ?", (id,))
+                    .await?;
+                tx.exec_drop(
+                    "UPDATE accounts SET photos_cleared_at = NOW(3) WHERE id = ?",
+                    (id,),
+                )
+                .await?
+            }
+            None => {
+                tx.query_drop("DELETE FROM photos").await?;
+                tx.query_drop("UPDATE accounts SET photos_cleared_at = NOW(3)")
                     .await?
             }
-            None => tx.query_drop("DELETE FROM photos").await?,
         }
         tx.commit().await?;
         Ok(photos)
