@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::db::{AcceptedRow, Db, Photo, PhotoState};
 use common::store::{keys, SharedStore, StoreError};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 /// What a photo's row needs, as accepted (processing fills in the rest).
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -60,12 +61,17 @@ impl Manifest {
     }
 }
 
+/// Rung when this process records a manifest, so its reconciler looks often again.
+static RECORDED: Notify = Notify::const_new();
+
 /// Records `photo` (its original already stored) as accepted.
 pub async fn record(store: &SharedStore, photo: &Photo) -> Result<(), StoreError> {
     let body = serde_json::to_vec(&Manifest::of(photo)).expect("a manifest serialises");
     store
         .put(&keys::manifest(&photo.id), body.into(), "application/json")
-        .await
+        .await?;
+    RECORDED.notify_one();
+    Ok(())
 }
 
 /// What one look at the store's manifests did.
@@ -127,21 +133,45 @@ pub async fn reconcile(store: &SharedStore, db: &Db) -> Result<Reconciled, Recon
     Ok(done)
 }
 
-/// Looks for manifests every `every`, for as long as the worker runs.
+/// Looks for manifests for as long as the worker runs: every `every` while there are some (or
+/// this worker wrote one, or the database is away), and twice as long after each look that
+/// finds none, up to `IDLE_FACTOR` × `every`. Each look is a LIST of the store, which S3
+/// bills: every worker of a large pool listing every 10 s, day and night, for manifests that
+/// exist only during an outage, cost more than the rest of its requests.
 pub async fn run(store: SharedStore, db: Db, every: Duration) {
+    let mut wait = every;
     loop {
-        tokio::time::sleep(every).await;
-        match reconcile(&store, &db).await {
+        let mut due = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => break,
+                // Not later than `every` from now; a stream of manifests does not put it off.
+                _ = RECORDED.notified() => {
+                    due = due.min(tokio::time::Instant::now() + every);
+                    wait = every;
+                }
+            }
+        }
+        wait = match reconcile(&store, &db).await {
             Ok(Reconciled {
                 inserted: 0,
                 dropped: 0,
-            }) => {}
-            Ok(done) => tracing::info!(
-                inserted = done.inserted,
-                dropped = done.dropped,
-                "upload manifests reconciled"
-            ),
-            Err(e) => tracing::debug!(error = %e, "upload manifests wait for the database"),
-        }
+            }) => (wait * 2).min(every * IDLE_FACTOR),
+            Ok(done) => {
+                tracing::info!(
+                    inserted = done.inserted,
+                    dropped = done.dropped,
+                    "upload manifests reconciled"
+                );
+                every
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "upload manifests wait for the database");
+                every
+            }
+        };
     }
 }
+
+/// How many times `every` the reconciler waits at most between looks that find nothing.
+const IDLE_FACTOR: u32 = 6;
