@@ -403,6 +403,18 @@ impl AwsPool {
         Ok(())
     }
 
+    /// Removes the standby tag from `ids`, started as workers.
+    async fn untag_standby(&self, ids: &[String]) -> anyhow::Result<()> {
+        self.ec2
+            .delete_tags()
+            .set_resources(Some(ids.to_vec()))
+            .tags(Tag::builder().key(STANDBY_TAG).build())
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteTags", e))?;
+        Ok(())
+    }
+
     /// Re-reads the pool from EC2 and the target group; registers instances that came up,
     /// terminates drained ones and ones that never became (or stopped being) healthy.
     async fn refresh(&self) -> anyhow::Result<()> {
@@ -414,6 +426,7 @@ impl AwsPool {
         let mut to_terminate = Vec::new();
         let mut to_deregister = Vec::new();
         let mut to_stop = Vec::new();
+        let mut to_untag = Vec::new();
         {
             let mut instances = self.instances.lock().unwrap();
             let seen: std::collections::HashSet<&str> =
@@ -443,6 +456,11 @@ impl AwsPool {
                 entry.target = target;
                 entry.draining_since = entry.draining_since.or(draining_since);
                 entry.standby = standby && !entry.promoted;
+                if standby && entry.promoted {
+                    // Its untagging failed when it was started: until it is gone, a control
+                    // plane that restarts would take this worker for a standby.
+                    to_untag.push(id.clone());
+                }
                 let state = if entry.standby {
                     standby_state(&entry.ec2)
                 } else {
@@ -514,6 +532,11 @@ impl AwsPool {
                 if let Some(i) = instances.get_mut(id) {
                     i.terminating = true;
                 }
+            }
+        }
+        if !to_untag.is_empty() {
+            if let Err(e) = self.untag_standby(&to_untag).await {
+                tracing::warn!(error = %e, "could not untag promoted standby instances; trying again");
             }
         }
         if !to_register.is_empty() {
@@ -800,16 +823,9 @@ impl Provider for AwsPool {
             i.launched_at = t;
         }
         // Untagged, it is a worker to a control plane that restarts; until then `promoted`
-        // says so.
-        if let Err(e) = self
-            .ec2
-            .delete_tags()
-            .resources(&id)
-            .tags(Tag::builder().key(STANDBY_TAG).build())
-            .send()
-            .await
-        {
-            tracing::warn!(worker = %id, error = %sdk_error("DeleteTags", e), "could not untag a promoted standby instance");
+        // says so, and each refresh tries again.
+        if let Err(e) = self.untag_standby(std::slice::from_ref(&id)).await {
+            tracing::warn!(worker = %id, error = %e, "could not untag a promoted standby instance; trying again");
         }
         tracing::info!(worker = %id, "standby instance started in place of a launch");
         Some(id)
