@@ -236,6 +236,20 @@ pub struct Status {
     /// The local balancer's connections; `None` behind a cloud load balancer.
     #[serde(default)]
     pub front_door: Option<FrontDoor>,
+    /// On AWS, where the front door is the ALB: what was turned away, from CloudWatch.
+    #[serde(default)]
+    pub refusals: Option<Refusals>,
+}
+
+/// What an AWS deployment turned away since the control plane started, as CloudWatch has it
+/// (a minute or two behind): the uploads the workers answered and refused (5xx), and the
+/// replies the ALB gave itself with 5xx (no healthy worker, a worker not answering), of
+/// uploads and any other request, which no worker saw.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Refusals {
+    pub uploads: u64,
+    pub refused_uploads: u64,
+    pub load_balancer_5xx: u64,
 }
 
 /// What the local balancer holds and has turned away since the control plane started.

@@ -14,10 +14,27 @@ use aws_sdk_cloudwatch::Client;
 pub const REQUESTS: &str = "HttpRequestCount";
 /// The worker process's CPU use, percent of its machine.
 pub const CPU: &str = "CPUUtilization";
+/// Uploads answered since the previous point, and those of them answered 5xx (not accepted).
+pub const UPLOADS: &str = "Uploads";
+pub const REFUSED_UPLOADS: &str = "UploadsRefused";
 pub const DIMENSION: &str = "InstanceId";
 /// EC2's own CPU metric: used when a worker has published none (it is not running the
 /// gallery yet, or publishing fails), at its coarser resolution.
 const EC2_NAMESPACE: &str = "AWS/EC2";
+/// The ALB's own metrics: replies it gave itself, per load balancer, by the minute.
+const ALB_NAMESPACE: &str = "AWS/ApplicationELB";
+const ALB_5XX: &str = "HTTPCode_ELB_5XX_Count";
+
+/// What one worker publishes at a time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Point {
+    /// Requests answered since the previous point (probes left out).
+    pub requests: f64,
+    /// CPU use, percent of the machine.
+    pub cpu_percent: f64,
+    pub uploads: f64,
+    pub refused_uploads: f64,
+}
 
 /// A CloudWatch client from the standard AWS chain (environment, profile, instance role;
 /// `AWS_ENDPOINT_URL` points it at an emulator).
@@ -45,13 +62,8 @@ impl Publisher {
         }
     }
 
-    /// Both metrics in one call, stored at one-second resolution.
-    pub async fn publish(
-        &self,
-        at: SystemTime,
-        requests: f64,
-        cpu_percent: f64,
-    ) -> anyhow::Result<()> {
+    /// The point's metrics in one call, stored at one-second resolution.
+    pub async fn publish(&self, at: SystemTime, point: Point) -> anyhow::Result<()> {
         let at = DateTime::from_secs_f64(crate::clock::unix_seconds(at));
         let datum = |name: &str, value: f64, unit: StandardUnit| {
             MetricDatum::builder()
@@ -66,8 +78,14 @@ impl Publisher {
         self.client
             .put_metric_data()
             .namespace(&self.namespace)
-            .metric_data(datum(REQUESTS, requests, StandardUnit::Count))
-            .metric_data(datum(CPU, cpu_percent, StandardUnit::Percent))
+            .metric_data(datum(REQUESTS, point.requests, StandardUnit::Count))
+            .metric_data(datum(CPU, point.cpu_percent, StandardUnit::Percent))
+            .metric_data(datum(UPLOADS, point.uploads, StandardUnit::Count))
+            .metric_data(datum(
+                REFUSED_UPLOADS,
+                point.refused_uploads,
+                StandardUnit::Count,
+            ))
             .send()
             .await
             .map_err(|e| {
@@ -89,6 +107,9 @@ pub struct InstancePoints {
     pub cpu: Vec<(f64, f64)>,
     /// Whether `cpu` is the worker's own figure.
     pub cpu_is_own: bool,
+    /// Uploads answered, and those refused, per period (counts).
+    pub uploads: Vec<(f64, f64)>,
+    pub refused_uploads: Vec<(f64, f64)>,
 }
 
 /// Reads `instances`' metrics from `from` to `to` in `period`-second buckets (60 for the
@@ -105,8 +126,8 @@ pub async fn read(
     period: i32,
 ) -> anyhow::Result<HashMap<String, InstancePoints>> {
     let mut out: HashMap<String, InstancePoints> = HashMap::new();
-    // Three queries per instance; GetMetricData takes at most 500.
-    for chunk in instances.chunks(160) {
+    // Five queries per instance; GetMetricData takes at most 500.
+    for chunk in instances.chunks(100) {
         let mut queries = Vec::new();
         for (i, id) in chunk.iter().enumerate() {
             let query = |qid: String, ns: &str, name: &str, stat: &str| {
@@ -130,55 +151,35 @@ pub async fn read(
             };
             queries.push(query(format!("r{i}"), namespace, REQUESTS, "Sum"));
             queries.push(query(format!("c{i}"), namespace, CPU, "Average"));
+            queries.push(query(format!("u{i}"), namespace, UPLOADS, "Sum"));
+            queries.push(query(format!("f{i}"), namespace, REFUSED_UPLOADS, "Sum"));
             if ec2_cpu_for.contains(id) {
                 queries.push(query(format!("e{i}"), EC2_NAMESPACE, CPU, "Average"));
             }
         }
         let mut own_cpu: HashMap<usize, Vec<(f64, f64)>> = HashMap::new();
         let mut ec2_cpu: HashMap<usize, Vec<(f64, f64)>> = HashMap::new();
-        let mut next_token: Option<String> = None;
-        loop {
-            let reply = client
-                .get_metric_data()
-                .start_time(DateTime::from_secs_f64(crate::clock::unix_seconds(from)))
-                .end_time(DateTime::from_secs_f64(crate::clock::unix_seconds(to)))
-                .set_metric_data_queries(Some(queries.clone()))
-                .set_next_token(next_token.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "GetMetricData: {}",
-                        aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            for result in reply.metric_data_results() {
-                let Some(qid) = result.id() else { continue };
-                let (kind, index) = qid.split_at(1);
-                let Ok(index) = index.parse::<usize>() else {
-                    continue;
-                };
-                let Some(id) = chunk.get(index) else { continue };
-                let points: Vec<(f64, f64)> = result
-                    .timestamps()
-                    .iter()
-                    .zip(result.values())
-                    .map(|(t, v)| (t.as_secs_f64(), *v))
-                    .collect();
-                match kind {
-                    "r" => {
-                        let entry = out.entry(id.clone()).or_default();
-                        entry
-                            .request_rate
-                            .extend(points.into_iter().map(|(t, sum)| (t, sum / period as f64)));
-                    }
-                    "c" => own_cpu.entry(index).or_default().extend(points),
-                    _ => ec2_cpu.entry(index).or_default().extend(points),
+        for (qid, points) in metric_data(client, queries, from, to).await? {
+            let (kind, index) = qid.split_at(1);
+            let Ok(index) = index.parse::<usize>() else {
+                continue;
+            };
+            let Some(id) = chunk.get(index) else { continue };
+            match kind {
+                "r" => {
+                    let entry = out.entry(id.clone()).or_default();
+                    entry
+                        .request_rate
+                        .extend(points.into_iter().map(|(t, sum)| (t, sum / period as f64)));
                 }
-            }
-            next_token = reply.next_token().map(str::to_owned);
-            if next_token.is_none() {
-                break;
+                "c" => own_cpu.entry(index).or_default().extend(points),
+                "u" => out.entry(id.clone()).or_default().uploads.extend(points),
+                "f" => out
+                    .entry(id.clone())
+                    .or_default()
+                    .refused_uploads
+                    .extend(points),
+                _ => ec2_cpu.entry(index).or_default().extend(points),
             }
         }
         for (i, id) in chunk.iter().enumerate() {
@@ -201,8 +202,98 @@ pub async fn read(
         // CloudWatch answers newest first.
         points.request_rate.sort_by(|a, b| a.0.total_cmp(&b.0));
         points.cpu.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points.uploads.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points.refused_uploads.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     Ok(out)
+}
+
+/// The replies the load balancer `load_balancer` (its ARN's `app/<name>/<id>` part) gave
+/// itself with a 5xx status (no healthy worker, a worker not answering), per minute from
+/// `from` to `to`, oldest first: (minute, count).
+pub async fn load_balancer_5xx(
+    client: &Client,
+    load_balancer: &str,
+    from: SystemTime,
+    to: SystemTime,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let query = MetricDataQuery::builder()
+        .id("elb5xx")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(
+                    Metric::builder()
+                        .namespace(ALB_NAMESPACE)
+                        .metric_name(ALB_5XX)
+                        .dimensions(
+                            Dimension::builder()
+                                .name("LoadBalancer")
+                                .value(load_balancer)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .period(60)
+                .stat("Sum")
+                .build(),
+        )
+        .return_data(true)
+        .build();
+    let mut points: Vec<(f64, f64)> = metric_data(client, vec![query], from, to)
+        .await?
+        .into_iter()
+        .flat_map(|(_, points)| points)
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(points)
+}
+
+/// Runs `queries` from `from` to `to`, every page: each query's id with its points (time,
+/// value), in the order CloudWatch gives them.
+async fn metric_data(
+    client: &Client,
+    queries: Vec<MetricDataQuery>,
+    from: SystemTime,
+    to: SystemTime,
+) -> anyhow::Result<Vec<(String, Vec<(f64, f64)>)>> {
+    let mut out = Vec::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let reply = client
+            .get_metric_data()
+            .start_time(DateTime::from_secs_f64(crate::clock::unix_seconds(from)))
+            .end_time(DateTime::from_secs_f64(crate::clock::unix_seconds(to)))
+            .set_metric_data_queries(Some(queries.clone()))
+            .set_next_token(next_token.take())
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "GetMetricData: {}",
+                    aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+                )
+            })?;
+        for result in reply.metric_data_results() {
+            let Some(qid) = result.id() else { continue };
+            let points = result
+                .timestamps()
+                .iter()
+                .zip(result.values())
+                .map(|(t, v)| (t.as_secs_f64(), *v))
+                .collect();
+            out.push((qid.to_owned(), points));
+        }
+        next_token = reply.next_token().map(str::to_owned);
+        if next_token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// The `LoadBalancer` dimension of an ALB's metrics, from its ARN
+/// (`arn:…:loadbalancer/app/<name>/<id>` → `app/<name>/<id>`).
+pub fn load_balancer_dimension(arn: &str) -> Option<&str> {
+    arn.split_once(":loadbalancer/").map(|(_, rest)| rest)
 }
 
 /// This instance's id from the instance metadata service (IMDSv2).

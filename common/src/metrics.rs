@@ -109,6 +109,49 @@ pub fn total_requests(exposition: &str) -> Option<f64> {
     total
 }
 
+/// The routes that take an upload: the API's and the page's form.
+pub const UPLOAD_ROUTES: [&str; 2] = ["/api/upload", "/upload"];
+
+/// Uploads a worker answered, and those it answered 5xx (not accepted: the backlog full, the
+/// database and the store both away), from `http_requests_total` in a Prometheus text
+/// exposition.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UploadCounts {
+    pub uploads: f64,
+    pub refused: f64,
+}
+
+pub fn upload_counts(exposition: &str) -> UploadCounts {
+    let mut counts = UploadCounts::default();
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix("http_requests_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels.split(',').find_map(|kv| {
+                kv.strip_prefix(name)
+                    .and_then(|v| v.strip_prefix("=\""))
+                    .and_then(|v| v.strip_suffix('"'))
+            })
+        };
+        let upload = label("method") == Some("POST")
+            && label("route").is_some_and(|r| UPLOAD_ROUTES.contains(&r));
+        if upload {
+            counts.uploads += value;
+            if label("status").is_some_and(|s| s.starts_with('5')) {
+                counts.refused += value;
+            }
+        }
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +186,25 @@ mod tests {
         std::hint::black_box(x);
         assert!(process_cpu_seconds(std::process::id()).unwrap() >= before);
         assert_eq!(process_cpu_seconds(u32::MAX), None);
+    }
+
+    #[test]
+    fn upload_counts_from_prometheus_text() {
+        let text = "http_requests_total{method=\"POST\",route=\"/api/upload\",status=\"200\"} 4\n\
+            http_requests_total{method=\"POST\",route=\"/api/upload\",status=\"503\"} 2\n\
+            http_requests_total{method=\"POST\",route=\"/upload\",status=\"500\"} 1\n\
+            http_requests_total{method=\"POST\",route=\"/upload\",status=\"303\"} 3\n\
+            http_requests_total{method=\"POST\",route=\"/api/upload\",status=\"413\"} 5\n\
+            http_requests_total{method=\"GET\",route=\"/upload\",status=\"500\"} 7\n\
+            http_requests_total{method=\"POST\",route=\"/api/register\",status=\"503\"} 8\n";
+        assert_eq!(
+            upload_counts(text),
+            UploadCounts {
+                uploads: 15.0,
+                refused: 3.0
+            }
+        );
+        assert_eq!(upload_counts(""), UploadCounts::default());
     }
 
     #[test]

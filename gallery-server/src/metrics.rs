@@ -159,9 +159,9 @@ impl Fairing for RequestCounter {
     }
 }
 
-/// Publishes the users' requests since the last point and this process's CPU use (percent
-/// of the machine) every `every`, for the aws control plane. A failed publication is
-/// logged and its requests carried into the next one, so the count is not lost.
+/// Publishes the users' requests and uploads since the last point and this process's CPU use
+/// (percent of the machine) every `every`, for the aws control plane. A failed publication
+/// is logged and its counts carried into the next one, so none is lost.
 pub async fn publish(
     metrics: std::sync::Arc<Metrics>,
     publisher: common::cloudwatch::Publisher,
@@ -171,26 +171,29 @@ pub async fn publish(
         .map(|n| n.get() as f64)
         .unwrap_or(1.0);
     let pid = std::process::id();
-    let requests = || common::metrics::total_requests(&metrics.render()).unwrap_or(0.0);
-    let mut last = (
-        std::time::Instant::now(),
-        requests(),
-        common::metrics::process_cpu_seconds(pid).unwrap_or(0.0),
-    );
+    let read = || {
+        let text = metrics.render();
+        Reading {
+            at: std::time::Instant::now(),
+            requests: common::metrics::total_requests(&text).unwrap_or(0.0),
+            uploads: common::metrics::upload_counts(&text),
+            cpu_seconds: common::metrics::process_cpu_seconds(pid).unwrap_or(0.0),
+        }
+    };
+    let mut last = read();
     let mut failures = 0u32;
     loop {
         tokio::time::sleep(every).await;
-        let now = (
-            std::time::Instant::now(),
-            requests(),
-            common::metrics::process_cpu_seconds(pid).unwrap_or(0.0),
-        );
-        let elapsed = now.0.duration_since(last.0).as_secs_f64().max(1e-3);
-        let cpu_percent = ((now.2 - last.2) / elapsed / cores * 100.0).clamp(0.0, 100.0);
-        match publisher
-            .publish(std::time::SystemTime::now(), now.1 - last.1, cpu_percent)
-            .await
-        {
+        let now = read();
+        let elapsed = now.at.duration_since(last.at).as_secs_f64().max(1e-3);
+        let point = common::cloudwatch::Point {
+            requests: now.requests - last.requests,
+            cpu_percent: ((now.cpu_seconds - last.cpu_seconds) / elapsed / cores * 100.0)
+                .clamp(0.0, 100.0),
+            uploads: now.uploads.uploads - last.uploads.uploads,
+            refused_uploads: now.uploads.refused - last.uploads.refused,
+        };
+        match publisher.publish(std::time::SystemTime::now(), point).await {
             Ok(()) => {
                 if failures > 0 {
                     tracing::info!(after = failures, "publishing metrics works again");
@@ -204,9 +207,17 @@ pub async fn publish(
                 if failures == 1 || failures % 30 == 0 {
                     tracing::warn!(error = %e, failures, "could not publish metrics");
                 }
-                // `last` stays: the next point carries these requests, and its CPU figure
+                // `last` stays: the next point carries these counts, and its CPU figure
                 // averages over the whole gap.
             }
         }
     }
+}
+
+/// The process's counters at one moment.
+struct Reading {
+    at: std::time::Instant,
+    requests: f64,
+    uploads: common::metrics::UploadCounts,
+    cpu_seconds: f64,
 }

@@ -1,5 +1,5 @@
 //! How the control plane's figures read, the same in the dashboard and in `--once`.
-use common::api::{Backlog, Demand, FrontDoor, ProcessingTimes, Status};
+use common::api::{Backlog, Demand, FrontDoor, ProcessingTimes, Refusals, Status};
 use common::autoscale::{Phase, PolicyKind};
 
 pub use common::units::human_bytes;
@@ -86,6 +86,14 @@ pub fn front_door_text(f: &FrontDoor) -> String {
         f.timed_out_connections,
         f.bad_bodies,
         f.worker_timeouts
+    )
+}
+
+/// What an AWS deployment turned away, from CloudWatch.
+pub fn refusals_text(r: &Refusals) -> String {
+    format!(
+        "uploads {} · {} not accepted by the workers · {} answered 5xx by the load balancer itself (any request)",
+        r.uploads, r.refused_uploads, r.load_balancer_5xx
     )
 }
 

@@ -5,7 +5,7 @@ use common::api::Status;
 
 use crate::fmt::{
     backlog_text, clock, flow_text, front_door_text, human_bytes, phase_text, policy_text,
-    times_text,
+    refusals_text, times_text,
 };
 
 pub fn render(status: &Status) -> String {
@@ -39,6 +39,9 @@ pub fn render(status: &Status) -> String {
     }
     if let Some(f) = &status.front_door {
         let _ = writeln!(out, "balancer: {}", front_door_text(f));
+    }
+    if let Some(r) = &status.refusals {
+        let _ = writeln!(out, "load balancer (CloudWatch): {}", refusals_text(r));
     }
     let _ = writeln!(
         out,

@@ -290,6 +290,8 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
     let mut cp = start(&db, dir.path(), &toml, &moto, gallery_tests::free_port());
     let http = reqwest::Client::new();
     cp.wait_api(&http).await;
+    // No earlier than the control plane's own start.
+    let started = std::time::SystemTime::now();
     let token = login(&cp, &moto, &http).await;
     let id = wait_until("one healthy worker", Duration::from_secs(30), || async {
         healthy_ids(&status(&cp, &http, &token).await)
@@ -369,7 +371,15 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
             let publisher = common::cloudwatch::Publisher::new(cloudwatch, "GalleryTest", &id);
             loop {
                 publisher
-                    .publish(std::time::SystemTime::now(), 10.0, 95.0)
+                    .publish(
+                        std::time::SystemTime::now(),
+                        common::cloudwatch::Point {
+                            requests: 10.0,
+                            cpu_percent: 95.0,
+                            uploads: 4.0,
+                            refused_uploads: 1.0,
+                        },
+                    )
                     .await
                     .unwrap();
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -385,6 +395,17 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
         },
     )
     .await;
+    // The uploads the worker counted, and those it refused, reach the status.
+    let refusals = wait_until(
+        "the workers' upload counts to reach the status",
+        Duration::from_secs(60),
+        || async {
+            let r = status(&cp, &http, &token).await.refusals?;
+            (r.uploads >= 4 && r.refused_uploads >= 1).then_some(r)
+        },
+    )
+    .await;
+    assert!(refusals.refused_uploads <= refusals.uploads, "{refusals:?}");
     load.abort();
     let event = s.events.first().expect("a scaling event");
     assert!(event.reason.starts_with("autoscaler"), "{}", event.reason);
@@ -405,6 +426,60 @@ async fn worker_metrics_go_through_cloudwatch_and_drive_the_autoscaler() {
         },
     )
     .await;
+
+    // The ALB's own 5xx replies (no worker saw them) are counted from its metric, by the
+    // minute, once the minute is over: one that ended after the control plane started.
+    let dimension = deployment
+        .load_balancer_arn
+        .split_once(":loadbalancer/")
+        .unwrap()
+        .1
+        .to_owned();
+    let unix = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let minute_start = (unix(std::time::SystemTime::now()) / 60.0).floor() * 60.0;
+    // The minute before this one, if it ended after the control plane started; else this
+    // one, which the control plane counts once it is over.
+    let minute = if minute_start > unix(started) {
+        minute_start - 60.0
+    } else {
+        minute_start
+    };
+    moto.cloudwatch()
+        .put_metric_data()
+        .namespace("AWS/ApplicationELB")
+        .metric_data(
+            aws_sdk_cloudwatch::types::MetricDatum::builder()
+                .metric_name("HTTPCode_ELB_5XX_Count")
+                .dimensions(
+                    aws_sdk_cloudwatch::types::Dimension::builder()
+                        .name("LoadBalancer")
+                        .value(&dimension)
+                        .build(),
+                )
+                .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs_f64(
+                    minute + 5.0,
+                ))
+                .value(7.0)
+                .unit(aws_sdk_cloudwatch::types::StandardUnit::Count)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = wait_until(
+        "the ALB's 5xx replies to reach the status",
+        Duration::from_secs(90),
+        || async {
+            let r = status(&cp, &http, &token).await.refusals?;
+            (r.load_balancer_5xx > 0).then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(r.load_balancer_5xx, 7, "counted once: {r:?}");
 }
 
 #[tokio::test]

@@ -126,5 +126,6 @@ pub async fn assemble(
             .flatten(),
         launch_problem: state.launch_problem,
         front_door: state.front_door,
+        refusals: pool.refusals(),
     }
 }

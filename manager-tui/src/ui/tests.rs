@@ -125,6 +125,7 @@ fn status(workers: Vec<WorkerStatus>, phase: Phase) -> Status {
             uploads: 615,
             refused_uploads: 3,
         }),
+        refusals: None,
     }
 }
 
@@ -392,6 +393,13 @@ fn screens() -> Vec<(&'static str, App)> {
             .into(),
         failures: 3,
         retry_at: NOW + 7.0,
+    });
+    // Behind the ALB there is no front door of ours: CloudWatch's counts stand in.
+    aws.front_door = None;
+    aws.refusals = Some(common::api::Refusals {
+        uploads: 1204,
+        refused_uploads: 0,
+        load_balancer_5xx: 17,
     });
     out.push(("dashboard_aws_launch_failing", with_status(aws)));
     out

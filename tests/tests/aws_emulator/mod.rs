@@ -181,6 +181,7 @@ impl Drop for Moto {
 /// What `scripts/aws/bootstrap` makes, made in the emulator.
 pub struct Deployment {
     pub target_group: String,
+    pub load_balancer_arn: String,
     pub alb_dns: String,
     pub subnets: Vec<String>,
     pub sender: String,
@@ -247,6 +248,7 @@ impl Deployment {
             .unwrap();
         Deployment {
             target_group,
+            load_balancer_arn: lb.load_balancer_arn().unwrap().to_owned(),
             alb_dns: lb.dns_name().unwrap().to_owned(),
             subnets,
             sender,

@@ -19,7 +19,7 @@ use aws_sdk_ec2::types::{
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthStateEnum};
 use base64::Engine;
 
-use common::api::{WorkerState, WorkerStatus};
+use common::api::{Refusals, WorkerState, WorkerStatus};
 use common::clock::now;
 use common::cloudwatch;
 use common::config::{ManagerConfig, ProviderKind};
@@ -147,6 +147,8 @@ struct Instance {
     stop_requested: bool,
     /// Started in place of a launch: a worker now, even while its standby tag lingers.
     promoted: bool,
+    /// The end of the last upload-count period added to the pool's refusals.
+    uploads_counted_to: f64,
 }
 
 impl Instance {
@@ -179,6 +181,7 @@ impl Instance {
             warmed: false,
             stop_requested: false,
             promoted: false,
+            uploads_counted_to: 0.0,
         }
     }
 }
@@ -198,6 +201,13 @@ pub struct AwsPool {
     /// When the workers' metrics were last read (reads are rationed, see
     /// `metrics_read_interval_secs`).
     last_read: Mutex<f64>,
+    /// The ALB's `LoadBalancer` metric dimension, when the target group has one.
+    load_balancer: Option<String>,
+    /// Counted from the metrics since this control plane started.
+    refusals: Mutex<Refusals>,
+    started_at: f64,
+    /// The end of the last ALB minute added to `refusals`.
+    load_balancer_counted_to: Mutex<f64>,
 }
 
 /// AWS clients from the standard chain (environment, profile, instance role), in the
@@ -239,6 +249,11 @@ impl AwsPool {
             .first()
             .context("the target group does not exist")?;
         let mut entry_point = config.aws_public_url.clone();
+        let load_balancer = group
+            .load_balancer_arns()
+            .first()
+            .and_then(|arn| cloudwatch::load_balancer_dimension(arn))
+            .map(str::to_owned);
         if entry_point.is_none() && !group.load_balancer_arns().is_empty() {
             let lbs = elb
                 .describe_load_balancers()
@@ -277,6 +292,10 @@ impl AwsPool {
             instances: Mutex::new(BTreeMap::new()),
             next_subnet: AtomicUsize::new(0),
             last_read: Mutex::new(0.0),
+            load_balancer,
+            refusals: Mutex::new(Refusals::default()),
+            started_at: now(),
+            load_balancer_counted_to: Mutex::new(0.0),
         };
         pool.refresh().await?;
         let adopted = pool.instances.lock().unwrap().len();
@@ -724,7 +743,8 @@ impl AwsPool {
             (fresh, live.map(|(id, _)| id.clone()).collect(), quiet)
         };
         if all.is_empty() {
-            return Ok(());
+            // No worker: just when the ALB answers uploads itself.
+            return self.read_load_balancer_5xx(t).await;
         }
         let to = SystemTime::now();
         let ns = &self.config.metrics_namespace;
@@ -750,30 +770,81 @@ impl AwsPool {
             period as f64,
             cloudwatch::read(&self.cloudwatch, ns, &all, &quiet, from, to, period).await?,
         ));
-        let mut instances = self.instances.lock().unwrap();
-        for (ids, period, points) in batches {
-            for id in ids {
-                let Some(i) = instances.get_mut(&id) else {
-                    continue;
-                };
-                i.backfilled = true;
-                let Some(p) = points.get(&id) else { continue };
-                if p.cpu_is_own {
-                    i.own_cpu_at = p.cpu.last().map(|(at, _)| *at).or(i.own_cpu_at);
-                }
-                // The current period is still filling up; it is read again once complete.
-                let complete = |at: f64| at + period <= t;
-                for &(at, v) in p.cpu.iter().filter(|(at, _)| complete(*at)) {
-                    if i.cpu.last().is_none_or(|(last, _)| at > last) {
-                        i.cpu.push(at, v);
+        {
+            let mut instances = self.instances.lock().unwrap();
+            for (ids, period, points) in batches {
+                for id in ids {
+                    let Some(i) = instances.get_mut(&id) else {
+                        continue;
+                    };
+                    i.backfilled = true;
+                    let Some(p) = points.get(&id) else { continue };
+                    if p.cpu_is_own {
+                        i.own_cpu_at = p.cpu.last().map(|(at, _)| *at).or(i.own_cpu_at);
                     }
-                }
-                for &(at, v) in p.request_rate.iter().filter(|(at, _)| complete(*at)) {
-                    if i.requests.last().is_none_or(|(last, _)| at > last) {
-                        i.requests.push(at, v);
+                    // The current period is still filling up; it is read again once complete.
+                    let complete = |at: f64| at + period <= t;
+                    for &(at, v) in p.cpu.iter().filter(|(at, _)| complete(*at)) {
+                        if i.cpu.last().is_none_or(|(last, _)| at > last) {
+                            i.cpu.push(at, v);
+                        }
+                    }
+                    for &(at, v) in p.request_rate.iter().filter(|(at, _)| complete(*at)) {
+                        if i.requests.last().is_none_or(|(last, _)| at > last) {
+                            i.requests.push(at, v);
+                        }
+                    }
+                    // Each complete period once, and none that ended before this control
+                    // plane started.
+                    let (counted_to, started) = (i.uploads_counted_to, self.started_at);
+                    let new = |points: &[(f64, f64)]| -> f64 {
+                        points
+                            .iter()
+                            .filter(|(at, _)| {
+                                *at >= counted_to && at + period > started && complete(*at)
+                            })
+                            .map(|(_, v)| v)
+                            .sum()
+                    };
+                    let (uploads, refused) = (new(&p.uploads), new(&p.refused_uploads));
+                    let mut totals = self.refusals.lock().unwrap();
+                    totals.uploads += uploads.round() as u64;
+                    totals.refused_uploads += refused.round() as u64;
+                    if let Some(end) = p
+                        .uploads
+                        .iter()
+                        .chain(&p.refused_uploads)
+                        .map(|(at, _)| at + period)
+                        .filter(|end| *end <= t)
+                        .reduce(f64::max)
+                    {
+                        i.uploads_counted_to = i.uploads_counted_to.max(end);
                     }
                 }
             }
+        }
+        self.read_load_balancer_5xx(t).await
+    }
+
+    /// Adds the ALB's own 5xx replies of the minutes completed since the last read.
+    async fn read_load_balancer_5xx(&self, t: f64) -> anyhow::Result<()> {
+        let Some(lb) = &self.load_balancer else {
+            return Ok(());
+        };
+        let counted_to = *self.load_balancer_counted_to.lock().unwrap();
+        // ALB metrics arrive a minute or two late: look back five.
+        let from =
+            SystemTime::UNIX_EPOCH + Duration::from_secs(((t - 300.0) / 60.0).floor() as u64 * 60);
+        let points =
+            cloudwatch::load_balancer_5xx(&self.cloudwatch, lb, from, SystemTime::now()).await?;
+        let complete: Vec<&(f64, f64)> = points
+            .iter()
+            .filter(|(at, _)| *at >= counted_to && at + 60.0 > self.started_at && at + 60.0 <= t)
+            .collect();
+        let added: f64 = complete.iter().map(|(_, v)| v).sum();
+        self.refusals.lock().unwrap().load_balancer_5xx += added.round() as u64;
+        if let Some(end) = complete.iter().map(|(at, _)| at + 60.0).reduce(f64::max) {
+            *self.load_balancer_counted_to.lock().unwrap() = end;
         }
         Ok(())
     }
@@ -787,6 +858,10 @@ impl Provider for AwsPool {
 
     async fn launch(&self) -> anyhow::Result<String> {
         self.run_instance(false).await
+    }
+
+    fn refusals(&self) -> Option<Refusals> {
+        Some(*self.refusals.lock().unwrap())
     }
 
     fn has_standby(&self) -> bool {

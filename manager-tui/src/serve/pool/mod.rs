@@ -51,6 +51,11 @@ pub trait Provider: Send + Sync {
     async fn entry_point(&self) -> Option<String> {
         None
     }
+    /// What was turned away, where the provider's own load balancer counts it (on AWS,
+    /// CloudWatch); the local balancer's counts are the control plane's own.
+    fn refusals(&self) -> Option<common::api::Refusals> {
+        None
+    }
     /// Whether workers keep serving when the control plane process stops (EC2 instances do;
     /// they are adopted again on the next start). When false, a stopping control plane
     /// stops its workers.

@@ -623,6 +623,13 @@ fn draw_totals(f: &mut Frame, status: &Status, area: Rect) {
             d.uploads, d.refused_uploads, turned_away
         ));
     }
+    // Behind an ALB, CloudWatch's counts instead (a minute or two behind).
+    if let Some(r) = &status.refusals {
+        text.push_str(&format!(
+            "\nuploads {} · {} not accepted · ALB 5xx {}",
+            r.uploads, r.refused_uploads, r.load_balancer_5xx
+        ));
+    }
     f.render_widget(
         Paragraph::new(text).block(block(" Storage & database ")),
         area,
