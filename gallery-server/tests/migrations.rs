@@ -7,9 +7,12 @@ use mysql_async::prelude::Queryable;
 use rocket::http::{ContentType, Status};
 use support::{Part, TestApp};
 
-/// Undoes migrations 11 to 8 (the learned rate, sessions, case-insensitive usernames) on a
-/// fresh database.
+/// Undoes migrations 12 to 8 (the accounts' clear mark, the learned rate, sessions,
+/// case-insensitive usernames) on a fresh database.
 async fn before_case_insensitive_names(conn: &mut mysql_async::Conn) {
+    conn.query_drop("ALTER TABLE accounts DROP COLUMN photos_cleared_at")
+        .await
+        .unwrap();
     conn.query_drop("ALTER TABLE manager_settings DROP COLUMN learned_rate")
         .await
         .unwrap();
@@ -21,7 +24,7 @@ async fn before_case_insensitive_names(conn: &mut mysql_async::Conn) {
     .unwrap();
 }
 
-/// Undoes migrations 11 to 5 (… the flow's indexes, the backlog's columns) on a fresh database.
+/// Undoes migrations 12 to 5 (… the flow's indexes, the backlog's columns) on a fresh database.
 async fn before_the_backlog(conn: &mut mysql_async::Conn) {
     before_case_insensitive_names(conn).await;
     conn.query_drop(

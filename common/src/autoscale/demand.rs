@@ -1,15 +1,17 @@
-//! The demand policy: as many workers as process the arrivals and clear the backlog within
-//! the drain target, `ceil((arrivals + waiting / drain_target) / rate_per_worker)`, bounded
+//! The demand policy: as many workers as accept and process the arrivals and clear the
+//! backlog within the drain target,
+//! `ceil((arrivals × (1 + accept_share) + waiting / drain_target) / rate_per_worker)`, bounded
 //! by min/max. It grows in one decision to the size it computes, whatever phase it is in
-//! (a flash crowd does not wait for a cooldown), and shrinks only after a whole window with
+//! (a flash crowd does not wait for a cooldown; without a backlog, only on arrivals higher
+//! than chance explains: `needed_surely`), and shrinks only after a whole window with
 //! no backlog, to the most any sample of that window needed (Knative's stable window). What
 //! is queued for less than a couple of seconds of arrivals is the flow passing through, not a
 //! backlog ([`DemandSample::has_backlog`]): at 1000 uploads/s some are always queued.
 //!
 //! The rate per worker is measured, not configured: photos processed per second per healthy
-//! worker (accepts counted at their share of a photo's CPU), over samples during which a backlog kept every processor busy (an idle worker's
-//! throughput says how much work there was, not how much it can do), with the same workers
-//! healthy throughout. Until enough such
+//! worker (accepts counted at their share of a photo's CPU), over samples during which a
+//! backlog kept every processor busy (an idle worker's throughput says how much work there
+//! was, not how much it can do), with the same workers healthy throughout. Until enough such
 //! samples exist the last rate learned stands in, and before any was learned, the policy's
 //! assumed rate.
 use serde::{Deserialize, Serialize};
@@ -400,7 +402,7 @@ mod tests {
         ] {
             let d = step(phase, pool(1), &samples, None, &p, 102.0);
             let r = d.resize.expect("grows");
-            // (15 × 1.05 for the accepts + (62 − 2 s of arrivals) / 300) / 2 = 7.98: 8
+            // (15 × 1.045 for the accepts + (62 − 30, 2 s of arrivals) / 300) / 2 = 7.89: 8
             // workers at the assumed rate.
             assert_eq!((r.from, r.to), (1, 8), "{phase:?}");
             assert!(
