@@ -1,5 +1,5 @@
 //! The local deployment's load balancer: round robin over healthy workers, bodies streamed
-//! both ways, the client's address in `X-Forwarded-For`, 502 when no worker can take the
+//! both ways, the client's address in `X-Forwarded-For`, 503 when no worker can take the
 //! request, and limits on what any client can hold (see [`limits`]). Signed photo links of
 //! the local store it answers itself ([`media`]), as S3 does on AWS.
 //!
@@ -228,10 +228,18 @@ impl Balancer {
         let (target, stream) = match self.connect().await {
             Connect::Connected(target, stream) => (target, stream),
             Connect::NoWorker => {
-                return text(
-                    StatusCode::BAD_GATEWAY,
+                // Not a worker's fault but a pool between workers (all booting, or the one
+                // there restarting): unavailable for now, and the client is told when to
+                // come back, as for a full backlog.
+                let mut res = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
                     "no healthy gallery worker is available; try again shortly\n",
-                )
+                );
+                res.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from_static("5"),
+                );
+                return res;
             }
             Connect::Local(e) => {
                 tracing::warn!(error = %e, "balancer could not open a connection to a worker");
@@ -618,10 +626,10 @@ mod tests {
         let (url, fixed, counters) = balancer_with(vec![], test_limits()).await;
         let http = reqwest::Client::new();
         let upload = |path: &str| http.post(format!("{url}{path}")).body("photo").send();
-        assert_eq!(upload("/api/upload").await.unwrap().status(), 502);
+        assert_eq!(upload("/api/upload").await.unwrap().status(), 503);
         assert_eq!(
             reqwest::get(format!("{url}/")).await.unwrap().status(),
-            502,
+            503,
             "a page, not an upload"
         );
         let counted = counters.snapshot();
@@ -780,10 +788,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_healthy_worker_is_a_502_with_a_reason() {
+    async fn no_healthy_worker_is_a_503_with_a_reason_and_when_to_retry() {
         let (url, _) = balancer(Vec::new()).await;
         let res = reqwest::get(&url).await.unwrap();
-        assert_eq!(res.status(), 502);
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "5");
         assert!(res
             .text()
             .await
