@@ -204,10 +204,44 @@ pub struct AwsPool {
     /// The ALB's `LoadBalancer` metric dimension, when the target group has one.
     load_balancer: Option<String>,
     /// Counted from the metrics since this control plane started.
-    refusals: Mutex<Refusals>,
+    refusals: Mutex<CountedRefusals>,
     started_at: f64,
-    /// The end of the last ALB minute added to `refusals`.
-    load_balancer_counted_to: Mutex<f64>,
+}
+
+#[derive(Default)]
+struct CountedRefusals {
+    totals: Refusals,
+    /// The end of the last ALB minute added to `totals`.
+    load_balancer_counted_to: f64,
+}
+
+/// Which points of a metric read are new to a running count: complete periods (ended by
+/// `now`; the current one is read again once complete) starting at or after `counted_to`,
+/// the end of the last period counted, and none that ended before this control plane
+/// `started`. Reads overlap, so each period is counted once.
+struct Uncounted {
+    period: f64,
+    counted_to: f64,
+    started: f64,
+    now: f64,
+}
+
+impl Uncounted {
+    /// The sum of `points`' new periods (time, count), and the count's new end.
+    fn sum(&self, points: &[(f64, f64)]) -> (u64, f64) {
+        let new = points
+            .iter()
+            .filter(|(at, _)| *at >= self.counted_to && at + self.period <= self.now);
+        let sum: f64 = new
+            .clone()
+            .filter(|(at, _)| at + self.period > self.started)
+            .map(|(_, v)| v)
+            .sum();
+        let end = new
+            .map(|(at, _)| at + self.period)
+            .fold(self.counted_to, f64::max);
+        (sum.round() as u64, end)
+    }
 }
 
 /// AWS clients from the standard chain (environment, profile, instance role), in the
@@ -293,9 +327,8 @@ impl AwsPool {
             next_subnet: AtomicUsize::new(0),
             last_read: Mutex::new(0.0),
             load_balancer,
-            refusals: Mutex::new(Refusals::default()),
+            refusals: Mutex::new(CountedRefusals::default()),
             started_at: now(),
-            load_balancer_counted_to: Mutex::new(0.0),
         };
         pool.refresh().await?;
         let adopted = pool.instances.lock().unwrap().len();
@@ -794,32 +827,18 @@ impl AwsPool {
                             i.requests.push(at, v);
                         }
                     }
-                    // Each complete period once, and none that ended before this control
-                    // plane started.
-                    let (counted_to, started) = (i.uploads_counted_to, self.started_at);
-                    let new = |points: &[(f64, f64)]| -> f64 {
-                        points
-                            .iter()
-                            .filter(|(at, _)| {
-                                *at >= counted_to && at + period > started && complete(*at)
-                            })
-                            .map(|(_, v)| v)
-                            .sum()
+                    let window = Uncounted {
+                        period,
+                        counted_to: i.uploads_counted_to,
+                        started: self.started_at,
+                        now: t,
                     };
-                    let (uploads, refused) = (new(&p.uploads), new(&p.refused_uploads));
-                    let mut totals = self.refusals.lock().unwrap();
-                    totals.uploads += uploads.round() as u64;
-                    totals.refused_uploads += refused.round() as u64;
-                    if let Some(end) = p
-                        .uploads
-                        .iter()
-                        .chain(&p.refused_uploads)
-                        .map(|(at, _)| at + period)
-                        .filter(|end| *end <= t)
-                        .reduce(f64::max)
-                    {
-                        i.uploads_counted_to = i.uploads_counted_to.max(end);
-                    }
+                    let (uploads, to_a) = window.sum(&p.uploads);
+                    let (refused, to_b) = window.sum(&p.refused_uploads);
+                    let mut counted = self.refusals.lock().unwrap();
+                    counted.totals.uploads += uploads;
+                    counted.totals.refused_uploads += refused;
+                    i.uploads_counted_to = to_a.max(to_b);
                 }
             }
         }
@@ -831,21 +850,21 @@ impl AwsPool {
         let Some(lb) = &self.load_balancer else {
             return Ok(());
         };
-        let counted_to = *self.load_balancer_counted_to.lock().unwrap();
         // ALB metrics arrive a minute or two late: look back five.
         let from =
             SystemTime::UNIX_EPOCH + Duration::from_secs(((t - 300.0) / 60.0).floor() as u64 * 60);
         let points =
             cloudwatch::load_balancer_5xx(&self.cloudwatch, lb, from, SystemTime::now()).await?;
-        let complete: Vec<&(f64, f64)> = points
-            .iter()
-            .filter(|(at, _)| *at >= counted_to && at + 60.0 > self.started_at && at + 60.0 <= t)
-            .collect();
-        let added: f64 = complete.iter().map(|(_, v)| v).sum();
-        self.refusals.lock().unwrap().load_balancer_5xx += added.round() as u64;
-        if let Some(end) = complete.iter().map(|(at, _)| at + 60.0).reduce(f64::max) {
-            *self.load_balancer_counted_to.lock().unwrap() = end;
+        let mut counted = self.refusals.lock().unwrap();
+        let (added, counted_to) = Uncounted {
+            period: 60.0,
+            counted_to: counted.load_balancer_counted_to,
+            started: self.started_at,
+            now: t,
         }
+        .sum(&points);
+        counted.totals.load_balancer_5xx += added;
+        counted.load_balancer_counted_to = counted_to;
         Ok(())
     }
 }
@@ -861,7 +880,7 @@ impl Provider for AwsPool {
     }
 
     fn refusals(&self) -> Option<Refusals> {
-        Some(*self.refusals.lock().unwrap())
+        Some(self.refusals.lock().unwrap().totals)
     }
 
     fn has_standby(&self) -> bool {
@@ -1070,6 +1089,43 @@ impl Provider for AwsPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_complete_period_is_counted_once_and_none_from_before_the_start() {
+        // 10 s periods; the control plane started at 105, it is now 139.
+        let points = [
+            (90.0, 5.0),
+            (100.0, 2.0),
+            (110.0, 3.0),
+            (120.0, 4.0),
+            (130.0, 9.0),
+        ];
+        let first = Uncounted {
+            period: 10.0,
+            counted_to: 0.0,
+            started: 105.0,
+            now: 139.0,
+        };
+        // 90 ended before the start; 100 ended after it; 130 is still filling up.
+        assert_eq!(first.sum(&points), (9, 130.0));
+        // The next read overlaps: only the period completed since counts.
+        let next = Uncounted {
+            counted_to: 130.0,
+            now: 141.0,
+            ..first
+        };
+        assert_eq!(next.sum(&points), (9, 140.0));
+        assert_eq!(
+            Uncounted {
+                counted_to: 140.0,
+                now: 150.0,
+                ..first
+            }
+            .sum(&points),
+            (0, 140.0),
+            "nothing new"
+        );
+    }
 
     #[test]
     fn ec2s_five_minute_cpu_counts_while_a_workers_own_must_be_recent() {
