@@ -91,6 +91,17 @@ fn clock_ticks_per_second() -> f64 {
     }
 }
 
+/// A `Key:   123 kB` line of a `/proc` file such as `/proc/meminfo` or `/proc/self/status`,
+/// in KiB.
+pub fn proc_kib(text: &str, key: &str) -> Option<u64> {
+    let mut value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+        .split_whitespace();
+    let kib = value.next()?.parse().ok()?;
+    (value.next() == Some("kB")).then_some(kib)
+}
+
 /// Sum of the `http_requests_total` samples in a Prometheus text exposition, leaving out
 /// the control plane's own probes (`/healthz`, `/metrics`): the rate is the users' traffic.
 pub fn total_requests(exposition: &str) -> Option<f64> {
@@ -205,6 +216,17 @@ mod tests {
             }
         );
         assert_eq!(upload_counts(""), UploadCounts::default());
+    }
+
+    #[test]
+    fn proc_lines_in_kib() {
+        let meminfo =
+            "MemTotal:       24000000 kB\nMemAvailable:   1234 kB\nHugePages_Total:       0\n";
+        assert_eq!(proc_kib(meminfo, "MemAvailable"), Some(1234));
+        assert_eq!(proc_kib(meminfo, "MemTotal"), Some(24_000_000));
+        assert_eq!(proc_kib(meminfo, "HugePages_Total"), None, "not in kB");
+        assert_eq!(proc_kib(meminfo, "Mem"), None, "a whole key only");
+        assert_eq!(proc_kib(meminfo, "VmHWM"), None);
     }
 
     #[test]

@@ -26,14 +26,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+    Some(common::metrics::proc_kib(&status, "VmHWM")? as f64 / 1024.0)
 }
 
 fn main() -> anyhow::Result<()> {

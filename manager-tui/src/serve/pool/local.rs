@@ -129,15 +129,7 @@ pub fn room_for_a_worker(available: Option<u64>, need: u64) -> Result<(), String
 /// The kernel's estimate of memory available for new processes without swapping.
 fn memory_available() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    Some(common::metrics::proc_kib(&meminfo, "MemAvailable")? * 1024)
 }
 
 impl LocalPool {
