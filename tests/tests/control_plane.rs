@@ -479,14 +479,19 @@ async fn the_measured_rate_per_worker_outlives_a_restart() {
     let db = fresh_database("learned_rate").await;
     let dir = tempfile::tempdir().unwrap();
     let http = http();
-    let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
-    cp.wait_api(&http).await;
-    let first = demand_estimate(&cp, &http).await;
+    // The demand policy's first reading of a control plane started afresh on `db`.
+    let first_reading = || async {
+        let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
+        cp.wait_api(&http).await;
+        let demand = demand_estimate(&cp, &http).await;
+        cp.terminate().await;
+        demand
+    };
+    let first = first_reading().await;
     assert_eq!(
         first.rate_source,
         common::autoscale::demand::RateSource::Assumed
     );
-    cp.terminate().await;
 
     // As a control plane that had measured 3.25 photos/s per worker left it.
     let mut conn = common::db::Db::connect(&db)
@@ -499,15 +504,12 @@ async fn the_measured_rate_per_worker_outlives_a_restart() {
     conn.query_drop("UPDATE manager_settings SET learned_rate = 3.25")
         .await
         .unwrap();
-    let mut cp = ControlPlane::spawn(&db, dir.path(), FAST_POLICY);
-    cp.wait_api(&http).await;
-    let demand = demand_estimate(&cp, &http).await;
+    let demand = first_reading().await;
     assert_eq!(
         demand.rate_source,
         common::autoscale::demand::RateSource::Learned
     );
     assert!((demand.rate_per_worker - 3.25).abs() < 1e-9, "{demand:?}");
-    cp.terminate().await;
 }
 
 async fn upload(http: &reqwest::Client, url: &str, photo: &[u8]) -> Result<(), String> {
