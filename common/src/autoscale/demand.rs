@@ -651,14 +651,16 @@ mod tests {
         );
     }
 
+    /// One 2-s sample of the modelled pool: what the policy did, and what waited after it.
+    #[derive(Debug)]
+    struct Tick {
+        resize: Option<Resize>,
+        backlog: u64,
+    }
+
     /// A modelled pool for the properties: arrivals join a shared backlog, each healthy worker
     /// processes `capacity`/s, launched workers serve after `boot` s; samples every 2 s.
-    fn run(
-        policy: &Policy,
-        loads: &[f64],
-        capacity: f64,
-        boot: f64,
-    ) -> Vec<(f64, Phase, Option<Resize>, u64)> {
+    fn run(policy: &Policy, loads: &[f64], capacity: f64, boot: f64) -> Vec<Tick> {
         let mut phase = Phase::Idle;
         let mut learned = None;
         let (mut desired, mut healthy) = (policy.min_workers, policy.min_workers);
@@ -702,7 +704,10 @@ mod tests {
                 }
                 desired = r.to;
             }
-            out.push((now, phase, d.resize.clone(), backlog.round() as u64));
+            out.push(Tick {
+                resize: d.resize.clone(),
+                backlog: backlog.round() as u64,
+            });
             phase = d.phase;
         }
         out
@@ -715,7 +720,10 @@ mod tests {
             ..Policy::default()
         };
         let steps = run(&policy, &vec![load; 1500], capacity, boot);
-        steps[after..].iter().filter_map(|s| s.2.clone()).collect()
+        steps[after..]
+            .iter()
+            .filter_map(|s| s.resize.clone())
+            .collect()
     }
 
     /// Found by the property below: workers a little slower than the assumed rate, and a
@@ -757,7 +765,7 @@ mod tests {
             boot in 0.0f64..90.0,
         ) {
             let policy = Policy { max_workers: max, drain_target_secs: drain, ..Policy::default() };
-            for (i, (_, _, resize, backlog)) in run(&policy, &loads, capacity, boot).into_iter().enumerate() {
+            for (i, Tick { resize, backlog }) in run(&policy, &loads, capacity, boot).into_iter().enumerate() {
                 if let Some(r) = resize {
                     prop_assert!(r.to >= policy.min_workers && r.to <= policy.max_workers, "{r:?}");
                     // A backlog as the policy means it: more waiting than FLOW_SECS of arrivals
@@ -781,16 +789,16 @@ mod tests {
             // rate tells those apart; a backlog that slowly builds does), but never shrinks
             // again once it has grown back, and nothing late is a shrink (a pool cycling
             // between two sizes shrinks in every cycle).
-            let resizes: Vec<Resize> = steps.iter().filter_map(|s| s.2.clone()).collect();
+            let resizes: Vec<Resize> = steps.iter().filter_map(|s| s.resize.clone()).collect();
             let regrown = resizes.windows(2).position(|w| w[0].to < w[0].from && w[1].to > w[1].from);
             if let Some(i) = regrown {
                 prop_assert!(resizes[i + 1..].iter().all(|r| r.to > r.from), "shrank again after growing back: {resizes:?}");
             }
             let late = &steps[1000..];
-            let late_resizes: Vec<Resize> = late.iter().filter_map(|s| s.2.clone()).collect();
+            let late_resizes: Vec<Resize> = late.iter().filter_map(|s| s.resize.clone()).collect();
             prop_assert!(late_resizes.len() <= 1 && late_resizes.iter().all(|r| r.to > r.from), "still resizing late: {late_resizes:?}");
             // Once settled, the backlog stays within a few seconds of arrivals.
-            prop_assert!(late.iter().all(|s| (s.3 as f64) <= load * 10.0 + 2.0), "backlog kept growing: {}", late.last().unwrap().3);
+            prop_assert!(late.iter().all(|s| (s.backlog as f64) <= load * 10.0 + 2.0), "backlog kept growing: {}", late.last().unwrap().backlog);
         }
     }
 }
