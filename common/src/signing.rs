@@ -43,6 +43,18 @@ impl UrlSigner {
     }
 }
 
+/// The deployment's secret as a worker keeps it in `<data_dir>/secret.key` (hex) when none is
+/// configured; `None` until the first worker has made it.
+pub fn read_secret(path: &std::path::Path) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => hex::decode(s.trim())
+            .map(Some)
+            .map_err(|_| format!("{} is not hex", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,17 +70,5 @@ mod tests {
         assert!(!s.verify("photos/a.jpg", 200, &sig, 99), "extended expiry");
         assert!(!s.verify("photos/a.jpg", 100, "zz", 99));
         assert!(!UrlSigner::new(b"other").verify("photos/a.jpg", 100, &sig, 99));
-    }
-}
-
-/// The deployment's secret as a worker keeps it in `<data_dir>/secret.key` (hex) when none is
-/// configured; `None` until the first worker has made it.
-pub fn read_secret(path: &std::path::Path) -> Result<Option<Vec<u8>>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => hex::decode(s.trim())
-            .map(Some)
-            .map_err(|_| format!("{} is not hex", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("reading {}: {e}", path.display())),
     }
 }
