@@ -204,7 +204,7 @@ pub async fn publish(
             Err(e) => {
                 failures += 1;
                 // Once, then every few minutes: a lasting outage should not flood the log.
-                if failures == 1 || failures % 30 == 0 {
+                if failures == 1 || failures.is_multiple_of(30) {
                     tracing::warn!(error = %e, failures, "could not publish metrics");
                 }
                 // `last` stays: the next point carries these counts, and its CPU figure

@@ -202,7 +202,7 @@ impl Letterbox {
 
     /// An input-space box (corners) in original-image pixels, clamped to the image.
     pub fn to_image(
-        &self,
+        self,
         x0: f32,
         y0: f32,
         x1: f32,

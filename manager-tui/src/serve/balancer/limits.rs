@@ -80,7 +80,10 @@ fn raise_file_limit() -> u64 {
                 lim.rlim_cur = lim.rlim_max;
             }
         }
-        lim.rlim_cur as u64
+        // rlim_t is u64 on Linux, not on every target.
+        #[allow(clippy::unnecessary_cast)]
+        let cur = lim.rlim_cur as u64;
+        cur
     }
 }
 
