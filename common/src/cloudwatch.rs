@@ -42,6 +42,14 @@ pub async fn client() -> Client {
     Client::new(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
 }
 
+/// An SDK error with the causes the SDK's own `Display` leaves out.
+fn sdk_error<E: std::error::Error + 'static>(what: &str, e: E) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what}: {}",
+        aws_sdk_cloudwatch::error::DisplayErrorContext(e)
+    )
+}
+
 fn instance(id: &str) -> Dimension {
     Dimension::builder().name(DIMENSION).value(id).build()
 }
@@ -88,12 +96,7 @@ impl Publisher {
             ))
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "PutMetricData: {}",
-                    aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(|e| sdk_error("PutMetricData", e))?;
         Ok(())
     }
 }
@@ -267,12 +270,7 @@ async fn metric_data(
             .set_next_token(next_token.take())
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "GetMetricData: {}",
-                    aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(|e| sdk_error("GetMetricData", e))?;
         for result in reply.metric_data_results() {
             let Some(qid) = result.id() else { continue };
             let points = result
