@@ -102,19 +102,44 @@ pub fn proc_kib(text: &str, key: &str) -> Option<u64> {
     (value.next() == Some("kB")).then_some(kib)
 }
 
+/// One `http_requests_total` sample of a Prometheus text exposition: its labels (empty when
+/// it has none) and its value, `None` where the value is not a number.
+struct RequestSample<'a> {
+    labels: &'a str,
+    value: Option<f64>,
+}
+
+impl RequestSample<'_> {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.labels.split(',').find_map(|kv| {
+            kv.strip_prefix(name)?
+                .strip_prefix("=\"")?
+                .strip_suffix('"')
+        })
+    }
+}
+
+fn request_samples(exposition: &str) -> impl Iterator<Item = RequestSample<'_>> {
+    exposition.lines().filter_map(|line| {
+        let rest = line.strip_prefix("http_requests_total")?;
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(labelled) => labelled.rsplit_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        Some(RequestSample {
+            labels,
+            value: value.trim().parse().ok(),
+        })
+    })
+}
+
 /// Sum of the `http_requests_total` samples in a Prometheus text exposition, leaving out
 /// the control plane's own probes (`/healthz`, `/metrics`): the rate is the users' traffic.
 pub fn total_requests(exposition: &str) -> Option<f64> {
     let mut total = None;
-    for line in exposition.lines() {
-        let Some(rest) = line.strip_prefix("http_requests_total") else {
-            continue;
-        };
-        if !(rest.starts_with('{') || rest.starts_with(' ')) {
-            continue;
-        }
-        let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-        let probe = rest.contains("route=\"/healthz\"") || rest.contains("route=\"/metrics\"");
+    for sample in request_samples(exposition) {
+        let value = sample.value?;
+        let probe = matches!(sample.label("route"), Some("/healthz" | "/metrics"));
         *total.get_or_insert(0.0) += if probe { 0.0 } else { value };
     }
     total
@@ -134,28 +159,15 @@ pub struct UploadCounts {
 
 pub fn upload_counts(exposition: &str) -> UploadCounts {
     let mut counts = UploadCounts::default();
-    for line in exposition.lines() {
-        let Some(rest) = line.strip_prefix("http_requests_total{") else {
-            continue;
-        };
-        let Some((labels, value)) = rest.rsplit_once("} ") else {
-            continue;
-        };
-        let Ok(value) = value.trim().parse::<f64>() else {
-            continue;
-        };
-        let label = |name: &str| {
-            labels.split(',').find_map(|kv| {
-                kv.strip_prefix(name)
-                    .and_then(|v| v.strip_prefix("=\""))
-                    .and_then(|v| v.strip_suffix('"'))
-            })
-        };
-        let upload = label("method") == Some("POST")
-            && label("route").is_some_and(|r| UPLOAD_ROUTES.contains(&r));
+    for sample in request_samples(exposition) {
+        let Some(value) = sample.value else { continue };
+        let upload = sample.label("method") == Some("POST")
+            && sample
+                .label("route")
+                .is_some_and(|r| UPLOAD_ROUTES.contains(&r));
         if upload {
             counts.uploads += value;
-            if label("status").is_some_and(|s| s.starts_with('5')) {
+            if sample.label("status").is_some_and(|s| s.starts_with('5')) {
                 counts.refused += value;
             }
         }
