@@ -125,7 +125,7 @@ impl Default for Config {
             max_image_side: 20_000,
             max_image_pixels: 50_000_000,
             secret_key: None,
-            model_path: PathBuf::from("models/ch_PP-OCRv4_det_infer.onnx"),
+            model_path: PathBuf::from("models/ch_PP-OCRv4_det_infer.folded.onnx"),
             yolo_model_path: None,
             yolo_confidence: 0.25,
             yolo_iou: 0.45,

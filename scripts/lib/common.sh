@@ -10,8 +10,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${GALLERY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gallery}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gallery/target}
 MODEL_DIR=${GALLERY_MODEL_DIR:-$ROOT/models}
-MODEL_FILE=ch_PP-OCRv4_det_infer.onnx
-MODEL_SHA256=d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9
+# The detector as published, and the same function with fewer multiplications that workers
+# run (scripts/models/fold-detector.py); the reference pipeline runs the published one.
+ORIGINAL_MODEL_FILE=ch_PP-OCRv4_det_infer.onnx
+ORIGINAL_MODEL_SHA256=d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9
+MODEL_FILE=ch_PP-OCRv4_det_infer.folded.onnx
 # The Python tools' commands (moto_server, aws, weed), each from a venv of its own.
 export PATH="$CACHE/bin:$PATH"
 
@@ -68,9 +71,25 @@ stop_all() {
   rm -f "$RUN_DIR/pids"
 }
 
+# ensure_model: the published detector (checked against its checksum) and the folded one the
+# workers run, refolded when the published model or the folding script changes.
 ensure_model() {
-  local target=$MODEL_DIR/$MODEL_FILE
-  if [ -f "$target" ] && echo "$MODEL_SHA256  $target" | sha256sum -c --quiet - 2>/dev/null; then
+  ensure_original_model
+  local original=$MODEL_DIR/$ORIGINAL_MODEL_FILE target=$MODEL_DIR/$MODEL_FILE source
+  source=$(cat "$original" "$ROOT/scripts/models/fold-detector.py" | sha256sum | cut -d' ' -f1)
+  if [ -f "$target" ] && [ "$(cat "$target.source" 2>/dev/null)" = "$source" ]; then
+    return 0
+  fi
+  ensure_onnx_venv
+  log "folding the text detector's upsampled convolutions ($MODEL_FILE)"
+  "$ONNX_VENV/bin/python" "$ROOT/scripts/models/fold-detector.py" "$original" "$target.part"
+  mv "$target.part" "$target"
+  echo "$source" > "$target.source"
+}
+
+ensure_original_model() {
+  local target=$MODEL_DIR/$ORIGINAL_MODEL_FILE
+  if [ -f "$target" ] && echo "$ORIGINAL_MODEL_SHA256  $target" | sha256sum -c --quiet - 2>/dev/null; then
     return 0
   fi
   log "fetching the text detection model from PyPI (rapidocr_onnxruntime 1.4.4)"
@@ -84,7 +103,7 @@ with zipfile.ZipFile(wheel) as z, open(sys.argv[2], "wb") as out:
     out.write(z.read("rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"))
 PY
   rm -rf "$tmp"
-  echo "$MODEL_SHA256  $target.part" | sha256sum -c --quiet - || die "model checksum mismatch"
+  echo "$ORIGINAL_MODEL_SHA256  $target.part" | sha256sum -c --quiet - || die "model checksum mismatch"
   mv "$target.part" "$target"
 }
 
@@ -251,14 +270,19 @@ openvino_c_library() {
 # built with PyPI's onnx in a venv of its own (nothing is fetched from a model hub). Sets
 # TEST_YOLO_MODEL.
 ensure_test_yolo() {
-  local venv=$CACHE/onnx-venv
-  if ! "$venv/bin/python" -c 'import onnx, numpy' 2>/dev/null; then
-    log "installing onnx into $venv (to build the test YOLO model)"
-    ensure_venv "$venv"
-    "$venv/bin/pip" install -q onnx numpy
-  fi
+  ensure_onnx_venv
   TEST_YOLO_MODEL="$1/test-yolo.onnx"
-  "$venv/bin/python" "$ROOT/scripts/models/make-test-yolo.py" "$TEST_YOLO_MODEL"
+  "$ONNX_VENV/bin/python" "$ROOT/scripts/models/make-test-yolo.py" "$TEST_YOLO_MODEL"
+}
+
+# ensure_onnx_venv: PyPI's onnx in a venv of its own, for the scripts that write models. Sets
+# ONNX_VENV.
+ensure_onnx_venv() {
+  ONNX_VENV=$CACHE/onnx-venv
+  "$ONNX_VENV/bin/python" -c 'import onnx.reference, numpy' 2>/dev/null && return 0
+  log "installing onnx into $ONNX_VENV (to write models)"
+  ensure_venv "$ONNX_VENV"
+  "$ONNX_VENV/bin/pip" install -q onnx numpy
 }
 
 # The AWS emulator the aws provider's tests run against (each test starts its own).

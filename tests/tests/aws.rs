@@ -1345,7 +1345,7 @@ fn the_shipped_release_loads_with_amazon_linux_2023s_glibc_and_runs() {
     assert!(out.status.success() && help.contains("serve"), "{help}");
     assert!(dir
         .path()
-        .join("models/ch_PP-OCRv4_det_infer.onnx")
+        .join("models/ch_PP-OCRv4_det_infer.folded.onnx")
         .is_file());
 }
 
