@@ -247,7 +247,8 @@ def emit_term(graph, nodes, source, w, k, scaled):
 
 
 def fold_conv(graph, conv):
-    """The nodes replacing conv, or None where folding would not save multiplications."""
+    """The nodes replacing conv, or None where folding would not save a fifth of its
+    multiplications."""
     w = graph.consts[conv.input[1]]
     terms = terms_of(graph, conv.input[0], w)
     if len(terms) == 1 and terms[0][2] == 1 and terms[0][3] is None:
@@ -258,10 +259,8 @@ def fold_conv(graph, conv):
         return None
     nodes = []
     outs = [emit_term(graph, nodes, source, ws, k, scaled) for source, ws, k, scaled in terms]
-    if len(conv.input) > 2:
-        outs.append(graph.name("bias"))
-        bias = graph.consts[conv.input[2]].reshape(1, -1, 1, 1)
-        nodes.append(helper.make_node("Identity", [graph.const("b", bias)], [outs[-1]]))
+    if len(conv.input) > 2 and conv.input[2]:
+        outs.append(graph.const("b", graph.consts[conv.input[2]].reshape(1, -1, 1, 1)))
     acc = outs[0]
     for i, o in enumerate(outs[1:]):
         nxt = conv.output[0] if i == len(outs) - 2 else graph.name("sum")
