@@ -160,11 +160,11 @@ pub async fn build(config: Config, detector: Arc<dyn Detector>) -> anyhow::Resul
         .context("opening the object store")?;
     tracing::info!(store = %store.describe(), detector = detector.describe(), "worker ready");
 
-    let max = config.max_upload_bytes;
+    // Uploads are read by `upload::read` within `max_upload_bytes`; no Rocket form takes a
+    // file, so a multipart body sent to a form (a login, a registration) is held to the
+    // limit of an urlencoded one.
     let limits = Limits::default()
-        .limit("file", max.bytes())
-        // Room for the other fields and multipart framing around the file.
-        .limit("data-form", (max + 64 * 1024).bytes())
+        .limit("data-form", routes::forms::FORM_LIMIT.bytes())
         .limit("form", routes::forms::FORM_LIMIT.bytes())
         .limit("string", 8.kibibytes());
     let figment = rocket::Config::figment()

@@ -1,9 +1,10 @@
-//! The API's upload form read as it arrives. The fields come in the order the client sent
-//! them; when the name and password come before the file (as every load generator and
-//! browser form sends them), the sender is checked before a byte of the file is taken, so
-//! a wrong password, a throttled client or a full backlog costs neither a spooled 20 MiB
-//! nor its memory. A file sent first is still accepted (read within the limit, then the
-//! fields after it).
+//! An upload form read as it arrives, the API's (username, password, file) and the upload
+//! page's (CSRF token, file). The fields come in the order the client sent them; when the
+//! sender's fields come before the file (as every load generator and browser form sends
+//! them), the sender is checked before a byte of the file is taken, so a wrong password, a
+//! forged form, a throttled client or a full backlog costs neither a spooled 20 MiB nor its
+//! memory. A file sent first is still accepted (read within the limit, then the fields after
+//! it). Nothing is written to disk: the file is read into memory once, within the limit.
 use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
@@ -13,7 +14,7 @@ use rocket::http::{ContentType, Status};
 use crate::error::{Error, Result};
 use common::units::human_bytes;
 
-/// A text field's limit (a username, a password).
+/// A text field's limit (a username, a password, a CSRF token).
 const TEXT_MAX: u64 = 8 * 1024;
 /// Room for the fields and the multipart framing around the file.
 const FRAMING: u64 = 64 * 1024;
@@ -72,17 +73,18 @@ async fn read_file(field: &mut multer::Field<'_>, max: u64) -> Result<UploadedFi
     })
 }
 
-/// Reads `username`, `password` and `file` from a multipart body; `admit(username, password)`
-/// runs as soon as both are known and, when they came first, before the file is read. Its
-/// refusal ends the request with the body unread.
-pub async fn read<T, F, Fut>(
+/// Reads the text fields named in `fields` and `file` from a multipart body; `admit` gets the
+/// fields' values, in that order, as soon as all are known and, when they came first, before
+/// the file is read. Its refusal ends the request with the body unread.
+pub async fn read<T, F, Fut, const N: usize>(
     content_type: &ContentType,
     data: Data<'_>,
     max: u64,
+    fields: [&str; N],
     admit: F,
 ) -> Result<(T, UploadedFile)>
 where
-    F: FnOnce(String, String) -> Fut,
+    F: FnOnce([String; N]) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
     let boundary = content_type
@@ -91,21 +93,21 @@ where
         .flatten()
         .map(|(_, v)| v.to_owned())
         .ok_or_else(|| {
-            Error::bad_request(
-                "send the upload as multipart/form-data with username, password and file",
-            )
+            Error::bad_request(format!(
+                "send the upload as multipart/form-data with {} and file",
+                fields.join(", ")
+            ))
         })?;
     // Rocket's own limit lies beyond multer's, so that an oversized body is reported as one
     // (Rocket would end the stream silently, which reads as a truncated form).
     let stream = tokio_util::io::ReaderStream::new(data.open((max + 2 * FRAMING).bytes()));
-    let constraints = multer::Constraints::new().size_limit(
-        multer::SizeLimit::new()
-            .whole_stream(max + FRAMING)
-            .for_field("username", TEXT_MAX)
-            .for_field("password", TEXT_MAX),
-    );
+    let constraints = multer::Constraints::new().size_limit(fields.iter().fold(
+        multer::SizeLimit::new().whole_stream(max + FRAMING),
+        |limit, name| limit.for_field(*name, TEXT_MAX),
+    ));
     let mut form = multer::Multipart::with_constraints(stream, boundary, constraints);
-    let (mut username, mut password, mut file) = (None, None, None);
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
+    let mut file = None;
     let mut admit = Some(admit);
     let mut admitted = None;
     while let Some(mut field) = form
@@ -113,32 +115,26 @@ where
         .await
         .map_err(|e| multipart_error(e, max))?
     {
-        match field.name() {
-            Some("username") => {
-                username = Some(field.text().await.map_err(|e| multipart_error(e, max))?)
-            }
-            Some("password") => {
-                password = Some(field.text().await.map_err(|e| multipart_error(e, max))?)
-            }
-            Some("file") if file.is_none() => {
-                if let (Some(u), Some(p)) = (&username, &password) {
-                    if let Some(f) = admit.take() {
-                        admitted = Some(f(u.clone(), p.clone()).await?);
-                    }
+        let name = field.name().unwrap_or_default().to_owned();
+        if let Some(i) = fields.iter().position(|f| *f == name) {
+            values[i] = Some(field.text().await.map_err(|e| multipart_error(e, max))?);
+        } else if name == "file" && file.is_none() {
+            if values.iter().all(Option::is_some) {
+                if let Some(f) = admit.take() {
+                    admitted = Some(f(values.clone().map(Option::unwrap_or_default)).await?);
                 }
-                file = Some(read_file(&mut field, max).await?);
             }
-            // Other fields are skipped unread (up to the whole-body limit).
-            _ => {}
+            file = Some(read_file(&mut field, max).await?);
         }
+        // Other fields are skipped unread (up to the whole-body limit).
     }
-    let missing = |name: &str| Error::bad_request(format!("missing field `{name}`"));
-    let username = username.ok_or_else(|| missing("username"))?;
-    let password = password.ok_or_else(|| missing("password"))?;
-    let file = file.ok_or_else(|| missing("file"))?;
+    if let Some(i) = values.iter().position(Option::is_none) {
+        return Err(Error::bad_request(format!("missing field `{}`", fields[i])));
+    }
+    let file = file.ok_or_else(|| Error::bad_request("missing field `file`"))?;
     let admitted = match (admitted, admit) {
         (Some(a), _) => a,
-        (None, Some(f)) => f(username, password).await?,
+        (None, Some(f)) => f(values.map(Option::unwrap_or_default)).await?,
         (None, None) => {
             return Err(Error::internal(
                 "the upload's sender was checked but not kept",

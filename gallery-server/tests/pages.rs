@@ -205,6 +205,24 @@ async fn page_upload_errors_are_shown_on_the_form() {
 }
 
 #[tokio::test]
+async fn a_page_upload_over_the_limit_is_refused_on_the_form_and_nothing_is_kept() {
+    let app = TestApp::with(|c| c.max_upload_bytes = 1024 * 1024).await;
+    register(&app.client, "pat").await;
+    let oversize = vec![0xFFu8; 1024 * 1024 + 1];
+    let (status, _, page) = upload(&app.client, "huge.jpg", &oversize).await;
+    assert_eq!(status, Status::PayloadTooLarge);
+    assert!(
+        page.contains("1 MiB") && page.contains("type=\"file\""),
+        "{page}"
+    );
+    app.assert_nothing_stored().await;
+    // The same page still takes a photo within the limit.
+    let (status, location, _) = upload(&app.client, "ok.jpg", &images::rgb_jpeg(64, 48)).await;
+    assert_eq!(status, Status::SeeOther, "{location:?}");
+    assert_eq!(app.db.count_rows().await.unwrap().photos, 1);
+}
+
+#[tokio::test]
 async fn other_users_photos_do_not_exist_for_you_and_media_links_expire() {
     let app = TestApp::with(|c| c.media_url_ttl_secs = 600).await;
     let c = &app.client;

@@ -67,7 +67,8 @@ async fn upload(
         &content_type,
         data,
         state.config.max_upload_bytes,
-        |username, password| async move {
+        ["username", "password"],
+        |[username, password]| async move {
             let owner = accounts::authenticate(state, &username, &password, client).await?;
             photos::check_room(state).await?;
             Ok(owner)

@@ -1,38 +1,11 @@
-//! Form handling shared by the pages and the API: the limits, a page upload's file, and
-//! Rocket's form errors as one sentence a person understands.
-use rocket::fs::TempFile;
-use tokio::io::AsyncReadExt;
-
-use crate::upload::{clean_file_name, UploadedFile};
-
-use crate::error::{Error, Result};
+//! Form handling shared by the pages and the API: the limits, and Rocket's form errors as
+//! one sentence a person understands.
+use crate::error::Error;
 use common::units::human_bytes;
 
 /// Rocket's `form` limit (urlencoded forms: logins, deletes): set in `build`, and named in
 /// the message when a form is larger.
 pub const FORM_LIMIT: u64 = 64 * 1024;
-
-/// A file Rocket spooled for a page's form, read whole.
-pub async fn read_temp_file(file: &mut TempFile<'_>) -> Result<UploadedFile> {
-    let raw = file
-        .raw_name()
-        .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_owned())
-        .unwrap_or_default();
-    let file_name = clean_file_name(&raw)?;
-    let mut data = Vec::with_capacity(file.len() as usize);
-    if file.len() > 0 {
-        file.open()
-            .await
-            .map_err(Error::internal)?
-            .read_to_end(&mut data)
-            .await
-            .map_err(Error::internal)?;
-    }
-    Ok(UploadedFile {
-        file_name,
-        data: data.into(),
-    })
-}
 
 /// The temporary directory is full or cannot be written (rather than the client's body
 /// breaking off).

@@ -1,8 +1,8 @@
 //! The web pages: landing, register, log in/out, upload, the thumbnail grid, a photo.
 use maud::{html, Markup};
+use rocket::data::Data;
 use rocket::form::{Errors, Form};
-use rocket::fs::TempFile;
-use rocket::http::{CookieJar, Status};
+use rocket::http::{ContentType, CookieJar, Status};
 use rocket::response::Redirect;
 use rocket::{get, post, routes, FromForm, Route, State};
 
@@ -16,6 +16,7 @@ use crate::detect::Finds;
 use crate::error::Error;
 use crate::photos;
 use crate::session::{log_in, log_out, CsrfToken, User};
+use crate::upload::read as read_upload;
 use crate::views::layout;
 use crate::AppState;
 use common::units::human_bytes;
@@ -258,18 +259,15 @@ fn upload_page(state: &State<AppState>, user: User, csrf: CsrfToken) -> Markup {
     )
 }
 
-#[derive(FromForm)]
-struct UploadForm<'r> {
-    csrf: &'r str,
-    file: TempFile<'r>,
-}
-
-#[post("/upload", data = "<form>")]
+/// Read as it streams in, like the API's: a forged form or a full backlog is refused before
+/// the file is read.
+#[post("/upload", data = "<data>")]
 async fn upload(
     state: &State<AppState>,
     user: User,
     csrf: CsrfToken,
-    form: Result<Form<UploadForm<'_>>, Errors<'_>>,
+    content_type: Option<&ContentType>,
+    data: Data<'_>,
 ) -> Page {
     let max = state.config.max_upload_bytes;
     let fail = |e: Error| {
@@ -283,11 +281,14 @@ async fn upload(
             ),
         )
     };
-    let mut form = form.map_err(|e| fail(form_error(e, max)))?;
-    csrf.check(form.csrf).map_err(fail)?;
-    let file = super::forms::read_temp_file(&mut form.file)
-        .await
-        .map_err(fail)?;
+    let content_type = content_type.cloned().unwrap_or(ContentType::Any);
+    let expected = &csrf;
+    let ((), file) = read_upload(&content_type, data, max, ["csrf"], |[token]| async move {
+        expected.check(&token)?;
+        photos::check_room(state).await
+    })
+    .await
+    .map_err(fail)?;
     let photo = photos::accept(state, user.id, file).await.map_err(fail)?;
     Ok(Redirect::to(format!("/photos/{}", photo.id)))
 }
