@@ -56,6 +56,15 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 
 remember_pid() { echo "$1" >> "$RUN_DIR/pids"; }
 
+# done_at_least URL N: the worker at URL has processed (or failed) N photos. Uploads are
+# accepted in milliseconds and processed from its backlog, so a benchmark waits on this, not
+# on the last reply.
+done_at_least() {
+  curl -sf "$1/metrics" | awk -v n="$2" '
+    /^photos_(processed|failed)_total[ {]/ { done += $NF }
+    END { exit !(done >= n) }'
+}
+
 # Stops what was started, newest first: the control plane drains its workers while the
 # database they commit to is still up.
 stop_all() {
