@@ -7,10 +7,12 @@ takes it to 736: the worker's network does ~4 % more on such photos. Prints one 
 
 With --cpu, prints instead the CPU it spends per photo, all stages from the JPEG's bytes to
 the two encoded copies, over the given photos one after another (after one untimed pass):
-what `scripts/bench/worker-cpu` sets against the worker.
+what `scripts/bench/worker-cpu` sets against the worker. With --boxes, the boxes it finds on
+each photo, as det_eval.py reads them (`scripts/bench/detector-quality`).
 
 usage: reference.py MODEL DIR [RUNS]
-       reference.py MODEL --cpu PHOTO..."""
+       reference.py MODEL --cpu PHOTO...
+       reference.py MODEL --boxes PHOTO..."""
 import glob
 import json
 import os
@@ -26,7 +28,8 @@ import onnxruntime as ort
 cv2.setNumThreads(1)
 model, directory = sys.argv[1], sys.argv[2]
 cpu_mode = directory == "--cpu"
-runs = int(sys.argv[3]) if len(sys.argv) > 3 and not cpu_mode else 5
+boxes_mode = directory == "--boxes"
+runs = int(sys.argv[3]) if len(sys.argv) > 3 and not (cpu_mode or boxes_mode) else 5
 options = ort.SessionOptions()
 options.intra_op_num_threads = 1
 options.inter_op_num_threads = 1
@@ -90,6 +93,11 @@ def whole(data):
     annotate(img, detect(img))
     thumbnail(img)
 
+
+if boxes_mode:
+    found = [detect(decode(open(p, "rb").read())) for p in sys.argv[3:]]
+    print(json.dumps([[dict(x0=b[0], y0=b[1], x1=b[2], y1=b[3]) for b in boxes] for boxes in found]))
+    sys.exit(0)
 
 if cpu_mode:
     photos = [open(p, "rb").read() for p in sys.argv[3:]]
