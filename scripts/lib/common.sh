@@ -28,8 +28,10 @@ die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 on_error() {
   local status=$1 line=$2 command=$3
   [ "$BASH_SUBSHELL" = 0 ] || return 0
+  # A failure at the top of `bash -c '. common.sh; …'` has no script file to name.
+  local where=${BASH_SOURCE[1]:-$0}
   printf '\033[1;31merror:\033[0m %s`%s` failed (exit status %s) at %s:%s\n' \
-    "${STEP:+$STEP: }" "$command" "$status" "${BASH_SOURCE[1]#"$ROOT"/}" "$line" >&2
+    "${STEP:+$STEP: }" "$command" "$status" "${where#"$ROOT"/}" "$line" >&2
 }
 trap 'on_error $? $LINENO "$BASH_COMMAND"' ERR
 
