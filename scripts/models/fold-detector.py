@@ -19,8 +19,8 @@ computed where it is cheap:
 
 Zero padding commutes with all three, so borders are exact too. The result differs from
 the original only by the order of floating-point additions (a few 1e-5 on the probability
-map); the check below refuses anything further off. A piece is rewritten only where that
-costs fewer multiplications.
+map); the check below refuses anything further off. A layer is rewritten only where that
+saves at least a fifth of its multiplications.
 
 usage: fold-detector.py ORIGINAL.onnx FOLDED.onnx
 """
@@ -31,9 +31,9 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
-# The size shapes are inferred at (any multiple of 32 gives the same decisions, which compare
-# multiplications at one scale) and the sizes the rewrite is checked at: small, so the
-# reference evaluator is quick, and not square, so no axis is confused with the other.
+# The size shapes are inferred at (where the rewrites' multiplications are compared: a
+# camera's 4:3 photo at the detector's side) and the sizes the rewrite is checked at: small,
+# so the reference evaluator is quick, and not square, so no axis is confused with the other.
 SHAPE_SIZE = (736, 960)
 CHECK_SIZES = [(64, 96), (96, 64)]
 TOLERANCE = 1e-4
@@ -45,7 +45,6 @@ UNFOLD_BELOW_CHANNELS = 8
 
 class Graph:
     def __init__(self, model):
-        self.model = model
         self.g = model.graph
         self.consts = {}
         for n in self.g.node:
@@ -196,14 +195,14 @@ def cost(graph, terms):
     for source, w, k, scaled in terms:
         taps = 9 if k == 1 else (k + 2) ** 2
         if scaled is None:
-            total += macs(graph, source, w.shape[0], w.shape[1], k, taps)
+            total += macs(graph, source, w.shape[0], w.shape[1], taps)
         else:
             c, v = scaled[0], scaled[1]
-            total += macs(graph, c, w.shape[0], v.shape[1], k, taps)
+            total += macs(graph, c, w.shape[0], v.shape[1], taps)
     return total
 
 
-def macs(graph, tensor, co, ci, k, taps):
+def macs(graph, tensor, co, ci, taps):
     h, w = graph.shapes[tensor][2:]
     return h * w * co * ci * taps
 
