@@ -87,7 +87,8 @@ stop_all() {
 ensure_model() {
   ensure_original_model
   local original=$MODEL_DIR/$ORIGINAL_MODEL_FILE target=$MODEL_DIR/$MODEL_FILE source
-  source=$(cat "$original" "$ROOT/scripts/models/fold-detector.py" | sha256sum | cut -d' ' -f1)
+  # The published model's checksum was just verified: only the script needs hashing.
+  source="$ORIGINAL_MODEL_SHA256 $(sha256sum < "$ROOT/scripts/models/fold-detector.py" | cut -d' ' -f1)"
   if [ -f "$target" ] && [ "$(cat "$target.source" 2>/dev/null)" = "$source" ]; then
     return 0
   fi

@@ -108,6 +108,19 @@ def nearest_scale(graph, node):
     return int(k) if k.is_integer() and k >= 2 else None
 
 
+def plain_1x1(graph, node):
+    """V [co, ci] when node is a 1x1 convolution (one group, stride 1, no padding) with
+    constant weights."""
+    if node is None or node.op_type != "Conv" or node.input[1] not in graph.consts:
+        return None
+    v = graph.consts[node.input[1]]
+    a = attrs(node)
+    if (v.ndim != 4 or tuple(v.shape[2:]) != (1, 1) or a.get("group", 1) != 1
+            or list(a.get("strides", [1, 1])) != [1, 1] or any(a.get("pads", [0, 0, 0, 0]))):
+        return None
+    return v[:, :, 0, 0]
+
+
 def channel_scaled_1x1(graph, tensor):
     """(c, V, gate, plus_one) when tensor is x * gate or x + x * gate, with x = Conv1x1(V, c)
     without bias and gate a per-channel [1, C, 1, 1] tensor."""
@@ -133,16 +146,12 @@ def channel_scaled_1x1(graph, tensor):
             continue
         cand, gate = mul.input[i], mul.input[j]
         conv = graph.producer.get(cand)
-        if conv is None or conv.op_type != "Conv" or len(conv.input) > 2:
-            continue
-        v = graph.consts.get(conv.input[1])
-        ca = attrs(conv)
-        if (v is None or v.ndim != 4 or tuple(v.shape[2:]) != (1, 1) or ca.get("group", 1) != 1
-                or list(ca.get("strides", [1, 1])) != [1, 1] or any(ca.get("pads", [0, 0, 0, 0]))):
+        v = plain_1x1(graph, conv)
+        if v is None or len(conv.input) > 2:
             continue
         if graph.shapes.get(gate, [])[2:] != [1, 1] or graph.shapes.get(gate, [0, 0])[1] != v.shape[0]:
             continue
-        return conv.input[0], v[:, :, 0, 0], gate, plus_one
+        return conv.input[0], v, gate, plus_one
     return None
 
 
@@ -182,8 +191,8 @@ def terms_of(graph, tensor, weight, k=1):
             start += c
         if start != weight.shape[1]:
             return plain
-    elif nearest_scale(graph, node) is not None:
-        split = terms_of(graph, node.input[0], weight, k * nearest_scale(graph, node))
+    elif (scale := nearest_scale(graph, node)) is not None:
+        split = terms_of(graph, node.input[0], weight, k * scale)
     if split is not None and cost(graph, split) < cost(graph, plain):
         return split
     return plain
@@ -273,12 +282,7 @@ def fold_conv(graph, conv):
 def fold_pooled_1x1(graph, pool):
     """GlobalAveragePool(Conv1x1(V, c)) as Conv1x1(V, GlobalAveragePool(c))."""
     conv = graph.producer.get(pool.input[0])
-    if conv is None or conv.op_type != "Conv" or conv.input[1] not in graph.consts:
-        return None
-    v = graph.consts[conv.input[1]]
-    ca = attrs(conv)
-    if (v.ndim != 4 or tuple(v.shape[2:]) != (1, 1) or ca.get("group", 1) != 1
-            or list(ca.get("strides", [1, 1])) != [1, 1] or any(ca.get("pads", [0, 0, 0, 0]))):
+    if plain_1x1(graph, conv) is None:
         return None
     pooled = graph.name("pooled")
     return [helper.make_node("GlobalAveragePool", [conv.input[0]], [pooled]),
