@@ -143,8 +143,6 @@ start_mariadb() {
     GRANT ALL ON \`gallery%\`.* TO 'gallery'@'127.0.0.1';"
 }
 
-# ensure_venv DIR: a Python venv (Debian's python3 needs python3-venv for one, and refuses
-# `pip install` outside one).
 # The Python reference pipeline's venv (OpenCV, ONNX Runtime) for the benchmarks. Sets
 # REFERENCE_VENV.
 ensure_reference_venv() {
@@ -155,6 +153,28 @@ ensure_reference_venv() {
   "$REFERENCE_VENV/bin/pip" install -q opencv-python-headless onnxruntime numpy
 }
 
+# ensure_avx2_shim: sets AVX2_SHIM to scripts/bench/avx2-only.c built as a preload library
+# that makes a process see an AVX2-only CPU, checked on a process that asks (NumPy), since
+# figures taken through a shim that lets AVX-512 through would be the native ones. Returns 1
+# where the kernel cannot fault on CPUID (no cpuid_fault in /proc/cpuinfo): nothing can then
+# hide AVX-512 from a library.
+ensure_avx2_shim() {
+  grep -qw cpuid_fault /proc/cpuinfo || return 1
+  ensure_reference_venv
+  AVX2_SHIM=$CACHE/avx2-only.so
+  if [ ! -f "$AVX2_SHIM" ] || [ "$ROOT/scripts/bench/avx2-only.c" -nt "$AVX2_SHIM" ]; then
+    gcc -O2 -shared -fPIC -o "$AVX2_SHIM" "$ROOT/scripts/bench/avx2-only.c"
+  fi
+  LD_PRELOAD=$AVX2_SHIM "$REFERENCE_VENV/bin/python" -c '
+from numpy._core._multiarray_umath import __cpu_features__ as f
+import sys
+seen = [k for k in ("AVX512F", "AVX512_SPR", "AVX512BF16") if f.get(k)]
+sys.exit(f"the AVX2-only shim let through {seen}" if seen else 0)
+' || die "scripts/bench/avx2-only.c did not hide AVX-512 from a process"
+}
+
+# ensure_venv DIR: a Python venv (Debian's python3 needs python3-venv for one, and refuses
+# `pip install` outside one).
 ensure_venv() {
   [ -x "$1/bin/pip" ] && return 0
   python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
