@@ -129,6 +129,17 @@ async fn registration_errors_are_clear() {
         .await;
     assert_eq!(res.status(), Status::BadRequest);
     assert!(res.into_string().await.unwrap().contains("password"));
+    // A registration is a small form: one far larger is refused by its own limit, named.
+    let res = app
+        .client
+        .post("/api/register")
+        .header(rocket::http::ContentType::Form)
+        .body(format!("username=gina&password={}", "p".repeat(70 * 1024)))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::PayloadTooLarge);
+    let msg = res.into_string().await.unwrap();
+    assert!(msg.contains("form is larger than the 64 KiB"), "{msg:?}");
     assert_eq!(
         app.db.count_rows().await.unwrap().accounts,
         1,

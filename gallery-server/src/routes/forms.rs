@@ -3,38 +3,17 @@
 use crate::error::Error;
 use common::units::human_bytes;
 
-/// Rocket's `form` limit (urlencoded forms: logins, deletes): set in `build`, and named in
-/// the message when a form is larger.
+/// Rocket's `form` and `data-form` limits (logins, registrations, settings; photos are
+/// streamed by `upload::read` under their own limit): set in `build`, and named in the
+/// message when a form is larger.
 pub const FORM_LIMIT: u64 = 64 * 1024;
 
-/// The temporary directory is full or cannot be written (rather than the client's body
-/// breaking off).
-fn spooling_failed_here(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EACCES | libc::EMFILE | libc::ENFILE
-        )
-    )
-}
-
 /// Turns Rocket's form errors into one sentence a person understands.
-pub fn form_error(errors: rocket::form::Errors<'_>, max_upload: u64) -> Error {
+pub fn form_error(errors: rocket::form::Errors<'_>) -> Error {
     use rocket::form::error::ErrorKind;
     use rocket::http::Status;
-    // Rocket reports every failure to spool a form as the client's (400); a full or
-    // unwritable temporary directory is this server's, and the upload may be tried again.
-    let ours = errors.iter().find_map(|e| match &e.kind {
-        ErrorKind::Io(io) if spooling_failed_here(io) => Some(io),
-        _ => None,
-    });
-    if let Some(io) = ours {
-        tracing::error!(error = %io, "an upload could not be written to the temporary directory");
-        return Error::new(
-            Status::ServiceUnavailable,
-            "the server cannot take uploads right now; try again in a few minutes",
-        );
-    }
+    // Photos never come through a Rocket form (`upload::read` streams them, with its own
+    // limit), so a form too large is a login, registration or settings form.
     let too_large = errors.status() == Status::PayloadTooLarge
         || errors
             .iter()
@@ -43,8 +22,8 @@ pub fn form_error(errors: rocket::form::Errors<'_>, max_upload: u64) -> Error {
         return Error::new(
             Status::PayloadTooLarge,
             format!(
-                "the upload is larger than the {} limit",
-                human_bytes(max_upload)
+                "the form is larger than the {} limit",
+                human_bytes(FORM_LIMIT)
             ),
         );
     }
@@ -68,16 +47,23 @@ mod tests {
     use rocket::form::error::{Error as FieldError, ErrorKind};
     use rocket::http::Status;
 
-    fn io(e: std::io::Error) -> rocket::form::Errors<'static> {
-        FieldError::from(ErrorKind::Io(e)).into()
-    }
-
     #[test]
-    fn a_full_disk_is_the_servers_trouble_and_a_broken_body_the_clients() {
-        let full = form_error(io(std::io::Error::from_raw_os_error(libc::ENOSPC)), 1 << 20);
-        assert_eq!(full.status, Status::ServiceUnavailable);
-        assert!(full.message.contains("try again"), "{}", full.message);
-        let cut = form_error(io(std::io::ErrorKind::ConnectionReset.into()), 1 << 20);
-        assert_eq!(cut.status, Status::BadRequest);
+    fn a_form_too_long_names_the_form_limit_and_a_missing_field_its_name() {
+        let long = form_error(
+            FieldError::from(ErrorKind::InvalidLength {
+                min: None,
+                max: Some(FORM_LIMIT),
+            })
+            .into(),
+        );
+        assert_eq!(long.status, Status::PayloadTooLarge);
+        assert!(long.message.contains("64 KiB"), "{}", long.message);
+        let missing = form_error(
+            FieldError::from(ErrorKind::Missing)
+                .with_name("password")
+                .into(),
+        );
+        assert_eq!(missing.status, Status::BadRequest);
+        assert_eq!(missing.message, "missing field `password`");
     }
 }

@@ -6,7 +6,7 @@ use rocket::http::{ContentType, CookieJar, Status};
 use rocket::response::Redirect;
 use rocket::{get, post, routes, FromForm, Route, State};
 
-use super::forms::{form_error, FORM_LIMIT};
+use super::forms::form_error;
 use super::media_url;
 use common::db::PhotoState;
 
@@ -168,7 +168,7 @@ async fn register(
             ),
         )
     };
-    let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT), ""))?;
+    let form = form.map_err(|e| fail(form_error(e), ""))?;
     csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
     let id = accounts::create(state, form.username, form.password)
         .await
@@ -208,7 +208,7 @@ async fn login(
             ),
         )
     };
-    let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT), ""))?;
+    let form = form.map_err(|e| fail(form_error(e), ""))?;
     csrf.check(form.csrf).map_err(|e| fail(e, form.username))?;
     let id = accounts::authenticate(state, form.username, form.password, client)
         .await
@@ -448,7 +448,7 @@ async fn change_password(
         )
     };
     let result = match form {
-        Err(e) => Err(form_error(e, FORM_LIMIT)),
+        Err(e) => Err(form_error(e)),
         Ok(form) => match csrf.check(form.csrf) {
             Err(e) => Err(e),
             Ok(()) => accounts::change_password(state, &user, form.current, form.new, client).await,
@@ -488,7 +488,7 @@ async fn delete_account(
             ),
         )
     };
-    let form = form.map_err(|e| fail(form_error(e, FORM_LIMIT)))?;
+    let form = form.map_err(|e| fail(form_error(e)))?;
     csrf.check(form.csrf).map_err(fail)?;
     accounts::delete(state, &user, form.password, client)
         .await
