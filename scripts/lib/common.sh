@@ -163,7 +163,9 @@ ensure_avx2_shim() {
   ensure_reference_venv
   AVX2_SHIM=$CACHE/avx2-only.so
   if [ ! -f "$AVX2_SHIM" ] || [ "$ROOT/scripts/bench/avx2-only.c" -nt "$AVX2_SHIM" ]; then
-    gcc -O2 -shared -fPIC -o "$AVX2_SHIM" "$ROOT/scripts/bench/avx2-only.c"
+    # Callers test this function's status, which turns `set -e` off inside it.
+    gcc -O2 -shared -fPIC -o "$AVX2_SHIM" "$ROOT/scripts/bench/avx2-only.c" \
+      || die "building scripts/bench/avx2-only.c failed"
   fi
   LD_PRELOAD=$AVX2_SHIM "$REFERENCE_VENV/bin/python" -c '
 from numpy._core._multiarray_umath import __cpu_features__ as f

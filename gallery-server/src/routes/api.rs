@@ -45,7 +45,7 @@ async fn register(
     state: &State<AppState>,
     form: Result<Form<Credentials<'_>>, Errors<'_>>,
 ) -> Result<Reply> {
-    let form = form.map_err(|e| form_error(e))?;
+    let form = form.map_err(form_error)?;
     let id = accounts::create(state, form.username, form.password).await?;
     Ok(Reply {
         text: "/api/register successful!",
